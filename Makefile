@@ -1,0 +1,34 @@
+# predmaint: `make demo` runs the pipeline on embedded defaults, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup influxdb demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "predmaint needs Python 3.11 or 3.12 (bytewax 0.21.1 wheels)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,report]'
+	touch $@
+
+# The tests run a real InfluxDB 1.x (Debian package) on loopback.
+influxdb:
+	@command -v influxd >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null; }
+	@command -v influxd >/dev/null || { echo "influxd not installed"; exit 1; }
+
+demo: setup
+	$(BIN)/predmaint demo
+
+test: setup influxdb
+	$(BIN)/python -m pytest -q
+
+bench: setup influxdb
+	$(BIN)/predmaint bench
+
+clean:
+	rm -rf .predmaint

@@ -1,0 +1,100 @@
+"""Kafka outside the dataflow: topic admin and producing (kafka-python), reading a topic to its end.
+
+Inside the dataflow, bytewax's own Kafka connectors (confluent-kafka) are used;
+see :mod:`pipelines.dataflow`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Iterable
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from pipelines.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] | None = None) -> None:
+    """Create the pipeline's topics if they do not exist yet."""
+    names = list(topics or (kafka.telemetry_topic, kafka.dead_letter_topic, kafka.alerts_topic))
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="predmaint-admin")
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(n, kafka.partitions, kafka.replication_factor) for n in names if n not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def produce(kafka: KafkaSettings, topic: str, messages: Iterable, *, flush_every: int = 5000) -> int:
+    """Produce ``(key, value)`` pairs (or objects with ``key``/``value``); return the count."""
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, linger_ms=20, acks="all",
+                             max_request_size=8 << 20, batch_size=1 << 20)
+    count = 0
+    try:
+        for m in messages:
+            key, value = (m.key, m.value) if hasattr(m, "key") else m
+            producer.send(topic, key=key, value=value)
+            count += 1
+            if count % flush_every == 0:
+                producer.flush()
+        producer.flush()
+    finally:
+        producer.close()
+    return count
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[tuple[bytes | None, bytes]]:
+    """Every message currently in ``topic``, read with assigned partitions (no consumer group)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "predmaint-reader",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        parts = list(meta.topics[topic].partitions)
+        ends = {}
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        out: list[tuple[bytes | None, bytes]] = []
+        done = {p for p, high in ends.items() if high == 0}
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(parts) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == -191:  # _PARTITION_EOF
+                    if msg.offset() >= ends[msg.partition()]:
+                        done.add(msg.partition())
+                    continue
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            out.append((msg.key(), msg.value()))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+        return out
+    finally:
+        consumer.close()
+
+
+def dead_letter_value(reason: str, step: str, *, asset: str | None, sensor: str | None,
+                      topic: str | None, partition: int | None, offset: int | None,
+                      original: bytes | None) -> bytes:
+    """The dead-letter record: why, where it failed, and the original bytes as text."""
+    return json.dumps({
+        "reason": reason, "step": step, "asset": asset, "sensor": sensor,
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "original": None if original is None else original[:65536].decode("utf-8", "replace"),
+    }, separators=(",", ":")).encode()

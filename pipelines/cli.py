@@ -1,0 +1,138 @@
+"""The ``predmaint`` command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pipelines.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("predmaint")
+
+
+def _settings(args) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "bootstrap", None):
+        settings = settings.replace(kafka=dataclasses.replace(settings.kafka, bootstrap=args.bootstrap))
+    return settings
+
+
+def cmd_simulate(args) -> int:
+    from pipelines.runner import simulate
+
+    truth = simulate(_settings(args))
+    print(json.dumps({k: truth[k] for k in ("messages", "invalid_messages", "faults")}, indent=2))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from pipelines.runner import run_pipeline
+
+    settings = _settings(args)
+    if args.no_recovery:
+        settings = settings.replace(recovery=dataclasses.replace(settings.recovery, enabled=False))
+    addresses = args.addresses.split(";") if args.addresses else None
+    run_pipeline(settings, workers=args.workers, tail=not args.until_end,
+                 process_id=args.process_id, addresses=addresses)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Embedded broker + simulator + pipeline, bounded, then a per-asset summary."""
+    from connectors import kafka_io
+    from connectors.local_services import EmbeddedBroker
+    from connectors.storage import open_reader
+    from pipelines.runner import run_pipeline, simulate
+    from pipelines.summary import format_table, summarise, verdict
+
+    settings = _settings(args)
+    workdir = Path(args.workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    storage = settings.storage
+    if not os.environ.get("PREDMAINT_STORAGE_URL"):
+        storage = dataclasses.replace(storage, kind="sqlite", sqlite_path=str(workdir / "store.sqlite"))
+    settings = settings.replace(
+        storage=storage,
+        recovery=dataclasses.replace(settings.recovery, dir=str(workdir / "recovery")),
+        simulator=dataclasses.replace(settings.simulator,
+                                      ground_truth_path=str(workdir / "ground_truth.json")))
+    started = time.monotonic()
+    with EmbeddedBroker() as broker:
+        settings = settings.replace(kafka=dataclasses.replace(settings.kafka, bootstrap=broker.bootstrap))
+        print(f"demo: embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}")
+        truth = simulate(settings)
+        print(f"demo: simulated {settings.simulator.hours:g} h of {len(settings.fleet)} assets: "
+              f"{truth['messages']} messages + {truth['invalid_messages']} invalid ones "
+              f"({time.monotonic() - started:.1f} s)")
+        t0 = time.monotonic()
+        run_pipeline(settings, workers=args.workers, tail=False)
+        print(f"demo: pipeline consumed the topic in {time.monotonic() - t0:.1f} s")
+        dead = kafka_io.read_topic(broker.bootstrap, settings.kafka.dead_letter_topic)
+    where = storage.url if storage.kind != "sqlite" else storage.sqlite_path
+    print(f"demo: results in {storage.kind} store {where}; {len(dead)} message(s) in the dead-letter topic:")
+    for _, value in dead:
+        d = json.loads(value)
+        print(f"  - step={d['step']} asset={d['asset']} reason={d['reason']}")
+    rows = summarise(settings, open_reader(storage), truth)
+    print()
+    print(format_table(rows))
+    ok, text = verdict(rows)
+    print(f"\ndemo: {'OK' if ok else 'FAILED'}: {text} (total {time.monotonic() - started:.0f} s)")
+    return 0 if ok else 1
+
+
+def cmd_bench(args) -> int:
+    from pipelines.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="predmaint", description=__doc__)
+    parser.add_argument("--config", help="YAML settings file (default: the packaged default.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="produce a simulated fleet's telemetry to Kafka")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="run the streaming pipeline")
+    p.add_argument("--bootstrap")
+    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+    p.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
+    p.add_argument("-a", "--addresses", help="all cluster processes, 'host:port;host:port'")
+    p.add_argument("--until-end", action="store_true", help="stop at the end of the topic instead of tailing")
+    p.add_argument("--no-recovery", action="store_true", help="disable bytewax recovery (not advised)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="embedded broker + simulator + pipeline, then a summary")
+    p.add_argument("--workdir", default=".predmaint/demo")
+    p.add_argument("-w", "--workers", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="pipeline vs bare-loop throughput (make bench)")
+    p.add_argument("--windows", type=int, default=4000)
+    p.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"predmaint: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The predmaint dataflow: wiring only.
+
+::
+
+    telemetry (Kafka) -> decode -> snapshot_features -> event-time window per asset/sensor
+      -> window_features -> assess (model, health, alert rules) -> InfluxDB / alerts topic
+    every error stream (Kafka errors, invalid messages, late data) -> dead-letter topic + InfluxDB
+
+Kafka message keys are asset ids, so an asset's readings stay in one
+partition and in order; partitions are the unit of parallelism.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timedelta, timezone
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import operators as kop
+from bytewax.dataflow import Dataflow
+from bytewax.operators import windowing as win
+
+from connectors.kafka_io import dead_letter_value
+from connectors.storage_sink import StorageSink
+from pipelines import steps
+from pipelines.settings import Settings
+from pipelines.steps import DeadLetter
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _frozen_now() -> datetime:
+    # bytewax's EventClock adds elapsed *system* time to the watermark. After a
+    # restart that follows downtime longer than the allowed lateness, the backlog
+    # would then be judged late and dropped, and replays would close windows at
+    # speed-dependent moments. Holding "system time" still makes the watermark
+    # purely event-driven (newest event time minus the allowed lateness).
+    return EPOCH
+
+
+def _no_wakeup(close_time: datetime) -> None:
+    # With a frozen clock, only new events or the end of input close windows;
+    # waking on the default schedule would spin on historical data (bytewax #578).
+    return None
+
+
+def _snapshot_time(item: steps.Snapshot) -> datetime:
+    return item.event_time
+
+
+def _is(cls, x) -> bool:
+    return isinstance(x, cls)
+
+
+def _kafka_error(err) -> DeadLetter:
+    msg = err.msg
+    return DeadLetter(f"kafka: {err.err.str()}", "telemetry_in", topic=msg.topic, partition=msg.partition,
+                      offset=msg.offset, original=msg.value)
+
+
+def _late(length_s: float, item) -> DeadLetter:
+    window_id, snap = item
+    return DeadLetter(f"late: event time {snap.event_time.isoformat()} arrived after window {window_id} "
+                      f"closed", "window", snap.asset, snap.sensor,
+                      time_ns=snap.ts_ms * 1_000_000)
+
+
+def _dead_letter_message(d: DeadLetter) -> KafkaSinkMessage:
+    value = dead_letter_value(d.reason, d.step, asset=d.asset, sensor=d.sensor, topic=d.topic,
+                              partition=d.partition, offset=d.offset, original=d.original)
+    return KafkaSinkMessage(key=(d.asset or "").encode() or None, value=value)
+
+
+def _alert_message(settings: Settings, event) -> KafkaSinkMessage:
+    key, value = steps.alert_message(settings, event)
+    return KafkaSinkMessage(key=key, value=value)
+
+
+def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
+    """The dataflow for ``settings``; ``tail=False`` stops at the end of the topic (demo, tests, bench)."""
+    k = settings.kafka
+    brokers = [k.bootstrap]
+    flow = Dataflow("predmaint")
+    kin = kop.input("telemetry_in", flow, brokers=brokers, topics=[k.telemetry_topic], tail=tail)
+
+    decoded = op.map("decode", kin.oks, functools.partial(steps.decode, settings))
+    valid = op.branch("valid", decoded, functools.partial(_is, steps.Reading))
+    keyed = op.key_on("key_sensor", valid.trues, lambda r: r.key)
+    snaps = op.map_value("snapshot_features", keyed, functools.partial(steps.snapshot_features, settings))
+    snaps_ok = op.filter_value("snapshot_ok", snaps, functools.partial(_is, steps.Snapshot))
+    snaps_bad = op.filter_map_value(
+        "snapshot_failed", snaps, lambda s: s if isinstance(s, DeadLetter) else None)
+
+    wait = timedelta(seconds=settings.window.allowed_lateness_s)
+    clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
+                           now_getter=_frozen_now, to_system_utc=_no_wakeup)
+    windower = win.TumblingWindower(length=timedelta(seconds=settings.window.length_s), align_to=EPOCH)
+    windows = win.fold_window("window", snaps_ok, clock, windower,
+                              steps.window_new, steps.window_add, steps.window_merge)
+    features = op.map_value("window_features", windows.down,
+                            functools.partial(steps.window_features, settings.window.length_s))
+    scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings))
+
+    points = op.flat_map("to_points", scored, lambda kv: steps.to_points(settings, kv[1]))
+    events = op.flat_map("alert_events", scored, lambda kv: kv[1].events)
+    op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
+              KafkaSink(brokers, k.alerts_topic))
+
+    late = op.map("late", windows.late, lambda kv: _late(settings.window.length_s, kv[1]))
+    dead = op.merge("dead_letters", valid.falses, op.map("kafka_errors", kin.errs, _kafka_error),
+                    op.map("snapshot_failed_unkey", snaps_bad, lambda kv: kv[1]), late)
+    op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
+              KafkaSink(brokers, k.dead_letter_topic))
+    dead_points = op.map("dead_letter_points", dead, steps.dead_letter_point)
+    op.output("storage_out", op.merge("all_points", points, dead_points), StorageSink(settings.storage))
+    return flow

@@ -1,0 +1,340 @@
+"""One validated settings object for every predmaint command.
+
+Settings come from a YAML file (the packaged ``default.yaml`` unless
+``--config`` names another) and a few environment overrides for what differs
+per deployment (``PREDMAINT_KAFKA_BOOTSTRAP``, ``PREDMAINT_STORAGE_URL``...).
+Secrets are never in the file: the file names the environment variable that
+holds each one, and :class:`Secret` never prints its value.
+
+Every error names the file and the dotted path of the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+
+
+class SettingsError(ValueError):
+    """A configuration file that cannot be used; the message names the field."""
+
+
+class Secret:
+    """A secret read from the environment; prints as ``'***'``.
+
+    Examples
+    --------
+    >>> s = Secret("INFLUX_TOKEN", "t0ps3cret")
+    >>> s
+    Secret(INFLUX_TOKEN=***)
+    >>> s.get()
+    't0ps3cret'
+    """
+
+    __slots__ = ("env", "_value")
+
+    def __init__(self, env: str, value: str | None):
+        self.env = env
+        self._value = value
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.env}={'***' if self._value else 'unset'})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        # Re-read from the environment instead of pickling the value into
+        # bytewax recovery snapshots.
+        return (secret_from_env, (self.env,))
+
+
+def secret_from_env(env: str | None) -> Secret | None:
+    return Secret(env, os.environ.get(env)) if env else None
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str = "localhost:9092"
+    telemetry_topic: str = "telemetry"
+    dead_letter_topic: str = "telemetry.deadletter"
+    alerts_topic: str = "alerts"
+    partitions: int = 6
+    replication_factor: int = 1
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    length_s: float = 300.0
+    # How far behind the newest event an event may arrive and still count.
+    allowed_lateness_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    #: ``influx-v1`` (HTTP /write, InfluxDB 1.x), ``influx-v2`` (influxdb-client,
+    #: InfluxDB 1.8+, 2.x, 3.x) or ``sqlite`` (embedded local store).
+    kind: str = "sqlite"
+    url: str = "http://localhost:8086"
+    database: str = "predmaint"
+    retention_policy: str = ""
+    org: str = "predmaint"
+    bucket: str = "predmaint"
+    token_env: str = "PREDMAINT_INFLUX_TOKEN"
+    username_env: str = "PREDMAINT_INFLUX_USERNAME"
+    password_env: str = "PREDMAINT_INFLUX_PASSWORD"
+    sqlite_path: str = ".predmaint/store.sqlite"
+    batch_size: int = 5000
+    timeout_s: float = 15.0
+    max_retries: int = 5
+
+    def __post_init__(self):
+        if self.kind not in ("influx-v1", "influx-v2", "sqlite"):
+            raise SettingsError(f"storage.kind: {self.kind!r} is not one of influx-v1, influx-v2, sqlite")
+
+    @property
+    def token(self) -> Secret | None:
+        return secret_from_env(self.token_env)
+
+    @property
+    def username(self) -> str | None:
+        return os.environ.get(self.username_env) if self.username_env else None
+
+    @property
+    def password(self) -> Secret | None:
+        return secret_from_env(self.password_env)
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    enabled: bool = True
+    dir: str = ".predmaint/recovery"
+    partitions: int = 1
+    snapshot_interval_s: float = 10.0
+    backup_interval_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    #: A River pipeline by names, e.g. ``"StandardScaler | OneClassSVM"``, or
+    #: a dotted path to a class with ``learn_one``/``score_one``.
+    spec: str = "FeatureDeviation"
+    params: dict = field(default_factory=dict)
+    #: Windows a sensor only learns from before it may alert.
+    baseline_windows: int = 24
+    #: After the baseline, learn only from windows at least this healthy, so a
+    #: growing fault is not learned as the new normal.
+    learn_min_health: float = 80.0
+
+
+@dataclass(frozen=True)
+class AlertRuleSettings:
+    name: str = "health_low"
+    severity: str = "alarm"
+    raise_below: float = 40.0
+    clear_above: float = 70.0
+    on_delay_windows: int = 3
+    off_delay_windows: int = 3
+
+    def __post_init__(self):
+        if self.clear_above < self.raise_below:
+            raise SettingsError(f"alerts.rules[{self.name}]: clear_above {self.clear_above} "
+                                f"must be >= raise_below {self.raise_below} (hysteresis)")
+
+
+@dataclass(frozen=True)
+class SensorSettings:
+    sensor: str
+    kind: str
+    unit: str
+    sample_rate_hz: float = 0.0
+    axis: str = ""
+
+
+@dataclass(frozen=True)
+class BearingSettings:
+    n_elements: int = 9
+    ball_diameter_mm: float = 7.94
+    pitch_diameter_mm: float = 39.04
+    contact_angle_deg: float = 0.0
+
+
+@dataclass(frozen=True)
+class AssetSettings:
+    asset: str
+    site: str
+    line: str
+    sensors: tuple[SensorSettings, ...]
+    rpm: float = 1480.0
+    iso_group: int = 2
+    iso_foundation: str = "rigid"
+    bearing: BearingSettings = BearingSettings()
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    asset: str
+    kind: str = "outer_race"
+    start_h: float = 3.0
+    #: Hours for the defect to grow from onset to full severity.
+    growth_h: float = 2.0
+    severity: float = 1.0
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    hours: float = 6.0
+    start: str = "2026-01-01T00:00:00Z"
+    vibration_interval_s: float = 60.0
+    scalar_interval_s: float = 10.0
+    samples_per_snapshot: int = 4096
+    seed: int = 7
+    faults: tuple[FaultSettings, ...] = ()
+    #: Bad messages mixed in, to exercise the dead-letter path.
+    invalid_messages: int = 3
+    ground_truth_path: str = ".predmaint/ground_truth.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = KafkaSettings()
+    window: WindowSettings = WindowSettings()
+    storage: StorageSettings = StorageSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    model: ModelSettings = ModelSettings()
+    alert_rules: tuple[AlertRuleSettings, ...] = (AlertRuleSettings(),)
+    fleet: tuple[AssetSettings, ...] = ()
+    simulator: SimulatorSettings = SimulatorSettings()
+    source: str = "<defaults>"
+
+    def asset(self, asset_id: str) -> AssetSettings | None:
+        return self._assets().get(asset_id)
+
+    def sensor(self, asset_id: str, sensor_id: str) -> SensorSettings | None:
+        a = self.asset(asset_id)
+        if a is None:
+            return None
+        return next((s for s in a.sensors if s.sensor == sensor_id), None)
+
+    def _assets(self) -> dict[str, AssetSettings]:
+        cache = self.__dict__.get("_asset_index")
+        if cache is None:
+            cache = {a.asset: a for a in self.fleet}
+            object.__setattr__(self, "_asset_index", cache)
+        return cache
+
+    def replace(self, **sections: Any) -> "Settings":
+        return dataclasses.replace(self, **sections)
+
+
+_ENV_OVERRIDES = {
+    "PREDMAINT_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+    "PREDMAINT_STORAGE_KIND": ("storage", "kind"),
+    "PREDMAINT_STORAGE_URL": ("storage", "url"),
+    "PREDMAINT_INFLUX_DATABASE": ("storage", "database"),
+    "PREDMAINT_INFLUX_ORG": ("storage", "org"),
+    "PREDMAINT_INFLUX_BUCKET": ("storage", "bucket"),
+    "PREDMAINT_RECOVERY_DIR": ("recovery", "dir"),
+}
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from plain YAML data, naming ``where`` on error."""
+    if dataclasses.is_dataclass(cls):
+        if not isinstance(data, dict):
+            raise SettingsError(f"{where}: expected a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SettingsError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+        kwargs = {k: _build(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+    origin = typing.get_origin(cls)
+    if origin is tuple:
+        item_type = typing.get_args(cls)[0]
+        if not isinstance(data, list):
+            raise SettingsError(f"{where}: expected a list, got {type(data).__name__}")
+        return tuple(_build(item_type, v, f"{where}[{i}]") for i, v in enumerate(data))
+    if origin in (typing.Union, types.UnionType):
+        return data
+    if cls is dict:
+        if not isinstance(data, dict):
+            raise SettingsError(f"{where}: expected a mapping")
+        return data
+    if cls is float and isinstance(data, int) and not isinstance(data, bool):
+        return float(data)
+    if cls in (int, float, str, bool) and not (isinstance(data, cls) and not (cls is int and isinstance(data, bool))):
+        raise SettingsError(f"{where}: expected {cls.__name__}, got {data!r}")
+    return data
+
+
+def _fleet(doc: Any, where: str) -> tuple[AssetSettings, ...]:
+    """Flatten ``sites -> lines -> assets`` into assets that know their site and line."""
+    if not isinstance(doc, list):
+        raise SettingsError(f"{where}: expected a list of sites")
+    assets: list[AssetSettings] = []
+    seen: set[str] = set()
+    for i, site in enumerate(doc):
+        w = f"{where}[{i}]"
+        if not isinstance(site, dict) or "site" not in site:
+            raise SettingsError(f"{w}: each site needs 'site' and 'lines'")
+        for j, line in enumerate(site.get("lines", [])):
+            lw = f"{w}.lines[{j}]"
+            if not isinstance(line, dict) or "line" not in line:
+                raise SettingsError(f"{lw}: each line needs 'line' and 'assets'")
+            for k, asset in enumerate(line.get("assets", [])):
+                aw = f"{lw}.assets[{k}]"
+                if not isinstance(asset, dict):
+                    raise SettingsError(f"{aw}: expected a mapping")
+                a = _build(AssetSettings, {**asset, "site": site["site"], "line": line["line"]},
+                           f"{aw}({asset.get('asset', '?')})")
+                if a.asset in seen:
+                    raise SettingsError(f"{aw}: asset id {a.asset!r} appears twice")
+                seen.add(a.asset)
+                assets.append(a)
+    return tuple(assets)
+
+
+def load_settings(path: str | os.PathLike | None = None, environ: dict | None = None) -> Settings:
+    """Load and validate settings; ``path=None`` loads the packaged defaults."""
+    env = os.environ if environ is None else environ
+    src = Path(path) if path else DEFAULT_CONFIG
+    try:
+        doc = yaml.safe_load(src.read_text()) or {}
+    except OSError as exc:
+        raise SettingsError(f"{src}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{src}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SettingsError(f"{src}: top level must be a mapping")
+    doc = dict(doc)
+    for var, (section, key) in _ENV_OVERRIDES.items():
+        if env.get(var):
+            doc.setdefault(section, {})
+            doc[section] = {**doc[section], key: env[var]}
+    try:
+        fleet = _fleet(doc.pop("fleet", []), f"{src}: fleet")
+        settings = _build(Settings, {**doc, "source": str(src)}, str(src))
+    except SettingsError as exc:
+        msg = str(exc)
+        raise SettingsError(msg if msg.startswith(str(src)) else f"{src}: {msg}") from None
+    settings = dataclasses.replace(settings, fleet=fleet)
+    for fault in settings.simulator.faults:
+        if settings.asset(fault.asset) is None:
+            raise SettingsError(f"{src}: simulator.faults: asset {fault.asset!r} is not in the fleet")
+    return settings

@@ -1,0 +1,260 @@
+"""The functions and state the dataflow's operators call.
+
+Each function is one step of :mod:`pipelines.dataflow`, named after it. They
+hold no I/O: decoding uses the wire contract, features come from
+:mod:`features`, scoring from :mod:`models`; what to write where is decided by
+the sinks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import river
+
+from connectors.storage import Point
+from connectors.telemetry import InvalidMessage, Reading, decode_reading
+from features.aggregate import FeatureAccumulator
+from features.bearing import BearingGeometry
+from features.current import current_features
+from features.temperature import temperature_features
+from features.vibration import vibration_features
+from models.alerting import AlertEvent, AlertState
+from models.sensor_model import Assessment, SensorModel
+from pipelines.settings import AssetSettings, Settings
+
+#: Vibration bands whose RMS is reported (Hz); the last holds bearing resonances.
+VIBRATION_BANDS_HZ = ((10.0, 1000.0), (1000.0, 2500.0), (2500.0, 5000.0))
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An input that could not be processed, and why."""
+
+    reason: str
+    step: str
+    asset: str | None = None
+    sensor: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    original: bytes | None = None
+    time_ns: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one reading contributes to its sensor's window."""
+
+    asset: str
+    sensor: str
+    kind: str
+    ts_ms: int
+    features: dict | None = None  # vibration: per-snapshot features
+    values: tuple = ()  # scalar kinds: the readings themselves
+
+    @property
+    def event_time(self) -> datetime:
+        return datetime.fromtimestamp(self.ts_ms / 1000.0, tz=timezone.utc)
+
+
+@dataclass
+class SensorWindow:
+    """Accumulates one sensor's snapshots within one event-time window."""
+
+    kind: str = ""
+    asset: str = ""
+    sensor: str = ""
+    vibration: FeatureAccumulator = field(default_factory=FeatureAccumulator)
+    times_s: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WindowFeatures:
+    asset: str
+    sensor: str
+    kind: str
+    end_ns: int
+    features: dict
+
+
+@dataclass(frozen=True)
+class ScoredWindow:
+    window: WindowFeatures
+    assessment: Assessment
+    events: tuple[AlertEvent, ...]
+
+
+def decode(settings: Settings, msg) -> Reading | DeadLetter:
+    """Step ``decode``: parse the envelope and check it against the asset registry."""
+    where = dict(topic=msg.topic, partition=msg.partition, offset=msg.offset, original=msg.value,
+                 time_ns=_broker_time_ns(msg))
+    try:
+        reading = decode_reading(msg.value, msg.key)
+    except InvalidMessage as exc:
+        return DeadLetter(exc.reason, "decode", exc.asset, exc.sensor, **where)
+    asset = settings.asset(reading.asset)
+    if asset is None:
+        return DeadLetter(f"asset {reading.asset!r} is not in the registry", "decode",
+                          reading.asset, reading.sensor, **where)
+    sensor = settings.sensor(reading.asset, reading.sensor)
+    if sensor is None:
+        return DeadLetter(f"sensor {reading.sensor!r} is not registered for asset {reading.asset!r}",
+                          "decode", reading.asset, reading.sensor, **where)
+    if sensor.kind != reading.kind:
+        return DeadLetter(f"kind {reading.kind!r} differs from the registry's {sensor.kind!r}",
+                          "decode", reading.asset, reading.sensor, **where)
+    if reading.kind == "vibration" and sensor.sample_rate_hz and \
+            abs(reading.sample_rate_hz - sensor.sample_rate_hz) > 1e-6 * sensor.sample_rate_hz:
+        return DeadLetter(f"sample rate {reading.sample_rate_hz} Hz differs from the registry's "
+                          f"{sensor.sample_rate_hz} Hz", "decode", reading.asset, reading.sensor, **where)
+    if reading.kind == "current" and reading.channels != 3:
+        return DeadLetter(f"current needs 3 phase channels, got {reading.channels}", "decode",
+                          reading.asset, reading.sensor, **where)
+    return reading
+
+
+def _broker_time_ns(msg) -> int:
+    # The broker timestamp plus the offset keeps dead-letter points distinct and
+    # deterministic across replays.
+    ts = getattr(msg, "timestamp", None)
+    ms = ts[1] if isinstance(ts, tuple) and len(ts) == 2 and ts[1] and ts[1] > 0 else 0
+    return ms * 1_000_000 + (msg.offset or 0) % 1_000_000
+
+
+def vibration_parameters(asset: AssetSettings) -> dict:
+    b = asset.bearing
+    bearing = BearingGeometry(b.n_elements, b.ball_diameter_mm, b.pitch_diameter_mm, b.contact_angle_deg)
+    return dict(shaft_hz=asset.rpm / 60.0, bearing=bearing.multipliers(), iso_group=asset.iso_group,
+                iso_foundation=asset.iso_foundation, bands_hz=VIBRATION_BANDS_HZ)
+
+
+def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLetter:
+    """Step ``snapshot_features``: per-reading work done before windowing (the FFTs)."""
+    if reading.kind == "vibration":
+        try:
+            feats = vibration_features(reading.samples, reading.sample_rate_hz,
+                                       **vibration_parameters(settings.asset(reading.asset)))
+        except ValueError as exc:
+            return DeadLetter(f"vibration features: {exc}", "snapshot_features", reading.asset, reading.sensor)
+        return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms, features=feats)
+    values = reading.samples.reshape(-1, reading.channels)
+    return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms,
+                    values=tuple(map(tuple, values.tolist())))
+
+
+def window_new() -> SensorWindow:
+    return SensorWindow()
+
+
+def window_add(acc: SensorWindow, snap: Snapshot) -> SensorWindow:
+    acc.kind, acc.asset, acc.sensor = snap.kind, snap.asset, snap.sensor
+    if snap.kind == "vibration":
+        acc.vibration.add(snap.features)
+    else:
+        for row in snap.values:
+            acc.times_s.append(snap.ts_ms / 1000.0)
+            acc.values.append(row)
+    return acc
+
+
+def window_merge(a: SensorWindow, b: SensorWindow) -> SensorWindow:
+    a.kind, a.asset, a.sensor = a.kind or b.kind, a.asset or b.asset, a.sensor or b.sensor
+    a.vibration.merge(b.vibration)
+    a.times_s.extend(b.times_s)
+    a.values.extend(b.values)
+    return a
+
+
+def window_end_ns(window_id: int, length_s: float) -> int:
+    return int(round((window_id + 1) * length_s * 1e9))
+
+
+def window_features(length_s: float, item: tuple[int, SensorWindow]) -> WindowFeatures:
+    """Step ``window_features``: the closed window's features, stamped at the window end."""
+    window_id, acc = item
+    if acc.kind == "vibration":
+        feats = acc.vibration.result()
+    elif acc.kind == "temperature":
+        feats = temperature_features(np.asarray(acc.times_s), np.asarray([v[0] for v in acc.values]))
+        feats["readings"] = float(len(acc.values))
+    else:
+        feats = current_features(np.asarray(acc.values, dtype=float))
+        feats["readings"] = float(len(acc.values))
+    return WindowFeatures(acc.asset, acc.sensor, acc.kind, window_end_ns(window_id, length_s), feats)
+
+
+#: Window bookkeeping fields that describe the window, not the machine.
+NOT_MODELLED = ("snapshots", "readings", "env_band_lo_hz", "env_band_hi_hz", "iso_zone")
+
+
+@dataclass
+class SensorState:
+    """Everything the ``assess`` step remembers per sensor: model and alert states."""
+
+    model: SensorModel
+    alerts: dict[str, AlertState]
+
+
+def assess(settings: Settings, state: SensorState | None, w: WindowFeatures):
+    """Step ``assess``: score (then learn), compute health, advance the alert rules."""
+    if state is None:
+        m = settings.model
+        state = SensorState(SensorModel(m.spec, m.params, m.baseline_windows, m.learn_min_health),
+                            {r.name: AlertState(r) for r in settings.alert_rules})
+    x = {k: v for k, v in w.features.items() if k not in NOT_MODELLED}
+    assessment = state.model.assess(x)
+    events: list[AlertEvent] = []
+    if assessment.phase == "monitoring":
+        for rule_state in state.alerts.values():
+            events.extend(rule_state.update(w.asset, w.sensor, w.end_ns, assessment.health,
+                                            assessment.explanation))
+    return state, ScoredWindow(w, assessment, tuple(events))
+
+
+def model_name(settings: Settings) -> str:
+    return settings.model.spec.replace(" ", "")
+
+
+def to_points(settings: Settings, s: ScoredWindow) -> list[Point]:
+    """Step ``to_points``: features, health and alert events as InfluxDB points."""
+    w = s.window
+    asset = settings.asset(w.asset)
+    tags = {"site": asset.site, "line": asset.line, "asset": w.asset, "sensor": w.sensor}
+    fields = {k: float(v) for k, v in w.features.items() if math.isfinite(v)}
+    points = [Point("features", {**tags, "kind": w.kind}, fields, w.end_ns)]
+    a = s.assessment
+    points.append(Point("health", {**tags, "model": model_name(settings)},
+                        {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
+                         "learned": a.learned, "model_version": f"river-{river.__version__}"}, w.end_ns))
+    for e in s.events:
+        points.append(Point("alerts", {**tags, "rule": e.rule, "severity": e.severity},
+                            {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
+                             "health": e.health, "explanation": json.dumps(e.explanation)}, e.time_ns))
+    return points
+
+
+def alert_message(settings: Settings, e: AlertEvent) -> tuple[bytes, bytes]:
+    """Step ``alert_messages``: the alert event as published on the alerts topic."""
+    asset = settings.asset(e.asset)
+    doc = {
+        "v": 1, "event_id": e.event_id, "alert_id": e.alert_id, "state": e.state, "severity": e.severity,
+        "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
+        "time": datetime.fromtimestamp(e.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+        "health": e.health, "value": e.health, "explanation": e.explanation,
+        "model": model_name(settings), "notify": True,
+    }
+    return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
+
+
+def dead_letter_point(d: DeadLetter) -> Point:
+    return Point("deadletters", {"step": d.step},
+                 {"count": 1, "reason": d.reason, "asset": d.asset or "", "sensor": d.sensor or "",
+                  "partition": d.partition if d.partition is not None else -1,
+                  "offset": d.offset if d.offset is not None else -1}, d.time_ns)
