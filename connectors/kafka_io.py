@@ -54,36 +54,40 @@ def produce(kafka: KafkaSettings, topic: str, messages: Iterable, *, flush_every
     return count
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[tuple[bytes | None, bytes]]:
-    """Every message currently in ``topic``, read with assigned partitions (no consumer group)."""
-    from confluent_kafka import Consumer, TopicPartition
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0,
+               idle_s: float = 1.0) -> list[tuple[bytes | None, bytes]]:
+    """Every message currently in ``topic``, read with assigned partitions (no consumer group).
+
+    Reads until every partition has reported its end and nothing new arrived
+    for ``idle_s``: Tansu's high watermarks are not reliable enough to stop at.
+    """
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "predmaint-reader",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         meta = consumer.list_topics(topic, timeout=10)
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            raise RuntimeError(f"reading {topic}: topic not found on {bootstrap}")
         parts = list(meta.topics[topic].partitions)
-        ends = {}
-        for p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[p] = high
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
         out: list[tuple[bytes | None, bytes]] = []
-        done = {p for p, high in ends.items() if high == 0}
+        at_end: set[int] = set()
         deadline = time.monotonic() + timeout_s
-        while len(done) < len(parts) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
+        last_message = time.monotonic()
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
             if msg is None:
+                if len(at_end) == len(parts) and time.monotonic() - last_message > idle_s:
+                    break
                 continue
             if msg.error():
-                if msg.error().code() == -191:  # _PARTITION_EOF
-                    if msg.offset() >= ends[msg.partition()]:
-                        done.add(msg.partition())
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
                     continue
                 raise RuntimeError(f"reading {topic}: {msg.error()}")
+            last_message = time.monotonic()
             out.append((msg.key(), msg.value()))
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
         return out
     finally:
         consumer.close()

@@ -25,10 +25,16 @@ class ServiceError(RuntimeError):
     """A local service could not be started."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int = 1) -> list[int]:
+    """``n`` distinct free loopback ports (held open together so they differ)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _wait_until(check, timeout_s: float, what: str, proc: subprocess.Popen, log: Path) -> None:
@@ -82,7 +88,7 @@ class EmbeddedBroker(_Service):
 
     def __init__(self):
         super().__init__("tansu")
-        self.port = free_port()
+        self.port, = free_ports(1)
         self.bootstrap = f"127.0.0.1:{self.port}"
 
     def start(self) -> "EmbeddedBroker":
@@ -115,8 +121,7 @@ class LocalInfluxDB(_Service):
 
     def __init__(self):
         super().__init__("influxd")
-        self.http_port = free_port()
-        self.rpc_port = free_port()
+        self.http_port, self.rpc_port = free_ports(2)
         self.url = f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> "LocalInfluxDB":

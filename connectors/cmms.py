@@ -1,0 +1,453 @@
+"""Map predmaint alert events to HTTP requests for webhooks and CMMS APIs.
+
+Every mapper is a pure function: alert event (dict) in, :class:`HttpRequest`
+out. The request carries method, path (relative to the target's base URL),
+non-secret headers and the JSON body. Credentials are never part of an
+:class:`HttpRequest`; :func:`auth_headers` adds them at send time so that a
+request can be logged, compared in tests or stored without leaking a key.
+
+Targets
+-------
+``webhook``
+    Generic JSON webhook. ``POST`` to the configured URL; the body is a
+    Standard Webhooks style envelope ``{"type": "alert.<state>",
+    "timestamp": <event time>, "data": <event>}``; the caller signs it with
+    :mod:`connectors.webhooks` and uses the event id as ``webhook-id``, which
+    receivers use to deduplicate at-least-once retransmissions.
+``maintainx``
+    ``POST /v1/workorders`` (``Authorization: Bearer <key>``) with title,
+    description and priority ``NONE|LOW|MEDIUM|HIGH``; later events of the same
+    alert ``PATCH /v1/workorders/{id}``; a cleared alert sets the status to
+    ``DONE`` through ``PATCH /v1/workorders/{id}/status``.
+``upkeep``
+    ``POST /api/v2/work-orders`` (``Session-Token`` header) with priority
+    0-3 and ``assetId``; updates and completion (``status: complete``) use
+    ``PATCH /api/v2/work-orders/{id}``.
+``maximo``
+    IBM Maximo service request: ``POST /maximo/api/os/mxapisr?lean=1``
+    (``apikey`` header). The created resource's ``href`` identifies it;
+    updates ``POST {href}?lean=1`` with ``x-method-override: PATCH`` and
+    ``patchtype: MERGE``; a cleared alert calls the ``changeStatus`` action
+    (status ``RESOLVED`` by default).
+
+None of these APIs documents an idempotency header, so the caller keeps the
+alert-id -> work-order-id map (see :mod:`connectors.delivery`) and passes the
+known id to :func:`build_request`.
+
+Status values for closing (``DONE``, ``complete``, ``RESOLVED``) are defaults
+taken from public descriptions of those APIs, not verified against live
+tenants; each target can override them with ``close_status``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+__all__ = [
+    "KINDS",
+    "MAINTAINX_PRIORITY",
+    "MAXIMO_PRIORITY",
+    "UPKEEP_PRIORITY",
+    "WEBHOOK_SEVERITY",
+    "AlertMappingError",
+    "HttpRequest",
+    "auth_headers",
+    "build_request",
+    "description",
+    "extract_work_order_id",
+    "title",
+]
+
+#: Target kinds understood by :func:`build_request`.
+KINDS = ("webhook", "maintainx", "upkeep", "maximo")
+
+# Severity -> priority tables. Explicit so a new severity fails loudly
+# (AlertMappingError) instead of silently landing on a default priority.
+
+#: Generic webhook: severity is passed through, but only known values.
+WEBHOOK_SEVERITY: dict[str, str] = {"warning": "warning", "alarm": "alarm", "critical": "critical"}
+#: MaintainX priorities are NONE/LOW/MEDIUM/HIGH; NONE is kept for humans.
+MAINTAINX_PRIORITY: dict[str, str] = {"warning": "LOW", "alarm": "MEDIUM", "critical": "HIGH"}
+#: UpKeep priority 0 (none) .. 3 (highest); 0 is never assigned by an alert.
+UPKEEP_PRIORITY: dict[str, int] = {"warning": 1, "alarm": 2, "critical": 3}
+#: Maximo ticket priority: 1 is the most urgent.
+MAXIMO_PRIORITY: dict[str, int] = {"warning": 3, "alarm": 2, "critical": 1}
+
+_PRIORITY_TABLES: dict[str, Mapping[str, Any]] = {
+    "webhook": WEBHOOK_SEVERITY,
+    "maintainx": MAINTAINX_PRIORITY,
+    "upkeep": UPKEEP_PRIORITY,
+    "maximo": MAXIMO_PRIORITY,
+}
+
+_DEFAULT_CLOSE_STATUS = {"maintainx": "DONE", "upkeep": "complete", "maximo": "RESOLVED"}
+_STATES = ("raised", "escalated", "cleared")
+# Maximo's DESCRIPTION column is 100 characters; the rest goes to the long
+# description.
+_MAXIMO_DESC_MAX = 100
+
+
+class AlertMappingError(ValueError):
+    """An alert event that cannot be mapped (unknown severity/state/kind).
+
+    Retrying cannot fix it, so the delivery layer treats it as permanent.
+    """
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request, without credentials.
+
+    Attributes
+    ----------
+    method : str
+        ``GET``, ``POST`` or ``PATCH``.
+    path : str
+        Path (with query) appended to the target's base URL; ``""`` means
+        the URL itself (generic webhook).
+    headers : dict
+        Non-secret headers (content type, Maximo method override...).
+    json : dict
+        Body, serialised by :meth:`body_bytes`.
+    action : str
+        ``create``, ``update``, ``close`` or ``notify`` (generic webhook), used
+        by the caller to maintain the work-order map.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: dict[str, Any] = field(default_factory=dict)
+    action: str = "notify"
+
+    def body_bytes(self) -> bytes:
+        """Serialise :attr:`json` compactly and deterministically.
+
+        Deterministic bytes matter: the webhook signature covers the exact
+        body, and retries of one event should send the same payload.
+
+        Examples
+        --------
+        >>> HttpRequest("POST", "", json={"b": 1, "a": "é"}).body_bytes()
+        b'{"a":"\\xc3\\xa9","b":1}'
+        """
+        return json.dumps(self.json, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8")
+
+
+def _priority(kind: str, event: Mapping[str, Any]) -> Any:
+    table = _PRIORITY_TABLES[kind]
+    severity = event.get("severity")
+    try:
+        return table[severity]
+    except (KeyError, TypeError):
+        raise AlertMappingError(
+            f"unknown severity {severity!r} for {kind} (asset {event.get('asset')!r}, "
+            f"alert {event.get('alert_id')!r}); known: {sorted(table)}"
+        ) from None
+
+
+def _state(event: Mapping[str, Any]) -> str:
+    state = event.get("state")
+    if state not in _STATES:
+        raise AlertMappingError(
+            f"unknown alert state {state!r} (asset {event.get('asset')!r}, "
+            f"alert {event.get('alert_id')!r}); known: {list(_STATES)}"
+        )
+    return state
+
+
+def title(event: Mapping[str, Any]) -> str:
+    """Short human title for a work order.
+
+    Examples
+    --------
+    >>> title({"severity": "critical", "asset": "pump-03", "rule": "health_low",
+    ...        "site": "plant-1", "line": "line-a", "sensor": "de-accel"})
+    'CRITICAL pump-03 (plant-1/line-a): health_low on de-accel'
+    """
+    return (f"{str(event.get('severity', '')).upper()} {event.get('asset')} "
+            f"({event.get('site')}/{event.get('line')}): {event.get('rule')} on {event.get('sensor')}")
+
+
+def _fmt_num(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def description(event: Mapping[str, Any], max_features: int = 5) -> str:
+    """Plain-text description: state, numbers and the top explanation features.
+
+    Examples
+    --------
+    >>> print(description({"state": "raised", "severity": "alarm", "asset": "p1",
+    ...     "site": "s", "line": "l", "sensor": "x", "rule": "health_low",
+    ...     "time": "2026-11-23T12:05:00Z", "health": 23.5, "value": 23.5,
+    ...     "alert_id": "00ff00ff00ff00ff", "event_id": "00ff00ff00ff00ff:1",
+    ...     "model": "hst", "explanation": [{"feature": "env_bpfo", "value": 0.9,
+    ...     "baseline_mean": 0.1, "z": 8.1}]}))
+    Alert raised (alarm) on asset p1 at s/l, sensor x, rule health_low.
+    Time: 2026-11-23T12:05:00Z; health 23.5; value 23.5; model hst.
+    Top contributing features:
+    - env_bpfo = 0.9 (baseline 0.1, z = 8.1)
+    predmaint alert 00ff00ff00ff00ff, event 00ff00ff00ff00ff:1
+    """
+    lines = [
+        f"Alert {event.get('state')} ({event.get('severity')}) on asset {event.get('asset')} "
+        f"at {event.get('site')}/{event.get('line')}, sensor {event.get('sensor')}, "
+        f"rule {event.get('rule')}.",
+        f"Time: {event.get('time')}; health {_fmt_num(event.get('health'))}; "
+        f"value {_fmt_num(event.get('value'))}; model {event.get('model')}.",
+    ]
+    expl = event.get("explanation") or []
+    if expl:
+        lines.append("Top contributing features:")
+        for item in list(expl)[:max_features]:
+            lines.append(
+                f"- {item.get('feature')} = {_fmt_num(item.get('value'))} "
+                f"(baseline {_fmt_num(item.get('baseline_mean'))}, z = {_fmt_num(item.get('z'))})"
+            )
+    lines.append(f"predmaint alert {event.get('alert_id')}, event {event.get('event_id')}")
+    return "\n".join(lines)
+
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def _asset_ref(options: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
+    # CMMS asset ids are the CMMS's own (MaintainX integers, UpKeep object ids,
+    # Maximo assetnum); the pipeline's asset name maps to them through config.
+    return (options.get("asset_ids") or {}).get(event.get("asset"))
+
+
+def _webhook(event: Mapping[str, Any], options: Mapping[str, Any]) -> HttpRequest:
+    _priority("webhook", event)
+    state = _state(event)
+    body = {"type": f"alert.{state}", "timestamp": event.get("time"), "data": dict(event)}
+    return HttpRequest("POST", "", dict(_JSON_HEADERS), body, "notify")
+
+
+def _maintainx(event: Mapping[str, Any], wo_id: str | None, options: Mapping[str, Any]) -> HttpRequest:
+    state = _state(event)
+    priority = _priority("maintainx", event)
+    if wo_id is None:
+        if state == "cleared":
+            raise AlertMappingError("a cleared alert without a work order cannot be closed")
+        body: dict[str, Any] = {
+            "title": title(event),
+            "description": description(event),
+            "priority": priority,
+            "externalData": {"predmaintAlertId": event.get("alert_id")},
+        }
+        asset = _asset_ref(options, event)
+        if asset is not None:
+            body["assetId"] = asset
+        body.update(options.get("defaults") or {})
+        return HttpRequest("POST", "/v1/workorders", dict(_JSON_HEADERS), body, "create")
+    wid = quote(str(wo_id), safe="")
+    if state == "cleared":
+        status = options.get("close_status") or _DEFAULT_CLOSE_STATUS["maintainx"]
+        return HttpRequest("PATCH", f"/v1/workorders/{wid}/status", dict(_JSON_HEADERS),
+                           {"status": status}, "close")
+    return HttpRequest("PATCH", f"/v1/workorders/{wid}", dict(_JSON_HEADERS),
+                       {"title": title(event), "description": description(event),
+                        "priority": priority}, "update")
+
+
+def _upkeep(event: Mapping[str, Any], wo_id: str | None, options: Mapping[str, Any]) -> HttpRequest:
+    state = _state(event)
+    priority = _priority("upkeep", event)
+    if wo_id is None:
+        if state == "cleared":
+            raise AlertMappingError("a cleared alert without a work order cannot be closed")
+        body: dict[str, Any] = {"title": title(event), "description": description(event),
+                                "priority": priority}
+        asset = _asset_ref(options, event)
+        if asset is not None:
+            body["assetId"] = asset
+        body.update(options.get("defaults") or {})
+        return HttpRequest("POST", "/api/v2/work-orders", dict(_JSON_HEADERS), body, "create")
+    wid = quote(str(wo_id), safe="")
+    if state == "cleared":
+        status = options.get("close_status") or _DEFAULT_CLOSE_STATUS["upkeep"]
+        return HttpRequest("PATCH", f"/api/v2/work-orders/{wid}", dict(_JSON_HEADERS),
+                           {"status": status, "description": description(event)}, "close")
+    return HttpRequest("PATCH", f"/api/v2/work-orders/{wid}", dict(_JSON_HEADERS),
+                       {"title": title(event), "description": description(event),
+                        "priority": priority}, "update")
+
+
+def _maximo_path(href: str) -> str:
+    # Maximo hands back an absolute href; only its path is kept so the target's
+    # configured base URL (which may be a proxy) stays in charge.
+    path = urlsplit(href).path or href
+    if not path.startswith("/"):
+        path = "/" + path
+    return path
+
+
+def _maximo(event: Mapping[str, Any], wo_id: str | None, options: Mapping[str, Any]) -> HttpRequest:
+    state = _state(event)
+    priority = _priority("maximo", event)
+    if wo_id is None:
+        if state == "cleared":
+            raise AlertMappingError("a cleared alert without a service request cannot be closed")
+        body: dict[str, Any] = {
+            "description": title(event)[:_MAXIMO_DESC_MAX],
+            "description_longdescription": description(event),
+            "reportedpriority": priority,
+            "externalrecid": event.get("alert_id"),
+        }
+        asset = _asset_ref(options, event)
+        if asset is not None:
+            body["assetnum"] = asset
+        body.update(options.get("defaults") or {})
+        # 'properties' makes Maximo return the new record's href (and ticketid)
+        # in the 201 body, besides the Location header.
+        headers = dict(_JSON_HEADERS, properties="ticketid,href")
+        return HttpRequest("POST", "/maximo/api/os/mxapisr?lean=1", headers, body, "create")
+    path = _maximo_path(str(wo_id))
+    # Maximo updates are POSTs with a method override; MERGE keeps fields we
+    # do not send (a plain PATCH would reset child objects).
+    headers = dict(_JSON_HEADERS, **{"x-method-override": "PATCH"})
+    if state == "cleared":
+        status = options.get("close_status") or _DEFAULT_CLOSE_STATUS["maximo"]
+        return HttpRequest("POST", f"{path}?action=wsmethod:changeStatus&lean=1", headers,
+                           {"status": status, "memo": f"predmaint: alert {event.get('alert_id')} cleared"},
+                           "close")
+    headers["patchtype"] = "MERGE"
+    return HttpRequest("POST", f"{path}?lean=1", headers,
+                       {"description": title(event)[:_MAXIMO_DESC_MAX],
+                        "description_longdescription": description(event),
+                        "reportedpriority": priority}, "update")
+
+
+def build_request(kind: str, event: Mapping[str, Any], work_order_id: str | None = None,
+                  options: Mapping[str, Any] | None = None) -> HttpRequest:
+    """Map one alert event to the request for one target.
+
+    Parameters
+    ----------
+    kind : {"webhook", "maintainx", "upkeep", "maximo"}
+        Target kind.
+    event : mapping
+        Alert event as produced on the ``alerts`` topic.
+    work_order_id : str, optional
+        Work order (or Maximo href) already created for this alert on this
+        target; ``None`` creates one. Ignored by ``webhook``.
+    options : mapping, optional
+        Target options: ``asset_ids`` (pipeline asset -> CMMS asset id),
+        ``defaults`` (extra fields merged into the create body, e.g. Maximo
+        ``siteid``) and ``close_status``.
+
+    Returns
+    -------
+    HttpRequest
+        The request, without credentials.
+
+    Raises
+    ------
+    AlertMappingError
+        Unknown kind, state or severity, or a cleared alert without a work
+        order on a CMMS target.
+
+    Examples
+    --------
+    >>> ev = {"state": "raised", "severity": "critical", "asset": "pump-03",
+    ...       "alert_id": "a1", "event_id": "a1:1"}
+    >>> r = build_request("maintainx", ev)
+    >>> (r.method, r.path, r.json["priority"], r.action)
+    ('POST', '/v1/workorders', 'HIGH', 'create')
+    >>> r = build_request("upkeep", dict(ev, state="cleared"), work_order_id="Xy12")
+    >>> (r.method, r.path, r.json["status"], r.action)
+    ('PATCH', '/api/v2/work-orders/Xy12', 'complete', 'close')
+    """
+    options = options or {}
+    if kind == "webhook":
+        return _webhook(event, options)
+    if kind == "maintainx":
+        return _maintainx(event, work_order_id, options)
+    if kind == "upkeep":
+        return _upkeep(event, work_order_id, options)
+    if kind == "maximo":
+        return _maximo(event, work_order_id, options)
+    raise AlertMappingError(f"unknown target kind {kind!r}; known: {list(KINDS)}")
+
+
+def auth_headers(kind: str, secret: str | None) -> dict[str, str]:
+    """Credential headers for a target kind.
+
+    The returned dict contains the secret: send it, never log or store it.
+    ``webhook`` targets authenticate by signature instead (see
+    :mod:`connectors.webhooks`), so they get no header here.
+
+    Examples
+    --------
+    >>> sorted(auth_headers("upkeep", "t"))
+    ['Session-Token']
+    >>> auth_headers("webhook", "t")
+    {}
+    """
+    if kind == "webhook" or not secret:
+        return {}
+    if kind == "maintainx":
+        return {"Authorization": f"Bearer {secret}"}
+    if kind == "upkeep":
+        return {"Session-Token": secret}
+    if kind == "maximo":
+        return {"apikey": secret}
+    raise AlertMappingError(f"unknown target kind {kind!r}")
+
+
+def extract_work_order_id(kind: str, status: int, headers: Mapping[str, str],
+                          body: bytes | None) -> str | None:
+    """Find the created work order's id in a CMMS response.
+
+    Parameters
+    ----------
+    kind : str
+        Target kind.
+    status : int
+        HTTP status (only 2xx responses are inspected).
+    headers : mapping
+        Response headers (names case-insensitive); Maximo's ``Location``.
+    body : bytes or None
+        Response body.
+
+    Returns
+    -------
+    str or None
+        MaintainX/UpKeep id, Maximo resource href (path), or ``None``.
+
+    Examples
+    --------
+    >>> extract_work_order_id("maintainx", 201, {}, b'{"id": 42}')
+    '42'
+    >>> extract_work_order_id("upkeep", 200, {}, b'{"success": true, "result": {"id": "Ab1"}}')
+    'Ab1'
+    >>> extract_work_order_id("maximo", 201, {"Location": "https://m/maximo/api/os/mxapisr/_U1IvMTAwMQ--"}, b"")
+    '/maximo/api/os/mxapisr/_U1IvMTAwMQ--'
+    """
+    if not 200 <= status < 300 or kind == "webhook":
+        return None
+    doc: Any = None
+    if body:
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+    if kind == "maximo":
+        lower = {str(k).lower(): v for k, v in headers.items()}
+        href = lower.get("location") or (doc.get("href") if isinstance(doc, dict) else None)
+        return _maximo_path(str(href)) if href else None
+    if not isinstance(doc, dict):
+        return None
+    # MaintainX answers {"id": ...} on create and {"workOrder": {...}} on GET;
+    # UpKeep wraps records in {"success": true, "result": {...}}.
+    for candidate in (doc, doc.get("result"), doc.get("workOrder"), doc.get("data")):
+        if isinstance(candidate, dict) and candidate.get("id") not in (None, ""):
+            return str(candidate["id"])
+    return None

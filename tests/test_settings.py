@@ -1,0 +1,55 @@
+"""Settings: defaults load, errors name file and field, secrets never print."""
+
+import pickle
+
+import pytest
+import yaml
+
+from pipelines.settings import DEFAULT_CONFIG, Secret, SettingsError, load_settings
+
+
+def write(tmp_path, mutate):
+    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    mutate(doc)
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def test_defaults_describe_a_fleet_with_a_fault():
+    s = load_settings()
+    assert len(s.fleet) >= 5
+    assert s.simulator.faults and s.asset(s.simulator.faults[0].asset) is not None
+    assert s.sensor("pump-01", "de-accel").sample_rate_hz >= 10_000
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["kafka"].update(partitons=3), "kafka: unknown field(s) ['partitons']"),
+    (lambda d: d["window"].update(length_s="five"), "window.length_s: expected float"),
+    (lambda d: d["storage"].update(kind="mongo"), "storage.kind: 'mongo' is not one of"),
+    (lambda d: d["alert_rules"][0].update(clear_above=10), "clear_above 10"),
+    (lambda d: d["simulator"]["faults"][0].update(asset="nope"), "asset 'nope' is not in the fleet"),
+    (lambda d: d["fleet"][0]["lines"][0]["assets"].append(dict(d["fleet"][0]["lines"][0]["assets"][0])),
+     "appears twice"),
+    (lambda d: d["fleet"][0]["lines"][0]["assets"][0].update(rpm="fast"), "assets[0](pump-01).rpm"),
+])
+def test_errors_name_the_file_and_field(tmp_path, mutate, message):
+    path = write(tmp_path, mutate)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_environment_overrides(tmp_path):
+    s = load_settings(environ={"PREDMAINT_KAFKA_BOOTSTRAP": "kafka:9092", "PREDMAINT_STORAGE_KIND": "influx-v2"})
+    assert s.kafka.bootstrap == "kafka:9092" and s.storage.kind == "influx-v2"
+
+
+def test_secrets_are_hidden_and_not_pickled(monkeypatch):
+    monkeypatch.setenv("PREDMAINT_INFLUX_TOKEN", "sup3r-s3cret")
+    s = load_settings()
+    token = s.storage.token
+    assert token.get() == "sup3r-s3cret"
+    assert "sup3r" not in repr(token) and "sup3r" not in str(s) and "sup3r" not in repr(s.storage)
+    assert b"sup3r" not in pickle.dumps(token)
+    assert isinstance(pickle.loads(pickle.dumps(token)), Secret)

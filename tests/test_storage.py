@@ -1,0 +1,41 @@
+"""Storage writers: line protocol, InfluxDB's overwrite rule, and the real InfluxDB 1.x server."""
+
+import pytest
+
+from connectors.storage import InfluxV1Writer, Point, SQLiteStore, StorageError
+from pipelines.settings import StorageSettings
+
+
+def test_line_protocol_escapes_and_types():
+    p = Point("m x", {"asset": "a,b=c", "empty": ""}, {"f": 1.5, "i": 3, "b": False, "s": 'say "hi"'}, 7)
+    assert p.to_line() == 'm\\ x,asset=a\\,b\\=c f=1.5,i=3i,b=false,s="say \\"hi\\"" 7'
+
+
+def test_sqlite_store_overwrites_same_series_and_time_and_merges_fields(tmp_path):
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    store.write([Point("health", {"asset": "a"}, {"health": 90.0, "phase": "x"}, 1)])
+    store.write([Point("health", {"asset": "a"}, {"health": 80.0}, 1),
+                 Point("health", {"asset": "b"}, {"health": 70.0}, 1)])
+    a = store.points("health", asset="a")
+    assert len(a) == 1 and a[0].fields == {"health": 80.0, "phase": "x"}
+    assert len(store.points("health")) == 2
+
+
+@pytest.mark.integration
+def test_influx_v1_writer_round_trip_and_overwrite(influxdb):
+    settings = StorageSettings(kind="influx-v1", url=influxdb.url, database="storage_test", batch_size=2)
+    w = InfluxV1Writer(settings)
+    pts = [Point("health", {"asset": f"a{i % 2}"}, {"health": float(i)}, 1_000 + i) for i in range(5)]
+    w.write(pts)
+    w.write(pts[:2])  # replay: overwrites, no duplicates
+    got = w.points("health")
+    assert [(p.tags["asset"], p.fields["health"], p.time_ns) for p in got] == \
+        [(p.tags["asset"], p.fields["health"], p.time_ns) for p in pts]
+    assert w.points("health", asset="a1")[0].fields["health"] == 1.0
+
+
+@pytest.mark.integration
+def test_influxql_error_is_reported(influxdb):
+    w = InfluxV1Writer(StorageSettings(kind="influx-v1", url=influxdb.url, database="storage_test"))
+    with pytest.raises(StorageError, match="error parsing query"):
+        w.query("SELEKT nonsense")
