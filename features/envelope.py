@@ -127,9 +127,9 @@ def _band_kurtosis(z: np.ndarray) -> np.ndarray:
     e2 = np.abs(z[:, m // 4 : 3 * m // 4])
     e2 *= e2
     e2 *= _central_inverse_window_sq(m)
-    p2 = np.maximum(e2.sum(axis=1), _TINY)
+    p2 = np.maximum(e2.sum(axis=1), _TINY)  # an all-zero band scores -2, not NaN
     e2 *= e2
-    return e2.sum(axis=1) * e2.shape[1] / (p2 * p2) - 2.0
+    return e2.sum(axis=1) * e2.shape[1] / p2 / p2 - 2.0
 
 
 @lru_cache(maxsize=32)
@@ -167,7 +167,7 @@ def _select(
         # Rank by the kurtosis z-score, not raw kurtosis: the estimator's spread
         # falls as 1 / sqrt(independent envelope samples), i.e. band width, so
         # raw kurtosis picks narrow noise bands by chance. On the CWRU outer-race
-        # and early IMS files this doubled the BPFO line-to-floor ratio.
+        # and early IMS files this more than doubled the BPFO line-to-floor ratio.
         score = _band_kurtosis(z)
         i = int(score.argmax())
         if score[i] * math.sqrt(width) > best_score:
@@ -303,7 +303,9 @@ def _check_band(band_hz, nyquist_hz: float) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in band_hz)
     except (TypeError, ValueError):
-        raise ValueError(f"envelope band must be a (lo_hz, hi_hz) pair, got {band_hz!r}") from None
+        raise ValueError(
+            f"envelope band must be a (lo_hz, hi_hz) pair, got {band_hz!r}"
+        ) from None
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi <= nyquist_hz):
         raise ValueError(
             f"envelope band must satisfy 0 < lo < hi <= {nyquist_hz:.6g} Hz (Nyquist), "
@@ -339,8 +341,9 @@ def line_ratio(
     freq, amp = interpolated_peak(a, lo + int(a[lo : hi + 1].argmax()), env.bin_hz)
     if amp == 0.0:
         return freq, 0.0, 0.0
-    left = a[max(lo - _FLOOR_GUARD_BINS - FLOOR_HALF_WIDTH_BINS, 1) : max(lo - _FLOOR_GUARD_BINS, 1)]
-    right = a[hi + 1 + _FLOOR_GUARD_BINS : hi + 1 + _FLOOR_GUARD_BINS + FLOOR_HALF_WIDTH_BINS]
+    gap = _FLOOR_GUARD_BINS
+    left = a[max(lo - gap - FLOOR_HALF_WIDTH_BINS, 1) : max(lo - gap, 1)]
+    right = a[hi + 1 + gap : hi + 1 + gap + FLOOR_HALF_WIDTH_BINS]
     neighbours = np.concatenate((left, right))
     if neighbours.size == 0:
         return freq, amp, math.nan
@@ -367,8 +370,9 @@ def envelope_line_features(
     --------
     >>> a = np.r_[np.ones(50), 10.0, np.ones(49), 4.0, np.ones(60)]
     >>> env = EnvelopeSpectrum(a, 1.0, 2e3, 4e3)
-    >>> envelope_line_features(env, {"bpfo": 50.0}, 0.03)
-    {'env_bpfo': 10.0, 'env_bpfo_h2': 4.0, 'env_bpfo_ratio': 10.0, 'env_band_lo_hz': 2000.0, 'env_band_hi_hz': 4000.0}
+    >>> envelope_line_features(env, {"bpfo": 50.0}, 0.03)  # doctest: +NORMALIZE_WHITESPACE
+    {'env_bpfo': 10.0, 'env_bpfo_h2': 4.0, 'env_bpfo_ratio': 10.0,
+     'env_band_lo_hz': 2000.0, 'env_band_hi_hz': 4000.0}
     """
     out: dict[str, float] = {}
     for name, f in lines_hz.items():

@@ -14,7 +14,9 @@ Conventions
   and its window leakage would otherwise sit in bin 1.
 * Peak amplitude: the largest bin in the search window, corrected for the Hann
   scalloping loss (up to 1.42 dB between bins) by interpolating on the two
-  neighbours, so a sine reads its amplitude wherever it falls.
+  neighbours, so a sine reads its amplitude wherever it falls. The correction
+  assumes a tone: on a noise-only window it can raise the reading by up to
+  18 %, the same way in every window.
 * Band RMS: Parseval on the windowed spectrum, ``sqrt(sum(a**2) / (2 * 1.5))``
   over the bins whose centre lies in ``[lo, hi]``. A tone within about two bins
   of a band edge is partly counted, because the Hann main lobe is four bins wide.

@@ -90,6 +90,37 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_notify(args) -> int:
+    """Deliver alert events from the alerts topic to the configured targets."""
+    import signal
+    import threading
+
+    from connectors.delivery import deadletter_to_influx, run_notify
+    from connectors.storage import Point, open_writer
+
+    settings = _settings(args)
+    if not settings.notify.targets:
+        print("predmaint notify: no targets configured (notify.targets)", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    writer = open_writer(settings.storage)
+
+    def record_dead_letter(record: dict) -> None:
+        d = deadletter_to_influx(record)
+        writer.write([Point(d["measurement"], d["tags"], d["fields"], d["time"])])
+
+    try:
+        stats = run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
+                           outbox_path=settings.notify.outbox_path, targets=settings.notify.targets,
+                           stop_after_idle_s=args.exit_when_idle, on_deadletter=record_dead_letter, stop=stop)
+    finally:
+        writer.close()
+    print(stats)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from pipelines.bench import main as bench_main
 
@@ -114,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--until-end", action="store_true", help="stop at the end of the topic instead of tailing")
     p.add_argument("--no-recovery", action="store_true", help="disable bytewax recovery (not advised)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("notify", help="deliver alert events to webhooks and CMMS work orders")
+    p.add_argument("--bootstrap")
+    p.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                   help="return once nothing arrived or is pending for this long (default: run until stopped)")
+    p.set_defaults(func=cmd_notify)
 
     p = sub.add_parser("demo", help="embedded broker + simulator + pipeline, then a summary")
     p.add_argument("--workdir", default=".predmaint/demo")

@@ -79,6 +79,7 @@ def _alert_message(settings: Settings, event) -> KafkaSinkMessage:
 
 def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     """The dataflow for ``settings``; ``tail=False`` stops at the end of the topic (demo, tests, bench)."""
+    steps.check_registry(settings)
     k = settings.kafka
     brokers = [k.bootstrap]
     flow = Dataflow("predmaint")

@@ -207,6 +207,19 @@ class SimulatorSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Alert delivery (``predmaint notify``): outbox file and targets.
+
+    Each target is ``{name, kind: webhook|maintainx|upkeep|maximo, url,
+    secret_env, timeout_s, max_attempts, backoff_base_s, backoff_max_s}``;
+    see :class:`connectors.delivery.Target`.
+    """
+
+    outbox_path: str = ".predmaint/outbox.sqlite"
+    targets: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = KafkaSettings()
     window: WindowSettings = WindowSettings()
@@ -216,6 +229,7 @@ class Settings:
     alert_rules: tuple[AlertRuleSettings, ...] = (AlertRuleSettings(),)
     fleet: tuple[AssetSettings, ...] = ()
     simulator: SimulatorSettings = SimulatorSettings()
+    notify: NotifySettings = NotifySettings()
     source: str = "<defaults>"
 
     def asset(self, asset_id: str) -> AssetSettings | None:
@@ -334,7 +348,18 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
         msg = str(exc)
         raise SettingsError(msg if msg.startswith(str(src)) else f"{src}: {msg}") from None
     settings = dataclasses.replace(settings, fleet=fleet)
+    _check_targets(settings, src)
     for fault in settings.simulator.faults:
         if settings.asset(fault.asset) is None:
             raise SettingsError(f"{src}: simulator.faults: asset {fault.asset!r} is not in the fleet")
     return settings
+
+
+def _check_targets(settings: Settings, src: Path) -> None:
+    from connectors.delivery import ConfigError, Target
+
+    for i, cfg in enumerate(settings.notify.targets):
+        try:
+            Target.from_config(cfg)
+        except ConfigError as exc:
+            raise SettingsError(f"{src}: notify.targets[{i}]: {exc}") from None

@@ -135,6 +135,25 @@ def vibration_parameters(asset: AssetSettings) -> dict:
                 iso_foundation=asset.iso_foundation, bands_hz=VIBRATION_BANDS_HZ)
 
 
+def check_registry(settings: Settings) -> None:
+    """Fail at start-up, not on every reading, if a vibration sensor cannot be analysed as configured."""
+    from pipelines.settings import SettingsError
+
+    probe = np.random.default_rng(0).standard_normal
+    for asset in settings.fleet:
+        for sensor in asset.sensors:
+            if sensor.kind != "vibration":
+                continue
+            if sensor.sample_rate_hz <= 0:
+                raise SettingsError(f"{settings.source}: fleet: asset {asset.asset} sensor {sensor.sensor}: "
+                                    f"vibration needs sample_rate_hz")
+            try:
+                vibration_features(probe(4096), sensor.sample_rate_hz, **vibration_parameters(asset))
+            except ValueError as exc:
+                raise SettingsError(f"{settings.source}: fleet: asset {asset.asset} sensor {sensor.sensor}: "
+                                    f"{exc}") from None
+
+
 def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLetter:
     """Step ``snapshot_features``: per-reading work done before windowing (the FFTs)."""
     if reading.kind == "vibration":

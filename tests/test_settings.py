@@ -53,3 +53,14 @@ def test_secrets_are_hidden_and_not_pickled(monkeypatch):
     assert "sup3r" not in repr(token) and "sup3r" not in str(s) and "sup3r" not in repr(s.storage)
     assert b"sup3r" not in pickle.dumps(token)
     assert isinstance(pickle.loads(pickle.dumps(token)), Secret)
+
+
+def test_vibration_sensor_that_cannot_be_analysed_fails_at_start_up(tmp_path):
+    from pipelines.steps import check_registry
+
+    def slow_sampling(d):
+        d["fleet"][0]["lines"][0]["assets"][0]["sensors"][0]["sample_rate_hz"] = 600
+    settings = load_settings(write(tmp_path, slow_sampling))
+    with pytest.raises(SettingsError, match="asset pump-01 sensor de-accel"):
+        check_registry(settings)
+    check_registry(load_settings())
