@@ -23,7 +23,6 @@ from typing import Iterator
 import numpy as np
 
 from connectors.telemetry import Reading, encode_reading
-from features.bearing import BearingGeometry
 from pipelines.settings import AssetSettings, FaultSettings, Settings
 
 RESONANCE_HZ = 3200.0
@@ -76,9 +75,7 @@ def vibration_snapshot(asset: AssetSettings, fs: float, n: int, severity: float,
         x += rel * v1 * 2 * np.pi * f * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     x += 0.15 * rng.standard_normal(n)
     if severity > 0:
-        b = asset.bearing
-        geometry = BearingGeometry(b.n_elements, b.ball_diameter_mm, b.pitch_diameter_mm, b.contact_angle_deg)
-        bpfo = geometry.multipliers().bpfo * fr
+        bpfo = asset.bearing.multipliers().bpfo * fr
         ring_n = int(8 * RESONANCE_DECAY_S * fs)
         tr = np.arange(ring_n) / fs
         ring = np.exp(-tr / RESONANCE_DECAY_S) * np.sin(2 * np.pi * RESONANCE_HZ * tr)
@@ -129,14 +126,19 @@ def _sensor_stream(settings, asset, sensor, ai, si, start_ms, fault) -> Iterator
             rate = sensor.sample_rate_hz
         elif sensor.kind == "temperature":
             wander = 0.98 * wander + 0.05 * rng.standard_normal()
-            samples = np.array([temp_level + wander + 0.05 * rng.standard_normal() + 10.0 * sev])
+            measured = temp_level + wander + 0.05 * rng.standard_normal() + 10.0 * sev
+            ambient = 24.0 + 0.3 * wander
+            samples = np.array([measured])
+            if sensor.ambient_channel >= 0:
+                samples = np.insert(samples, sensor.ambient_channel, ambient)
             rate = 1.0 / interval
         else:
             phases = nominal_a * (1 + np.array([0.0, 0.006, -0.004]) + 0.002 * rng.standard_normal(3))
             samples = phases * (1 + 0.05 * sev)
             rate = 1.0 / interval
         reading = Reading(asset.asset, sensor.sensor, sensor.kind, ts_ms, rate, sensor.unit,
-                          samples.astype(np.float32), channels=3 if sensor.kind == "current" else 1)
+                          samples.astype(np.float32), channels=samples.size if sensor.kind != "vibration" else 1,
+                          rpm=asset.rpm if sensor.kind == "vibration" and asset.rpm_source == "message" else None)
         encoding = "f32le-b64" if sensor.kind == "vibration" else "json"
         yield Message(key, encode_reading(reading, encoding), ts_ms)
 

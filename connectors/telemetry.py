@@ -7,6 +7,7 @@ readings stay in one partition, in order) and carries a JSON object::
      "ts_ms": 1763900000000, "sample_rate_hz": 12800.0, "unit": "m/s2",
      "encoding": "f32le-b64", "channels": 1, "samples": "<base64>"}
 
+An optional ``rpm`` gives the shaft speed for variable-speed machines.
 ``ts_ms`` is the event time of the first sample, milliseconds since the Unix
 epoch, UTC. ``samples`` is either a JSON array of numbers (``"encoding":
 "json"``, fine for a handful of scalar readings) or base64 of little-endian
@@ -70,6 +71,8 @@ class Reading:
     unit: str
     samples: np.ndarray = field(repr=False)
     channels: int = 1
+    #: Shaft speed at the time of the reading, for variable-speed machines.
+    rpm: float | None = None
 
     @property
     def key(self) -> str:
@@ -102,6 +105,7 @@ def encode_reading(reading: Reading, encoding: str = "f32le-b64") -> bytes:
             "encoding": encoding,
             "channels": int(reading.channels),
             "samples": payload,
+            **({"rpm": float(reading.rpm)} if reading.rpm is not None else {}),
         },
         separators=(",", ":"),
     ).encode()
@@ -155,6 +159,10 @@ def decode_reading(value: bytes | None, key: bytes | None = None) -> Reading:
     channels = doc.get("channels", 1)
     _require(isinstance(channels, int) and 1 <= channels <= 16,
              f"field 'channels' must be an integer 1..16, got {channels!r}", a, s)
+    rpm = doc.get("rpm")
+    _require(rpm is None or (isinstance(rpm, (int, float)) and not isinstance(rpm, bool)
+                             and math.isfinite(rpm) and rpm > 0),
+             f"field 'rpm' must be a positive number when present, got {rpm!r}", a, s)
     encoding = doc.get("encoding", "json")
     raw = doc.get("samples")
     if encoding == "json":
@@ -180,4 +188,5 @@ def decode_reading(value: bytes | None, key: bytes | None = None) -> Reading:
     if factor != 1.0:
         samples = samples * factor
     canonical_unit = next(u for u, f in factors.items() if f == 1.0)
-    return Reading(asset, sensor, kind, ts_ms, float(rate), canonical_unit, samples, channels)
+    return Reading(asset, sensor, kind, ts_ms, float(rate), canonical_unit, samples, channels,
+                   None if rpm is None else float(rpm))

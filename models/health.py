@@ -56,3 +56,21 @@ class HealthCalibration:
         d = self.distance(score)
         frac = (d - FULL_HEALTH_D) / (ZERO_HEALTH_D - FULL_HEALTH_D)
         return float(round(100.0 * min(1.0, max(0.0, 1.0 - frac)), 3))
+
+
+#: Highest health an ISO 10816-3 zone allows, whatever the model says: zone C is
+#: "unsatisfactory for long-term operation", zone D "severe enough to cause damage".
+ISO_ZONE_HEALTH_CAP = {1: 100.0, 2: 90.0, 3: 60.0, 4: 30.0}
+
+
+def iso_capped(health: float, iso_zone: float | None) -> float:
+    """Health limited by the ISO 10816-3 zone (1..4 = A..D); unchanged without a zone.
+
+    Examples
+    --------
+    >>> [iso_capped(95.0, z) for z in (None, 1.0, 2.0, 3.0, 4.0)]
+    [95.0, 95.0, 90.0, 60.0, 30.0]
+    """
+    if iso_zone is None:
+        return health
+    return min(health, ISO_ZONE_HEALTH_CAP[int(round(iso_zone))])

@@ -100,7 +100,7 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     windows = win.fold_window("window", snaps_ok, clock, windower,
                               steps.window_new, steps.window_add, steps.window_merge)
     features = op.map_value("window_features", windows.down,
-                            functools.partial(steps.window_features, settings.window.length_s))
+                            functools.partial(steps.window_features, settings))
     scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings))
 
     points = op.flat_map("to_points", scored, lambda kv: steps.to_points(settings, kv[1]))

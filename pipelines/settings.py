@@ -127,6 +127,8 @@ class RecoverySettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
+    #: Name written as the ``model`` tag of health points; defaults to the spec.
+    name: str = ""
     #: A River pipeline by names, e.g. ``"StandardScaler | OneClassSVM"``, or
     #: a dotted path to a class with ``learn_one``/``score_one``.
     spec: str = "FeatureDeviation"
@@ -136,6 +138,10 @@ class ModelSettings:
     #: After the baseline, learn only from windows at least this healthy, so a
     #: growing fault is not learned as the new normal.
     learn_min_health: float = 80.0
+
+    @property
+    def label(self) -> str:
+        return self.name or self.spec.replace(" ", "")
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,9 @@ class AlertRuleSettings:
                                 f"must be >= raise_below {self.raise_below} (hysteresis)")
 
 
+SENSOR_KINDS = ("vibration", "temperature", "current")
+
+
 @dataclass(frozen=True)
 class SensorSettings:
     sensor: str
@@ -160,14 +169,43 @@ class SensorSettings:
     unit: str
     sample_rate_hz: float = 0.0
     axis: str = ""
+    #: Temperature only: the channel of a 2-channel reading that holds ambient temperature.
+    ambient_channel: int = -1
+
+    def __post_init__(self):
+        if self.kind not in SENSOR_KINDS:
+            raise SettingsError(f"sensors[{self.sensor}].kind: {self.kind!r} is not one of {SENSOR_KINDS}")
+        if self.kind == "vibration" and self.sample_rate_hz <= 0:
+            raise SettingsError(f"sensors[{self.sensor}].sample_rate_hz: vibration needs a sample rate > 0")
 
 
 @dataclass(frozen=True)
 class BearingSettings:
-    n_elements: int = 9
-    ball_diameter_mm: float = 7.94
-    pitch_diameter_mm: float = 39.04
+    """Bearing geometry (mm, degrees), or the defect frequencies as multiples of shaft speed."""
+
+    n_elements: int = 0
+    ball_diameter_mm: float = 0.0
+    pitch_diameter_mm: float = 0.0
     contact_angle_deg: float = 0.0
+    bpfo: float = 0.0
+    bpfi: float = 0.0
+    bsf: float = 0.0
+    ftf: float = 0.0
+
+    def __post_init__(self):
+        geometry = (self.n_elements, self.ball_diameter_mm, self.pitch_diameter_mm)
+        multipliers = (self.bpfo, self.bpfi, self.bsf, self.ftf)
+        if all(v > 0 for v in geometry) == all(v > 0 for v in multipliers):
+            raise SettingsError("bearing: give either n_elements, ball_diameter_mm and pitch_diameter_mm "
+                                "(geometry) or bpfo, bpfi, bsf and ftf (multiples of shaft speed), not both")
+
+    def multipliers(self):
+        from features.bearing import BearingGeometry, DefectMultipliers
+
+        if self.bpfo > 0:
+            return DefectMultipliers(self.bpfo, self.bpfi, self.bsf, self.ftf)
+        return BearingGeometry(self.n_elements, self.ball_diameter_mm, self.pitch_diameter_mm,
+                               self.contact_angle_deg).multipliers()
 
 
 @dataclass(frozen=True)
@@ -176,10 +214,29 @@ class AssetSettings:
     site: str
     line: str
     sensors: tuple[SensorSettings, ...]
+    #: Shaft speed: fixed here, or ``rpm_source: message`` to use each vibration
+    #: message's ``rpm`` field (variable-speed drives).
     rpm: float = 1480.0
+    rpm_source: str = "config"
     iso_group: int = 2
     iso_foundation: str = "rigid"
-    bearing: BearingSettings = BearingSettings()
+    bearing: BearingSettings = BearingSettings(9, 7.94, 39.04, 0.0)
+    #: Acceleration bands whose RMS is reported, Hz.
+    bands_hz: tuple[tuple[float, float], ...] = ((10.0, 1000.0), (1000.0, 2500.0), (2500.0, 5000.0))
+    #: Envelope demodulation band, Hz; empty chooses one per window automatically.
+    envelope_band_hz: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if self.rpm_source not in ("config", "message"):
+            raise SettingsError(f"rpm_source: {self.rpm_source!r} is not 'config' or 'message'")
+        if self.iso_group not in (1, 2):
+            raise SettingsError(f"iso_group: {self.iso_group!r} is not 1 (300 kW-50 MW) or 2 (15-300 kW)")
+        if self.iso_foundation not in ("rigid", "flexible"):
+            raise SettingsError(f"iso_foundation: {self.iso_foundation!r} is not 'rigid' or 'flexible'")
+        if self.envelope_band_hz and len(self.envelope_band_hz) != 2:
+            raise SettingsError("envelope_band_hz: give [low_hz, high_hz]")
+        if len({s.sensor for s in self.sensors}) != len(self.sensors):
+            raise SettingsError("sensors: a sensor id appears twice")
 
 
 @dataclass(frozen=True)
@@ -225,11 +282,16 @@ class Settings:
     window: WindowSettings = WindowSettings()
     storage: StorageSettings = StorageSettings()
     recovery: RecoverySettings = RecoverySettings()
+    #: The champion: the only model whose health drives alerts.
     model: ModelSettings = ModelSettings()
+    #: Challengers score the same windows side by side; their health is written, never alerted on.
+    challengers: tuple[ModelSettings, ...] = ()
     alert_rules: tuple[AlertRuleSettings, ...] = (AlertRuleSettings(),)
     fleet: tuple[AssetSettings, ...] = ()
     simulator: SimulatorSettings = SimulatorSettings()
     notify: NotifySettings = NotifySettings()
+    #: Parameters of ``predmaint evaluate`` (see pipelines/evaluate.py).
+    evaluation: dict = field(default_factory=dict)
     source: str = "<defaults>"
 
     def asset(self, asset_id: str) -> AssetSettings | None:
@@ -278,12 +340,18 @@ def _build(cls: type, data: Any, where: str) -> Any:
             return cls(**kwargs)
         except TypeError as exc:
             raise SettingsError(f"{where}: {exc}") from None
+        except SettingsError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
     origin = typing.get_origin(cls)
     if origin is tuple:
-        item_type = typing.get_args(cls)[0]
-        if not isinstance(data, list):
+        args = typing.get_args(cls)
+        if not isinstance(data, (list, tuple)):
             raise SettingsError(f"{where}: expected a list, got {type(data).__name__}")
-        return tuple(_build(item_type, v, f"{where}[{i}]") for i, v in enumerate(data))
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
+        if len(args) != len(data):
+            raise SettingsError(f"{where}: expected {len(args)} items, got {len(data)}")
+        return tuple(_build(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, data)))
     if origin in (typing.Union, types.UnionType):
         return data
     if cls is dict:
@@ -349,6 +417,9 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
         raise SettingsError(msg if msg.startswith(str(src)) else f"{src}: {msg}") from None
     settings = dataclasses.replace(settings, fleet=fleet)
     _check_targets(settings, src)
+    labels = [m.label for m in (settings.model, *settings.challengers)]
+    if len(set(labels)) != len(labels):
+        raise SettingsError(f"{src}: model/challengers: model names must differ, got {labels}")
     for fault in settings.simulator.faults:
         if settings.asset(fault.asset) is None:
             raise SettingsError(f"{src}: simulator.faults: asset {fault.asset!r} is not in the fleet")

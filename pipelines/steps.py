@@ -8,8 +8,10 @@ the sinks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -19,16 +21,14 @@ import river
 from connectors.storage import Point
 from connectors.telemetry import InvalidMessage, Reading, decode_reading
 from features.aggregate import FeatureAccumulator
-from features.bearing import BearingGeometry
 from features.current import current_features
 from features.temperature import temperature_features
 from features.vibration import vibration_features
 from models.alerting import AlertEvent, AlertState
+from models.health import iso_capped
 from models.sensor_model import Assessment, SensorModel
 from pipelines.settings import AssetSettings, Settings
 
-#: Vibration bands whose RMS is reported (Hz); the last holds bearing resonances.
-VIBRATION_BANDS_HZ = ((10.0, 1000.0), (1000.0, 2500.0), (2500.0, 5000.0))
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -87,8 +87,9 @@ class WindowFeatures:
 @dataclass(frozen=True)
 class ScoredWindow:
     window: WindowFeatures
-    assessment: Assessment
+    assessment: Assessment  # the champion's
     events: tuple[AlertEvent, ...]
+    by_model: dict[str, Assessment]
 
 
 def decode(settings: Settings, msg) -> Reading | DeadLetter:
@@ -114,6 +115,13 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
             abs(reading.sample_rate_hz - sensor.sample_rate_hz) > 1e-6 * sensor.sample_rate_hz:
         return DeadLetter(f"sample rate {reading.sample_rate_hz} Hz differs from the registry's "
                           f"{sensor.sample_rate_hz} Hz", "decode", reading.asset, reading.sensor, **where)
+    if reading.kind == "vibration" and asset.rpm_source == "message" and reading.rpm is None:
+        return DeadLetter("asset takes shaft speed from messages (rpm_source: message) but 'rpm' is missing",
+                          "decode", reading.asset, reading.sensor, **where)
+    if reading.kind == "temperature" and reading.channels != (2 if sensor.ambient_channel >= 0 else 1):
+        return DeadLetter(f"temperature needs {2 if sensor.ambient_channel >= 0 else 1} channel(s) "
+                          f"(ambient_channel={sensor.ambient_channel}), got {reading.channels}",
+                          "decode", reading.asset, reading.sensor, **where)
     if reading.kind == "current" and reading.channels != 3:
         return DeadLetter(f"current needs 3 phase channels, got {reading.channels}", "decode",
                           reading.asset, reading.sensor, **where)
@@ -128,11 +136,11 @@ def _broker_time_ns(msg) -> int:
     return ms * 1_000_000 + (msg.offset or 0) % 1_000_000
 
 
-def vibration_parameters(asset: AssetSettings) -> dict:
-    b = asset.bearing
-    bearing = BearingGeometry(b.n_elements, b.ball_diameter_mm, b.pitch_diameter_mm, b.contact_angle_deg)
-    return dict(shaft_hz=asset.rpm / 60.0, bearing=bearing.multipliers(), iso_group=asset.iso_group,
-                iso_foundation=asset.iso_foundation, bands_hz=VIBRATION_BANDS_HZ)
+def vibration_parameters(asset: AssetSettings, rpm: float | None = None) -> dict:
+    """Keyword arguments of :func:`features.vibration.vibration_features` for ``asset``."""
+    return dict(shaft_hz=(rpm or asset.rpm) / 60.0, bearing=asset.bearing.multipliers(),
+                iso_group=asset.iso_group, iso_foundation=asset.iso_foundation, bands_hz=asset.bands_hz,
+                envelope_band_hz=tuple(asset.envelope_band_hz) or None)
 
 
 def check_registry(settings: Settings) -> None:
@@ -159,7 +167,7 @@ def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLe
     if reading.kind == "vibration":
         try:
             feats = vibration_features(reading.samples, reading.sample_rate_hz,
-                                       **vibration_parameters(settings.asset(reading.asset)))
+                                       **vibration_parameters(settings.asset(reading.asset), reading.rpm))
         except ValueError as exc:
             return DeadLetter(f"vibration features: {exc}", "snapshot_features", reading.asset, reading.sensor)
         return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms, features=feats)
@@ -195,18 +203,26 @@ def window_end_ns(window_id: int, length_s: float) -> int:
     return int(round((window_id + 1) * length_s * 1e9))
 
 
-def window_features(length_s: float, item: tuple[int, SensorWindow]) -> WindowFeatures:
+def window_features(settings: Settings, item: tuple[int, SensorWindow]) -> WindowFeatures:
     """Step ``window_features``: the closed window's features, stamped at the window end."""
     window_id, acc = item
     if acc.kind == "vibration":
         feats = acc.vibration.result()
     elif acc.kind == "temperature":
-        feats = temperature_features(np.asarray(acc.times_s), np.asarray([v[0] for v in acc.values]))
+        values = np.asarray(acc.values, dtype=float)
+        ambient_channel = settings.sensor(acc.asset, acc.sensor).ambient_channel
+        if ambient_channel >= 0:
+            measured = values[:, 1 - ambient_channel]
+            feats = temperature_features(np.asarray(acc.times_s), measured,
+                                         ambient_c=float(values[:, ambient_channel].mean()))
+        else:
+            feats = temperature_features(np.asarray(acc.times_s), values[:, 0])
         feats["readings"] = float(len(acc.values))
     else:
         feats = current_features(np.asarray(acc.values, dtype=float))
         feats["readings"] = float(len(acc.values))
-    return WindowFeatures(acc.asset, acc.sensor, acc.kind, window_end_ns(window_id, length_s), feats)
+    return WindowFeatures(acc.asset, acc.sensor, acc.kind, window_end_ns(window_id, settings.window.length_s),
+                          feats)
 
 
 #: Window bookkeeping fields that describe the window, not the machine.
@@ -215,43 +231,53 @@ NOT_MODELLED = ("snapshots", "readings", "env_band_lo_hz", "env_band_hi_hz", "is
 
 @dataclass
 class SensorState:
-    """Everything the ``assess`` step remembers per sensor: model and alert states."""
+    """Everything the ``assess`` step remembers per sensor: models (champion first) and alert states."""
 
-    model: SensorModel
+    models: dict[str, SensorModel]
     alerts: dict[str, AlertState]
 
 
+def _new_state(settings: Settings) -> SensorState:
+    models = {m.label: SensorModel(m.spec, m.params, m.baseline_windows, m.learn_min_health)
+              for m in (settings.model, *settings.challengers)}
+    return SensorState(models, {r.name: AlertState(r) for r in settings.alert_rules})
+
+
 def assess(settings: Settings, state: SensorState | None, w: WindowFeatures):
-    """Step ``assess``: score (then learn), compute health, advance the alert rules."""
+    """Step ``assess``: every model scores (then learns); the champion's health drives the alert rules."""
     if state is None:
-        m = settings.model
-        state = SensorState(SensorModel(m.spec, m.params, m.baseline_windows, m.learn_min_health),
-                            {r.name: AlertState(r) for r in settings.alert_rules})
+        state = _new_state(settings)
     x = {k: v for k, v in w.features.items() if k not in NOT_MODELLED}
-    assessment = state.model.assess(x)
+    zone = w.features.get("iso_zone")
+    assessments = {}
+    for name, model in state.models.items():
+        a = model.assess(x)
+        if a.phase == "monitoring":
+            a = dataclasses.replace(a, health=iso_capped(a.health, zone))
+        assessments[name] = a
+    champion = assessments[settings.model.label]
     events: list[AlertEvent] = []
-    if assessment.phase == "monitoring":
+    if champion.phase == "monitoring":
         for rule_state in state.alerts.values():
-            events.extend(rule_state.update(w.asset, w.sensor, w.end_ns, assessment.health,
-                                            assessment.explanation))
-    return state, ScoredWindow(w, assessment, tuple(events))
+            events.extend(rule_state.update(w.asset, w.sensor, w.end_ns, champion.health, champion.explanation))
+    return state, ScoredWindow(w, champion, tuple(events), assessments)
 
 
-def model_name(settings: Settings) -> str:
-    return settings.model.spec.replace(" ", "")
-
-
-def to_points(settings: Settings, s: ScoredWindow) -> list[Point]:
-    """Step ``to_points``: features, health and alert events as InfluxDB points."""
+def to_points(settings: Settings, s: ScoredWindow, now_ns: int | None = None) -> list[Point]:
+    """Step ``to_points``: features, health per model and alert events as InfluxDB points."""
     w = s.window
     asset = settings.asset(w.asset)
     tags = {"site": asset.site, "line": asset.line, "asset": w.asset, "sensor": w.sensor}
     fields = {k: float(v) for k, v in w.features.items() if math.isfinite(v)}
     points = [Point("features", {**tags, "kind": w.kind}, fields, w.end_ns)]
-    a = s.assessment
-    points.append(Point("health", {**tags, "model": model_name(settings)},
-                        {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
-                         "learned": a.learned, "model_version": f"river-{river.__version__}"}, w.end_ns))
+    # How long after the window closed in event time it was processed: lag for
+    # live data; for replays it measures how old the data is.
+    lag_s = ((time.time_ns() if now_ns is None else now_ns) - w.end_ns) / 1e9
+    for name, a in s.by_model.items():
+        points.append(Point("health", {**tags, "model": name},
+                            {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
+                             "learned": a.learned, "champion": name == settings.model.label,
+                             "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
     for e in s.events:
         points.append(Point("alerts", {**tags, "rule": e.rule, "severity": e.severity},
                             {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
@@ -267,7 +293,7 @@ def alert_message(settings: Settings, e: AlertEvent) -> tuple[bytes, bytes]:
         "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
         "time": datetime.fromtimestamp(e.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
         "health": e.health, "value": e.health, "explanation": e.explanation,
-        "model": model_name(settings), "notify": True,
+        "model": settings.model.label, "notify": True,
     }
     return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
 

@@ -31,7 +31,7 @@ def summarise(settings: Settings, reader: PointReader, truth: dict) -> list[Asse
     fault_start = {f["asset"]: f["start_ms"] * 1_000_000 for f in truth.get("faults", [])}
     out = []
     for asset in settings.fleet:
-        health = reader.points("health", asset=asset.asset)
+        health = reader.points("health", asset=asset.asset, model=settings.model.label)
         monitoring = [p for p in health if p.fields.get("phase") == "monitoring"]
         last_by_sensor: dict[str, float] = {}
         for p in monitoring:

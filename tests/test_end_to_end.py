@@ -47,9 +47,9 @@ def query(settings, q: str) -> list[dict]:
 
 def health_table(settings) -> dict:
     rows = {}
-    for s in query(settings, 'SELECT "health", "raw_score" FROM "health" GROUP BY "asset", "sensor"'):
+    for s in query(settings, 'SELECT "health", "raw_score" FROM "health" GROUP BY "asset", "sensor", "model"'):
         for t, health, raw in s["values"]:
-            rows[(s["tags"]["asset"], s["tags"]["sensor"], t)] = (health, raw)
+            rows[(s["tags"]["asset"], s["tags"]["sensor"], s["tags"]["model"], t)] = (health, raw)
     return rows
 
 
@@ -74,11 +74,21 @@ def e2e(broker, influxdb, tmp_path_factory):
 
 def test_every_asset_has_health_points(e2e):
     _, settings, _ = e2e
-    counts = {s["tags"]["asset"]: s["values"][0][1]
-              for s in query(settings, 'SELECT count("health") FROM "health" GROUP BY "asset"')}
-    # 6 h of 5-minute windows, three sensors per asset.
+    counts = {(s["tags"]["asset"], s["tags"]["model"]): s["values"][0][1]
+              for s in query(settings, 'SELECT count("health") FROM "health" GROUP BY "asset", "model"')}
+    # 6 h of 5-minute windows, three sensors per asset, for the champion and each challenger.
     expected = int(settings.simulator.hours * 3600 / settings.window.length_s) * 3
-    assert counts == {a.asset: expected for a in settings.fleet}
+    models = [m.label for m in (settings.model, *settings.challengers)]
+    assert len(models) >= 2
+    assert counts == {(a.asset, m): expected for a in settings.fleet for m in models}
+
+
+def test_only_the_champion_drives_alerts_and_challengers_are_written(e2e):
+    _, settings, _ = e2e
+    champions = query(settings, 'SELECT count("health") FROM "health" WHERE "champion" = true GROUP BY "model"')
+    assert [s["tags"]["model"] for s in champions] == [settings.model.label]
+    events = [json.loads(v) for _, v in kafka_io.read_topic(settings.kafka.bootstrap, settings.kafka.alerts_topic)]
+    assert events and {e["model"] for e in events} == {settings.model.label}
 
 
 def test_faulty_asset_alerts_after_fault_start_and_healthy_assets_do_not(e2e):
