@@ -1,12 +1,25 @@
-"""Alert lifecycle for one sensor and one rule: raise after an on-delay, clear with hysteresis.
+"""Alert lifecycle per sensor stream and rule: raise, escalate, re-notify, clear.
 
-An alert is raised when health stays below ``raise_below`` for
-``on_delay_windows`` consecutive windows, and cleared when health stays above
-``clear_above`` (>= ``raise_below``: the hysteresis band) for
-``off_delay_windows`` consecutive windows. At most one alert per sensor and
-rule is open. Alert ids are a hash of asset, sensor, rule and the end of the
-window that opened the alert, so replaying the same windows after a restart
-yields the same ids.
+A rule watches one metric of each window (the champion's ``health``, the
+``iso_zone`` or any feature) against up to three severity thresholds
+(warning, alarm, critical), in one direction (``below`` or ``above``):
+
+* **on-delay**: a severity counts only after ``on_delay_windows`` consecutive
+  windows at or beyond its threshold; the alert is raised at the highest such
+  severity;
+* **escalation**: while open, a higher severity that holds for the on-delay
+  emits ``escalated`` (severities only go up while an alert is open);
+* **hysteresis and off-delay**: the alert clears after ``off_delay_windows``
+  consecutive windows on the healthy side of ``clear_at``;
+* **re-notify**: an open alert emits ``renotified`` every ``renotify_s`` of event time;
+* **flood limit**: at most ``flood_limit_per_hour`` notified events per stream and
+  hour of event time; more are recorded with ``notify=False``;
+* **suppression**: events inside a maintenance window or a shelf are recorded
+  with ``notify=False`` and the reason.
+
+At most one alert per stream and rule is open. Alert ids hash asset, sensor,
+rule and the end of the opening window, so replays give the same ids. All
+timing is event time, so results do not depend on processing speed.
 """
 
 from __future__ import annotations
@@ -15,6 +28,9 @@ import hashlib
 from dataclasses import dataclass, field
 
 from pipelines.settings import AlertRuleSettings
+
+SEVERITIES = ("warning", "alarm", "critical")
+_HOUR_NS = 3_600_000_000_000
 
 
 def alert_id(asset: str, sensor: str, rule: str, opened_ns: int) -> str:
@@ -30,18 +46,47 @@ def alert_id(asset: str, sensor: str, rule: str, opened_ns: int) -> str:
     return hashlib.sha256(f"{asset}|{sensor}|{rule}|{opened_ns}".encode()).hexdigest()[:16]
 
 
+def breached_severities(rule: AlertRuleSettings, value: float) -> list[str]:
+    """Severities whose threshold ``value`` is at or beyond, lowest first.
+
+    Examples
+    --------
+    >>> rule = AlertRuleSettings(warning=50, alarm=30, critical=10, clear_at=70)
+    >>> [breached_severities(rule, v) for v in (80, 50, 29, 5)]
+    [[], ['warning'], ['warning', 'alarm'], ['warning', 'alarm', 'critical']]
+    >>> up = AlertRuleSettings(metric="iso_zone", direction="above", alarm=3, clear_at=2.5)
+    >>> [breached_severities(up, v) for v in (2.0, 3.0)]
+    [[], ['alarm']]
+    """
+    out = []
+    for sev in SEVERITIES:
+        threshold = getattr(rule, sev)
+        if threshold is None:
+            continue
+        if (value <= threshold) if rule.direction == "below" else (value >= threshold):
+            out.append(sev)
+    return out
+
+
+def is_clear(rule: AlertRuleSettings, value: float) -> bool:
+    return value > rule.clear_at if rule.direction == "below" else value < rule.clear_at
+
+
 @dataclass(frozen=True)
 class AlertEvent:
     alert_id: str
     seq: int
-    state: str  # raised | cleared
+    state: str  # raised | escalated | renotified | cleared
     severity: str
     rule: str
     asset: str
     sensor: str
     time_ns: int
-    health: float
+    value: float
     explanation: list[dict] = field(default_factory=list)
+    notify: bool = True
+    #: Why a notification was withheld: "maintenance: ...", "shelved: ...", "flood limit".
+    suppressed_by: str = ""
 
     @property
     def event_id(self) -> str:
@@ -49,37 +94,69 @@ class AlertEvent:
 
 
 class AlertState:
-    """Per sensor and rule; advance it with :meth:`update` once per closed window.
+    """One stream's state for one rule; advance with :meth:`update` once per closed window.
 
     Examples
     --------
-    >>> rule = AlertRuleSettings(raise_below=40, clear_above=70, on_delay_windows=2, off_delay_windows=2)
+    >>> rule = AlertRuleSettings(warning=50, alarm=30, clear_at=70, on_delay_windows=2, off_delay_windows=2)
     >>> s = AlertState(rule)
-    >>> [e.state for h in (30, 30, 50, 80, 80) for e in s.update("p", "s", 0, h, [])]
-    ['raised', 'cleared']
+    >>> m = 300_000_000_000  # 5 minutes in ns
+    >>> [(e.state, e.severity) for i, h in enumerate((45, 45, 20, 20, 80, 80))
+    ...  for e in s.update("p", "s", i * m, h, [])]
+    [('raised', 'warning'), ('escalated', 'alarm'), ('cleared', 'alarm')]
     """
 
     def __init__(self, rule: AlertRuleSettings):
         self.rule = rule
-        self.below = 0
-        self.above = 0
+        self.consecutive = {sev: 0 for sev in SEVERITIES}
+        self.clear_run = 0
         self.open_id: str | None = None
+        self.open_severity = ""
         self.seq = 0
+        self.last_notified_ns = 0
+        self.notified_ns: list[int] = []
 
-    def update(self, asset: str, sensor: str, time_ns: int, health: float,
-               explanation: list[dict]) -> list[AlertEvent]:
+    def _confirmed(self) -> str | None:
+        confirmed = [s for s in SEVERITIES if self.consecutive[s] >= self.rule.on_delay_windows]
+        return confirmed[-1] if confirmed else None
+
+    def update(self, asset: str, sensor: str, time_ns: int, value: float, explanation: list[dict],
+               suppressed_by: str = "") -> list[AlertEvent]:
         r = self.rule
-        self.below = self.below + 1 if health < r.raise_below else 0
-        self.above = self.above + 1 if health > r.clear_above else 0
-        if self.open_id is None and self.below >= r.on_delay_windows:
+        breached = set(breached_severities(r, value))
+        for sev in SEVERITIES:
+            self.consecutive[sev] = self.consecutive[sev] + 1 if sev in breached else 0
+        self.clear_run = self.clear_run + 1 if is_clear(r, value) else 0
+        confirmed = self._confirmed()
+
+        state = None
+        if self.open_id is None and confirmed:
             self.open_id = alert_id(asset, sensor, r.name, time_ns)
-            self.seq = 0
-            return [AlertEvent(self.open_id, 0, "raised", r.severity, r.name, asset, sensor, time_ns,
-                               health, explanation)]
-        if self.open_id is not None and self.above >= r.off_delay_windows:
-            self.seq += 1
-            event = AlertEvent(self.open_id, self.seq, "cleared", r.severity, r.name, asset, sensor,
-                               time_ns, health, explanation)
-            self.open_id = None
-            return [event]
-        return []
+            self.seq, self.open_severity, state = 0, confirmed, "raised"
+        elif self.open_id is not None:
+            if confirmed and SEVERITIES.index(confirmed) > SEVERITIES.index(self.open_severity):
+                self.seq, self.open_severity, state = self.seq + 1, confirmed, "escalated"
+            elif self.clear_run >= r.off_delay_windows:
+                self.seq, state = self.seq + 1, "cleared"
+            elif r.renotify_s > 0 and time_ns - self.last_notified_ns >= r.renotify_s * 1e9:
+                self.seq, state = self.seq + 1, "renotified"
+        if state is None:
+            return []
+        event = self._event(state, asset, sensor, time_ns, value, explanation, suppressed_by)
+        if state == "cleared":
+            self.open_id, self.open_severity = None, ""
+        return [event]
+
+    def _event(self, state, asset, sensor, time_ns, value, explanation, suppressed_by) -> AlertEvent:
+        r = self.rule
+        self.notified_ns = [t for t in self.notified_ns if t > time_ns - _HOUR_NS]
+        if not suppressed_by and r.flood_limit_per_hour and len(self.notified_ns) >= r.flood_limit_per_hour:
+            suppressed_by = f"flood limit: {r.flood_limit_per_hour} notifications per hour"
+        notify = not suppressed_by
+        if notify:
+            self.notified_ns.append(time_ns)
+        # Re-notification counts from the last event of the alert, notified or not,
+        # so a shelf does not cause a burst of reminders when it expires.
+        self.last_notified_ns = time_ns
+        return AlertEvent(self.open_id, self.seq, state, self.open_severity, r.name, asset, sensor, time_ns,
+                          value, explanation, notify, suppressed_by)

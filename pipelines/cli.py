@@ -121,6 +121,23 @@ def cmd_notify(args) -> int:
     return 0
 
 
+def cmd_shelve(args) -> int:
+    """Withhold notifications of a rule (or all rules) on an asset until a time; still recorded."""
+    from connectors.shelves import add_shelf
+
+    settings = _settings(args)
+    if settings.asset(args.asset) is None:
+        print(f"predmaint shelve: asset {args.asset!r} is not in the fleet", file=sys.stderr)
+        return 2
+    if args.rule and args.rule not in {r.name for r in settings.alert_rules}:
+        print(f"predmaint shelve: no alert rule named {args.rule!r}", file=sys.stderr)
+        return 2
+    shelf = add_shelf(Path(settings.suppression.shelves_path), asset=args.asset, rule=args.rule or "",
+                      until=args.until, reason=args.reason, start=args.start)
+    print(f"shelved {shelf.asset} rule={shelf.rule or '*'} from {shelf.start} until {shelf.end}: {shelf.reason}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from pipelines.bench import main as bench_main
 
@@ -151,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                    help="return once nothing arrived or is pending for this long (default: run until stopped)")
     p.set_defaults(func=cmd_notify)
+
+    p = sub.add_parser("shelve", help="withhold alert notifications for an asset until a time")
+    p.add_argument("--asset", required=True)
+    p.add_argument("--rule", help="rule name (default: every rule)")
+    p.add_argument("--until", required=True, help="ISO 8601 time with zone, e.g. 2026-01-02T06:00:00Z")
+    p.add_argument("--start", help="ISO 8601 time with zone (default: now)")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_shelve)
 
     p = sub.add_parser("demo", help="embedded broker + simulator + pipeline, then a summary")
     p.add_argument("--workdir", default=".predmaint/demo")

@@ -22,6 +22,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import windowing as win
 
 from connectors.kafka_io import dead_letter_value
+from connectors.shelves import Suppressions
 from connectors.storage_sink import StorageSink
 from pipelines import steps
 from pipelines.settings import Settings
@@ -72,8 +73,8 @@ def _dead_letter_message(d: DeadLetter) -> KafkaSinkMessage:
     return KafkaSinkMessage(key=(d.asset or "").encode() or None, value=value)
 
 
-def _alert_message(settings: Settings, event) -> KafkaSinkMessage:
-    key, value = steps.alert_message(settings, event)
+def _alert_message(settings: Settings, item) -> KafkaSinkMessage:
+    key, value = steps.alert_message(settings, *item)
     return KafkaSinkMessage(key=key, value=value)
 
 
@@ -101,10 +102,11 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
                               steps.window_new, steps.window_add, steps.window_merge)
     features = op.map_value("window_features", windows.down,
                             functools.partial(steps.window_features, settings))
-    scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings))
+    suppressions = Suppressions(settings.suppression)
+    scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings, suppressions))
 
     points = op.flat_map("to_points", scored, lambda kv: steps.to_points(settings, kv[1]))
-    events = op.flat_map("alert_events", scored, lambda kv: kv[1].events)
+    events = op.flat_map("alert_events", scored, lambda kv: [(e, kv[1].assessment.health) for e in kv[1].events])
     op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
               KafkaSink(brokers, k.alerts_topic))
 

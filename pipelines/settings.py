@@ -146,17 +146,65 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class AlertRuleSettings:
+    """One alert rule; see :mod:`models.alerting` for the lifecycle."""
+
     name: str = "health_low"
-    severity: str = "alarm"
-    raise_below: float = 40.0
-    clear_above: float = 70.0
+    #: ``health`` (the champion's), ``iso_zone`` or any feature name.
+    metric: str = "health"
+    direction: str = "below"
+    warning: float | None = None
+    alarm: float | None = None
+    critical: float | None = None
+    #: Clear only on the healthy side of this value (hysteresis).
+    clear_at: float = 70.0
     on_delay_windows: int = 3
     off_delay_windows: int = 3
+    renotify_s: float = 0.0
+    flood_limit_per_hour: int = 0
+    #: Limit the rule to these sensor kinds / assets (empty: all).
+    kinds: tuple[str, ...] = ()
+    assets: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.clear_above < self.raise_below:
-            raise SettingsError(f"alerts.rules[{self.name}]: clear_above {self.clear_above} "
-                                f"must be >= raise_below {self.raise_below} (hysteresis)")
+        if self.direction not in ("below", "above"):
+            raise SettingsError(f"direction: {self.direction!r} is not 'below' or 'above'")
+        levels = [(n, getattr(self, n)) for n in ("warning", "alarm", "critical") if getattr(self, n) is not None]
+        if not levels:
+            raise SettingsError("give at least one of warning, alarm, critical")
+        values = [v for _, v in levels]
+        ordered = values == sorted(values, reverse=self.direction == "below")
+        if not ordered:
+            raise SettingsError(f"thresholds {dict(levels)} must get worse from warning to critical "
+                                f"(direction {self.direction})")
+        first = values[0]
+        if (self.direction == "below" and self.clear_at < first) or \
+                (self.direction == "above" and self.clear_at > first):
+            raise SettingsError(f"clear_at {self.clear_at} must be on the healthy side of {levels[0][0]} "
+                                f"{first} (hysteresis)")
+        if self.on_delay_windows < 1 or self.off_delay_windows < 1:
+            raise SettingsError("on_delay_windows and off_delay_windows must be >= 1")
+
+    def applies_to(self, asset: str, kind: str) -> bool:
+        return (not self.kinds or kind in self.kinds) and (not self.assets or asset in self.assets)
+
+
+@dataclass(frozen=True)
+class SuppressionWindow:
+    """A time range (ISO 8601 with zone) in which notifications are withheld; empty asset/rule: all."""
+
+    start: str
+    end: str
+    asset: str = ""
+    rule: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SuppressionSettings:
+    maintenance_windows: tuple[SuppressionWindow, ...] = ()
+    shelves: tuple[SuppressionWindow, ...] = ()
+    #: Shelves added with ``predmaint shelve`` (re-read by the pipeline when it changes).
+    shelves_path: str = ".predmaint/shelves.yaml"
 
 
 SENSOR_KINDS = ("vibration", "temperature", "current")
@@ -286,7 +334,8 @@ class Settings:
     model: ModelSettings = ModelSettings()
     #: Challengers score the same windows side by side; their health is written, never alerted on.
     challengers: tuple[ModelSettings, ...] = ()
-    alert_rules: tuple[AlertRuleSettings, ...] = (AlertRuleSettings(),)
+    alert_rules: tuple[AlertRuleSettings, ...] = (AlertRuleSettings(alarm=40.0),)
+    suppression: SuppressionSettings = SuppressionSettings()
     fleet: tuple[AssetSettings, ...] = ()
     simulator: SimulatorSettings = SimulatorSettings()
     notify: NotifySettings = NotifySettings()
@@ -335,13 +384,13 @@ def _build(cls: type, data: Any, where: str) -> Any:
         unknown = sorted(set(data) - names)
         if unknown:
             raise SettingsError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
-        kwargs = {k: _build(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+        kwargs = {k: _build(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
         try:
             return cls(**kwargs)
         except TypeError as exc:
             raise SettingsError(f"{where}: {exc}") from None
         except SettingsError as exc:
-            raise SettingsError(f"{where}: {exc}") from None
+            raise SettingsError(f"{where}: {exc}" if where else str(exc)) from None
     origin = typing.get_origin(cls)
     if origin is tuple:
         args = typing.get_args(cls)
@@ -353,7 +402,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
             raise SettingsError(f"{where}: expected {len(args)} items, got {len(data)}")
         return tuple(_build(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, data)))
     if origin in (typing.Union, types.UnionType):
-        return data
+        if data is None and type(None) in typing.get_args(cls):
+            return None
+        options = [t for t in typing.get_args(cls) if t is not type(None)]
+        return _build(options[0], data, where)
     if cls is dict:
         if not isinstance(data, dict):
             raise SettingsError(f"{where}: expected a mapping")
@@ -411,7 +463,7 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             doc[section] = {**doc[section], key: env[var]}
     try:
         fleet = _fleet(doc.pop("fleet", []), f"{src}: fleet")
-        settings = _build(Settings, {**doc, "source": str(src)}, str(src))
+        settings = _build(Settings, {**doc, "source": str(src)}, "")
     except SettingsError as exc:
         msg = str(exc)
         raise SettingsError(msg if msg.startswith(str(src)) else f"{src}: {msg}") from None

@@ -243,7 +243,17 @@ def _new_state(settings: Settings) -> SensorState:
     return SensorState(models, {r.name: AlertState(r) for r in settings.alert_rules})
 
 
-def assess(settings: Settings, state: SensorState | None, w: WindowFeatures):
+def rule_value(rule, w: WindowFeatures, champion: Assessment) -> float | None:
+    """The value ``rule`` watches in this window, or None if the rule does not apply here."""
+    if not rule.applies_to(w.asset, w.kind):
+        return None
+    if rule.metric == "health":
+        return champion.health if champion.phase == "monitoring" else None
+    value = w.features.get(rule.metric)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def assess(settings: Settings, suppressions, state: SensorState | None, w: WindowFeatures):
     """Step ``assess``: every model scores (then learns); the champion's health drives the alert rules."""
     if state is None:
         state = _new_state(settings)
@@ -257,9 +267,12 @@ def assess(settings: Settings, state: SensorState | None, w: WindowFeatures):
         assessments[name] = a
     champion = assessments[settings.model.label]
     events: list[AlertEvent] = []
-    if champion.phase == "monitoring":
-        for rule_state in state.alerts.values():
-            events.extend(rule_state.update(w.asset, w.sensor, w.end_ns, champion.health, champion.explanation))
+    for rule_state in state.alerts.values():
+        value = rule_value(rule_state.rule, w, champion)
+        if value is not None:
+            suppressed_by = suppressions.reason(w.asset, rule_state.rule.name, w.end_ns) if suppressions else ""
+            events.extend(rule_state.update(w.asset, w.sensor, w.end_ns, value, champion.explanation,
+                                            suppressed_by))
     return state, ScoredWindow(w, champion, tuple(events), assessments)
 
 
@@ -281,19 +294,21 @@ def to_points(settings: Settings, s: ScoredWindow, now_ns: int | None = None) ->
     for e in s.events:
         points.append(Point("alerts", {**tags, "rule": e.rule, "severity": e.severity},
                             {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
-                             "health": e.health, "explanation": json.dumps(e.explanation)}, e.time_ns))
+                             "value": e.value, "health": s.assessment.health, "notify": e.notify,
+                             "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)},
+                            e.time_ns))
     return points
 
 
-def alert_message(settings: Settings, e: AlertEvent) -> tuple[bytes, bytes]:
+def alert_message(settings: Settings, e: AlertEvent, health: float) -> tuple[bytes, bytes]:
     """Step ``alert_messages``: the alert event as published on the alerts topic."""
     asset = settings.asset(e.asset)
     doc = {
         "v": 1, "event_id": e.event_id, "alert_id": e.alert_id, "state": e.state, "severity": e.severity,
         "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
         "time": datetime.fromtimestamp(e.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
-        "health": e.health, "value": e.health, "explanation": e.explanation,
-        "model": settings.model.label, "notify": True,
+        "health": health, "value": e.value, "explanation": e.explanation,
+        "model": settings.model.label, "notify": e.notify, "suppressed_by": e.suppressed_by,
     }
     return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
 
