@@ -85,7 +85,7 @@ _PRIORITY_TABLES: dict[str, Mapping[str, Any]] = {
 }
 
 _DEFAULT_CLOSE_STATUS = {"maintainx": "DONE", "upkeep": "complete", "maximo": "RESOLVED"}
-_STATES = ("raised", "escalated", "cleared")
+_STATES = ("raised", "escalated", "renotified", "cleared")
 # Maximo's DESCRIPTION column is 100 characters; the rest goes to the long
 # description.
 _MAXIMO_DESC_MAX = 100

@@ -77,11 +77,13 @@ def cmd_demo(args) -> int:
         run_pipeline(settings, workers=args.workers, tail=False)
         print(f"demo: pipeline consumed the topic in {time.monotonic() - t0:.1f} s")
         dead = kafka_io.read_topic(broker.bootstrap, settings.kafka.dead_letter_topic)
+        delivered = _demo_delivery(settings, workdir)
     where = storage.url if storage.kind != "sqlite" else storage.sqlite_path
     print(f"demo: results in {storage.kind} store {where}; {len(dead)} message(s) in the dead-letter topic:")
     for _, value in dead:
         d = json.loads(value)
         print(f"  - step={d['step']} asset={d['asset']} reason={d['reason']}")
+    print(delivered)
     rows = summarise(settings, open_reader(storage), truth)
     print()
     print(format_table(rows))
@@ -121,6 +123,30 @@ def cmd_notify(args) -> int:
     return 0
 
 
+def cmd_receiver(args) -> int:
+    import signal
+    import threading
+
+    from connectors.webhook_receiver import WebhookReceiver
+
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        print(f"predmaint receiver: set the signing secret in ${args.secret_env}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(logging.INFO)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with WebhookReceiver(secret, args.host, args.port) as rx:
+        print(f"receiver: listening on {rx.url}", flush=True)
+        seen = 0
+        while not stop.wait(1.0):
+            for e in rx.events[seen:]:
+                print(json.dumps(e), flush=True)
+            seen = len(rx.events)
+    return 0
+
+
 def cmd_shelve(args) -> int:
     """Withhold notifications of a rule (or all rules) on an asset until a time; still recorded."""
     from connectors.shelves import add_shelf
@@ -136,6 +162,30 @@ def cmd_shelve(args) -> int:
                       until=args.until, reason=args.reason, start=args.start)
     print(f"shelved {shelf.asset} rule={shelf.rule or '*'} from {shelf.start} until {shelf.end}: {shelf.reason}")
     return 0
+
+
+def _demo_delivery(settings: Settings, workdir: Path) -> str:
+    """Deliver the demo's alert events as signed webhooks to a local receiver."""
+    import base64
+    import secrets as secrets_module
+
+    from connectors.delivery import run_notify
+    from connectors.webhook_receiver import WebhookReceiver
+
+    secret = "whsec_" + base64.b64encode(secrets_module.token_bytes(24)).decode()
+    os.environ["PREDMAINT_DEMO_WEBHOOK_SECRET"] = secret
+    with WebhookReceiver(secret) as receiver:
+        target = {"name": "demo-receiver", "kind": "webhook", "url": receiver.url,
+                  "secret_env": "PREDMAINT_DEMO_WEBHOOK_SECRET", "timeout_s": 5}
+        run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
+                   outbox_path=str(workdir / "outbox.sqlite"), targets=[target], stop_after_idle_s=2.0)
+    lines = [f"demo: {len(receiver.events)} alert event(s) delivered to a local webhook receiver, "
+             f"signatures verified ({receiver.rejected} rejected, {receiver.duplicates} duplicate(s) ignored):"]
+    for e in (delivery["data"] for delivery in receiver.events):
+        top = e["explanation"][0]["feature"] if e.get("explanation") else "-"
+        lines.append(f"  - {e['time']} {e['asset']}/{e['sensor']} {e['rule']} {e['state']} {e['severity']} "
+                     f"(value {e['value']:.1f}, top feature {top})")
+    return "\n".join(lines)
 
 
 def cmd_bench(args) -> int:
@@ -176,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", help="ISO 8601 time with zone (default: now)")
     p.add_argument("--reason", default="")
     p.set_defaults(func=cmd_shelve)
+
+    p = sub.add_parser("receiver", help="run a webhook receiver that verifies signatures (to try alerts)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8099)
+    p.add_argument("--secret-env", default="PREDMAINT_WEBHOOK_SECRET")
+    p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("demo", help="embedded broker + simulator + pipeline, then a summary")
     p.add_argument("--workdir", default=".predmaint/demo")

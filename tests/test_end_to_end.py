@@ -7,6 +7,7 @@ started by the fixtures.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -18,13 +19,16 @@ import yaml
 from connectors import kafka_io
 from connectors.fleet_simulator import fleet_messages, ground_truth, invalid_messages
 from connectors.storage import InfluxV1Writer
+from connectors.webhook_receiver import WebhookReceiver
 from pipelines.settings import DEFAULT_CONFIG, load_settings
 
 pytestmark = pytest.mark.integration
 
 
-def write_config(tmp: Path, name: str, broker, influxdb, database: str, topic_prefix: str) -> Path:
+def write_config(tmp: Path, name: str, broker, influxdb, database: str, topic_prefix: str,
+                 notify_targets=()) -> Path:
     doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    doc["notify"] = {"outbox_path": str(tmp / f"outbox-{name}.sqlite"), "targets": list(notify_targets)}
     doc["kafka"].update(bootstrap=broker.bootstrap, telemetry_topic=f"{topic_prefix}.telemetry",
                         dead_letter_topic=f"{topic_prefix}.deadletter", alerts_topic=f"{topic_prefix}.alerts")
     doc["storage"].update(kind="influx-v1", url=influxdb.url, database=database)
@@ -108,6 +112,24 @@ def test_alert_events_published_on_alerts_topic(e2e):
     stored = {(r[3], r[4]) for r in alert_rows(settings)}
     assert {(e["alert_id"], e["state"]) for e in events} == stored
     assert all(e["explanation"] and e["explanation"][0]["feature"] for e in events if e["state"] == "raised")
+
+
+def test_alert_events_reach_a_signed_webhook_through_predmaint_notify(e2e, broker, influxdb, monkeypatch):
+    tmp, settings, _ = e2e
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    monkeypatch.setenv("PREDMAINT_TEST_WEBHOOK_SECRET", secret)
+    with WebhookReceiver(secret) as rx:
+        target = {"name": "receiver", "kind": "webhook", "url": rx.url,
+                  "secret_env": "PREDMAINT_TEST_WEBHOOK_SECRET", "timeout_s": 5}
+        config = write_config(tmp, "notify", broker, influxdb, "e2e_w1", "e2e", [target])
+        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "notify",
+                               "--exit-when-idle", "2"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert secret not in proc.stdout + proc.stderr
+    published = [json.loads(v) for _, v in kafka_io.read_topic(settings.kafka.bootstrap, settings.kafka.alerts_topic)]
+    expected = {e["event_id"] for e in published if e["notify"]}
+    assert expected and {d["data"]["event_id"] for d in rx.events} == expected
+    assert rx.rejected == 0 and rx.duplicates == 0
 
 
 def test_invalid_messages_reach_dead_letter_topic_with_reason(e2e):
