@@ -61,6 +61,34 @@ def bare_loop(settings: Settings, messages) -> float:
     return time.perf_counter() - t0
 
 
+def state_bytes_per_sensor(settings: Settings, messages, sensors: int = 200) -> tuple[float, float]:
+    """Memory (tracemalloc) and pickled size of one vibration sensor's ``assess`` state, averaged.
+
+    Each state learns from the same windows as a real sensor (baseline and
+    beyond), with the configured champion and challengers.
+    """
+    import pickle
+    import tracemalloc
+
+    windows = []
+    for i, m in enumerate(messages[:60]):
+        reading = steps.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
+        acc = steps.window_add(steps.window_new(), steps.snapshot_features(settings, reading))
+        windows.append(steps.window_features(settings, (i, acc)))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    states = []
+    for _ in range(sensors):
+        state = None
+        for w in windows:
+            state, _ = steps.assess(settings, None, state, w)
+        states.append(state)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    pickled = sum(len(pickle.dumps(s)) for s in states[:20]) / 20
+    return held / sensors, pickled
+
+
 def main(args) -> int:
     windows = args.windows
     workdir = Path(tempfile.mkdtemp(prefix="predmaint-bench-"))
@@ -80,8 +108,9 @@ def main(args) -> int:
         pipeline_s = time.perf_counter() - t0
         from connectors.storage import InfluxV1Writer
         stored = InfluxV1Writer(settings.storage, create_database=False).query(
-            'SELECT count("health") FROM "health"')[0]["values"][0][1]
+            'SELECT count("health") FROM "health" WHERE "champion" = true')[0]["values"][0][1]
     feature_us = feature_cost_us()
+    state_bytes, state_pickled = state_bytes_per_sensor(settings, messages)
     result = {
         "windows": len(messages),
         "windows_stored": stored,
@@ -90,13 +119,18 @@ def main(args) -> int:
         "ratio": round(bare_s / pipeline_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "feature_us_per_window": round(feature_us, 1),
+        "state_bytes_per_sensor": round(state_bytes),
+        "state_pickled_bytes_per_sensor": round(state_pickled),
+        "models": [m.label for m in (settings.model, *settings.challengers)],
     }
     print(f"{'windows (4,096 samples each)':34s} {result['windows']}")
-    print(f"{'health points stored':34s} {stored}")
+    print(f"{'champion health points stored':34s} {stored}")
     print(f"{'pipeline (Kafka -> InfluxDB) /s':34s} {result['pipeline_windows_per_s']}")
     print(f"{'bare Python loop /s':34s} {result['bare_windows_per_s']}")
     print(f"{'ratio pipeline / bare':34s} {result['ratio']}")
     print(f"{'feature cost per window (us)':34s} {result['feature_us_per_window']}")
     print(f"{'peak RSS (MB)':34s} {result['peak_rss_mb']}")
+    print(f"{'model state per sensor (bytes)':34s} {result['state_bytes_per_sensor']} in memory, "
+          f"{result['state_pickled_bytes_per_sensor']} pickled ({', '.join(result['models'])})")
     print(json.dumps(result))
     return 0 if stored == len(messages) else 1
