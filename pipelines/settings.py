@@ -461,6 +461,10 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
         if env.get(var):
             doc.setdefault(section, {})
             doc[section] = {**doc[section], key: env[var]}
+    if env.get("PREDMAINT_WEBHOOK_URL") and isinstance(doc.get("notify"), dict):
+        doc["notify"] = {**doc["notify"], "targets": [
+            {**t, "url": env["PREDMAINT_WEBHOOK_URL"]} if isinstance(t, dict) and t.get("name") == "webhook" else t
+            for t in doc["notify"].get("targets", [])]}
     try:
         fleet = _fleet(doc.pop("fleet", []), f"{src}: fleet")
         settings = _build(Settings, {**doc, "source": str(src)}, "")
