@@ -100,8 +100,10 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     windower = win.TumblingWindower(length=timedelta(seconds=settings.window.length_s), align_to=EPOCH)
     windows = win.fold_window("window", snaps_ok, clock, windower,
                               steps.window_new, steps.window_add, steps.window_merge)
-    features = op.map_value("window_features", windows.down,
-                            functools.partial(steps.window_features, settings))
+    computed = op.map_value("window_features", windows.down, functools.partial(steps.window_features, settings))
+    features = op.filter_value("window_features_ok", computed, functools.partial(_is, steps.WindowFeatures))
+    features_bad = op.filter_map_value(
+        "window_features_failed", computed, lambda w: w if isinstance(w, DeadLetter) else None)
     suppressions = Suppressions(settings.suppression)
     scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings, suppressions))
 
@@ -112,7 +114,8 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
 
     late = op.map("late", windows.late, lambda kv: _late(settings.window.length_s, kv[1]))
     dead = op.merge("dead_letters", valid.falses, op.map("kafka_errors", kin.errs, _kafka_error),
-                    op.map("snapshot_failed_unkey", snaps_bad, lambda kv: kv[1]), late)
+                    op.map("snapshot_failed_unkey", snaps_bad, lambda kv: kv[1]),
+                    op.map("window_features_failed_unkey", features_bad, lambda kv: kv[1]), late)
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               KafkaSink(brokers, k.dead_letter_topic))
     dead_points = op.map("dead_letter_points", dead, steps.dead_letter_point)

@@ -203,15 +203,29 @@ def window_end_ns(window_id: int, length_s: float) -> int:
     return int(round((window_id + 1) * length_s * 1e9))
 
 
-def window_features(settings: Settings, item: tuple[int, SensorWindow]) -> WindowFeatures:
+def window_features(settings: Settings, item: tuple[int, SensorWindow]) -> WindowFeatures | DeadLetter:
     """Step ``window_features``: the closed window's features, stamped at the window end."""
     window_id, acc = item
+    try:
+        return _window_features(settings, window_id, acc)
+    except ValueError as exc:
+        end_ns = window_end_ns(window_id, settings.window.length_s)
+        return DeadLetter(f"window features: {exc}", "window_features", acc.asset, acc.sensor, time_ns=end_ns)
+
+
+def _window_features(settings: Settings, window_id: int, acc: SensorWindow) -> WindowFeatures:
     if acc.kind == "vibration":
         feats = acc.vibration.result()
     elif acc.kind == "temperature":
         values = np.asarray(acc.values, dtype=float)
         ambient_channel = settings.sensor(acc.asset, acc.sensor).ambient_channel
-        if ambient_channel >= 0:
+        if len(values) < 2:
+            # One reading has a level but no trend.
+            measured = values[:, 1 - ambient_channel] if ambient_channel >= 0 else values[:, 0]
+            feats = {"temp_level_c": float(measured[0])}
+            if ambient_channel >= 0:
+                feats["temp_rise_over_ambient_c"] = float(measured[0] - values[0, ambient_channel])
+        elif ambient_channel >= 0:
             measured = values[:, 1 - ambient_channel]
             feats = temperature_features(np.asarray(acc.times_s), measured,
                                          ambient_c=float(values[:, ambient_channel].mean()))

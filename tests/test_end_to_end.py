@@ -188,3 +188,4 @@ def test_restart_resumes_from_recovery_without_loss_or_duplicates(e2e, broker, i
     assert 0 < len(partial) < len(resumed)
     assert resumed == health_table(reference)
     assert alert_rows(settings) == alert_rows(reference)
+

@@ -1,0 +1,63 @@
+"""The dataflow's step functions: registry checks on decode, window features edge cases."""
+
+from collections import namedtuple
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from connectors.telemetry import Reading, encode_reading
+from pipelines import steps
+from pipelines.settings import load_settings
+
+Msg = namedtuple("Msg", "topic partition offset key value timestamp")
+SETTINGS = load_settings()
+
+
+def message(**kw):
+    base = dict(asset="pump-01", sensor="de-accel", kind="vibration", ts_ms=1_767_225_600_000,
+                sample_rate_hz=12800.0, unit="m/s2", samples=np.zeros(4096, dtype=np.float32))
+    base.update(kw)
+    r = Reading(**base)
+    return Msg("telemetry", 2, 17, r.asset.encode(), encode_reading(r), (1, 1_767_225_600_123))
+
+
+@pytest.mark.parametrize("kw, reason", [
+    (dict(asset="ghost", ), "asset 'ghost' is not in the registry"),
+    (dict(sensor="nde-accel"), "sensor 'nde-accel' is not registered for asset 'pump-01'"),
+    (dict(sensor="bearing-temp"), "kind 'vibration' differs from the registry's 'temperature'"),
+    (dict(sample_rate_hz=25600.0), "sample rate 25600.0 Hz differs from the registry's 12800.0 Hz"),
+    (dict(sensor="bearing-temp", kind="temperature", unit="degC", sample_rate_hz=0.1,
+          samples=np.array([50.0], dtype=np.float32)), "temperature needs 2 channel(s)"),
+    (dict(sensor="motor-current", kind="current", unit="A", sample_rate_hz=0.1,
+          samples=np.array([30.0, 30.0], dtype=np.float32), channels=2), "current needs 3 phase channels"),
+])
+def test_decode_rejects_what_the_registry_does_not_allow(kw, reason):
+    dead = steps.decode(SETTINGS, message(**kw))
+    assert isinstance(dead, steps.DeadLetter) and dead.step == "decode" and reason in dead.reason
+    assert (dead.partition, dead.offset) == (2, 17) and dead.original
+
+
+def test_decode_requires_rpm_when_speed_comes_from_messages():
+    asset = replace(SETTINGS.fleet[0], rpm_source="message")
+    settings = SETTINGS.replace(fleet=(asset, *SETTINGS.fleet[1:]))
+    assert "'rpm' is missing" in steps.decode(settings, message()).reason
+    assert isinstance(steps.decode(settings, message(rpm=1500.0)), Reading)
+
+
+def test_rpm_from_the_message_moves_the_defect_lines():
+    asset = SETTINGS.fleet[0]
+    fast = steps.vibration_parameters(asset, 3000.0)
+    assert fast["shaft_hz"] == 50.0 and steps.vibration_parameters(asset)["shaft_hz"] == asset.rpm / 60
+
+
+def test_a_window_with_a_single_temperature_reading_has_a_level():
+    acc = steps.SensorWindow("temperature", "pump-01", "bearing-temp", times_s=[0.0], values=[(50.0, 24.0)])
+    w = steps.window_features(SETTINGS, (0, acc))
+    assert w.features["temp_level_c"] == 50.0 and w.features["temp_rise_over_ambient_c"] == 26.0
+
+
+def test_window_features_that_cannot_be_computed_become_a_dead_letter():
+    broken = steps.SensorWindow("current", "pump-01", "motor-current", times_s=[0.0], values=[(1.0, 2.0)])
+    dead = steps.window_features(SETTINGS, (0, broken))
+    assert isinstance(dead, steps.DeadLetter) and dead.step == "window_features" and dead.asset == "pump-01"
