@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,report]'
 	touch $@
 
-# The tests run a real InfluxDB 1.x (Debian package) on loopback.
+# The tests run a real InfluxDB 1.x (Debian package) on loopback and validate
+# docker-compose.yml offline with Debian's docker-compose.
 influxdb:
-	@command -v influxd >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null; }
+	@command -v influxd >/dev/null && command -v docker-compose >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb docker-compose >/dev/null; }
 	@command -v influxd >/dev/null || { echo "influxd not installed"; exit 1; }
 
 demo: setup

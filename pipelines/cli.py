@@ -88,7 +88,11 @@ def cmd_demo(args) -> int:
     print()
     print(format_table(rows))
     ok, text = verdict(rows)
-    print(f"\ndemo: {'OK' if ok else 'FAILED'}: {text} (total {time.monotonic() - started:.0f} s)")
+    from pipelines.report import render_report
+
+    page = render_report(settings, open_reader(storage), workdir / "report")
+    print(f"\ndemo: report written to {page}")
+    print(f"demo: {'OK' if ok else 'FAILED'}: {text} (total {time.monotonic() - started:.0f} s)")
     return 0 if ok else 1
 
 
@@ -241,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="pipeline vs bare-loop throughput (make bench)")
     p.add_argument("--windows", type=int, default=4000)
     p.set_defaults(func=cmd_bench)
+
+    from dashboards import push
+    from pipelines import report
+
+    report.add_parser(sub)
+    push.add_parser(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -1,0 +1,97 @@
+"""Generate ``dashboards/json/*.json`` from :mod:`dashboards.definitions`.
+
+Grafana's file provisioner (``dashboards/provisioning/dashboards/predmaint.yaml``)
+loads these files; they are committed so ``docker compose up`` needs no build
+step. Edit the Python definitions, never the JSON, then::
+
+    python -m dashboards.build            # rewrite the JSON
+    python -m dashboards.build --check    # exit 1 if the committed JSON differs (CI, tests)
+    python -m dashboards.build --config my-fleet.yaml --out /tmp/json   # another fleet's ISO classes
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+
+from dashboards.definitions import dashboards
+from pipelines.settings import Settings, load_settings
+
+JSON_DIR = Path(__file__).resolve().parent / "json"
+
+
+def render(settings: Settings) -> dict[str, str]:
+    """File name -> JSON text for every dashboard, deterministic (sorted keys, trailing newline)."""
+    return {f"{d.uid}.json": json.dumps(d.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            for d in dashboards(settings)}
+
+
+def write(settings: Settings, out_dir: Path = JSON_DIR) -> list[Path]:
+    """Write every dashboard to ``out_dir``; remove generated files of dashboards that no longer exist."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = render(settings)
+    for stale in set(p.name for p in out_dir.glob("predmaint-*.json")) - set(files):
+        (out_dir / stale).unlink()
+    paths = []
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def differences(settings: Settings, out_dir: Path = JSON_DIR) -> list[str]:
+    """What differs between the generated and the committed JSON, one message per file."""
+    files = render(settings)
+    problems = []
+    for name, text in files.items():
+        path = out_dir / name
+        if not path.exists():
+            problems.append(f"{path}: missing")
+            continue
+        committed = path.read_text()
+        if committed != text:
+            diff = difflib.unified_diff(committed.splitlines(), text.splitlines(), f"{name} (committed)",
+                                        f"{name} (generated)", lineterm="", n=1)
+            problems.append(f"{path}: differs from the definitions:\n" + "\n".join(list(diff)[:40]))
+    for path in out_dir.glob("predmaint-*.json"):
+        if path.name not in files:
+            problems.append(f"{path}: no longer generated")
+    return problems
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit 1 if the JSON in --out differs from the definitions")
+    parser.add_argument("--out", type=Path, default=JSON_DIR, help=f"output directory (default {JSON_DIR})")
+
+
+def run(settings: Settings, args) -> int:
+    if args.check:
+        problems = differences(settings, args.out)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            print("dashboards: run `python -m dashboards.build` and commit the JSON", file=sys.stderr)
+            return 1
+        print(f"dashboards: {args.out} is up to date")
+        return 0
+    for path in write(settings, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboards.build", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="settings whose fleet gives ISO zone boundaries (default: packaged)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(load_settings(args.config), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""predmaint's Grafana dashboards, defined in Python.
+
+Four dashboards, all InfluxQL (answered by InfluxDB 1.x, 2.x through the
+bucket's DBRP mapping, and 3.x), all on the datasource uid
+``predmaint-influxdb``:
+
+* **Fleet overview**: health per asset over time, a status table worst first,
+  ISO 10816-3 zones, open alerts.
+* **Asset detail**: one asset's health with alert annotations, velocity RMS
+  against its ISO zone boundaries, envelope peaks at the bearing defect lines,
+  temperature, motor current, alert events.
+* **Model comparison**: health per ``model`` tag, champion and challengers side by side.
+* **Pipeline health**: throughput, processing lag, dead letters.
+
+What is queried is exactly what :func:`pipelines.steps.to_points` writes (see
+the README's storage schema). Filters on ``site``, ``line`` and ``asset`` are
+regex matches (``=~ /^$asset$/``) so multi-value and "All" selections work.
+
+The velocity panel's zone boundaries depend on each asset's ISO machine
+group and foundation, which are configuration, not data: :func:`dashboards`
+takes the settings whose fleet supplies them (``python -m dashboards.build
+--config FILE`` regenerates the JSON for another fleet).
+"""
+
+from __future__ import annotations
+
+from dashboards.model import (
+    Annotation,
+    CustomVariable,
+    Dashboard,
+    Override,
+    Panel,
+    QueryVariable,
+    Step,
+    Target,
+    ValueText,
+    escape_regex,
+    thresholds,
+    value_mappings,
+)
+from features.iso10816 import ZONE_BOUNDARIES_MM_S
+from pipelines.settings import Settings
+
+TIME = "$timeFilter"
+CHAMPION = '"champion" = true'
+VIBRATION = "\"kind\" = 'vibration'"
+TEMPERATURE = "\"kind\" = 'temperature'"
+CURRENT = "\"kind\" = 'current'"
+PER_INTERVAL = "GROUP BY time($__interval)"
+MONITORING = "\"phase\" = 'monitoring'"
+BELOW_THRESHOLD = '"health" < $health_threshold'
+
+#: Health colours: the default alert rule's warning (50), alarm (30) and clear (70) levels.
+HEALTH_THRESHOLDS = thresholds(Step("red"), Step("orange", 30), Step("yellow", 50), Step("green", 70))
+HEALTH_FIELD = {"unit": "none", "min": 0, "max": 100, "decimals": 0, "thresholds": HEALTH_THRESHOLDS}
+ISO_ZONES = value_mappings(ValueText("1", "A", "green"), ValueText("2", "B", "yellow"),
+                           ValueText("3", "C", "orange"), ValueText("4", "D", "red"))
+ISO_ZONE_THRESHOLDS = thresholds(Step("green"), Step("yellow", 2), Step("orange", 3), Step("red", 4))
+#: Zone boundaries drawn when an asset is not in the fleet the dashboards were built for:
+#: group 2 (15-300 kW) on a rigid foundation, the strictest class.
+DEFAULT_ISO_CLASS = (2, "rigid")
+
+ASSET_DETAIL_UID = "predmaint-asset"
+#: Tables grouped by tags may arrive as one frame per group; merge them into one table to sort it.
+MERGE = {"id": "merge", "options": {}}
+
+
+def match(*tags: str) -> str:
+    """``"tag" =~ /^$tag$/`` for each tag, ANDed: a template-variable filter.
+
+    Examples
+    --------
+    >>> match("site", "asset")
+    '"site" =~ /^$site$/ AND "asset" =~ /^$asset$/'
+    """
+    return " AND ".join(f'"{t}" =~ /^${t}$/' for t in tags)
+
+
+def where(*clauses: str) -> str:
+    return "WHERE " + " AND ".join(c for c in clauses if c)
+
+
+FLEET = match("site", "line", "asset")
+
+
+def location_variables(asset_multi: bool = True) -> list[QueryVariable]:
+    """Site, then line within the site, then asset within both: each narrows the next."""
+    return [
+        QueryVariable("site", "Site", 'SHOW TAG VALUES FROM "health" WITH KEY = "site"'),
+        QueryVariable("line", "Line", f'SHOW TAG VALUES FROM "health" WITH KEY = "line" {where(match("site"))}'),
+        QueryVariable("asset", "Asset",
+                      f'SHOW TAG VALUES FROM "health" WITH KEY = "asset" {where(match("site", "line"))}',
+                      multi=asset_multi, include_all=asset_multi),
+    ]
+
+
+def fleet_overview() -> Dashboard:
+    health = Panel(
+        "Health per asset (worst sensor, champion model)", width=24, height=9,
+        description="Lowest health over the asset's sensors in each interval, from the champion model "
+                    "(the one that drives alerts). 100 = indistinguishable from the sensor's baseline.",
+        targets=[Target(f'SELECT min("health") FROM "health" {where(CHAMPION, FLEET, TIME)} '
+                        f'{PER_INTERVAL}, "asset" fill(null)', alias="$tag_asset")],
+        defaults={**HEALTH_FIELD, "custom": {"thresholdsStyle": {"mode": "area"}, "lineWidth": 2}})
+    status = Panel(
+        "Asset status, worst first", type="table", width=12, height=10,
+        description="Latest champion health per asset and sensor in the time range, lowest first. "
+                    "Click an asset for its detail dashboard.",
+        targets=[Target(f'SELECT last("health") AS "health", "phase", "raw_score" FROM "health" '
+                        f'{where(CHAMPION, FLEET, TIME)} GROUP BY "asset", "sensor"', result_format="table")],
+        defaults={"thresholds": HEALTH_THRESHOLDS},
+        overrides=[
+            Override("byName", "health", {"custom.cellOptions": {"type": "color-background"}, "decimals": 0}),
+            Override("byName", "asset", {"links": [{
+                "title": "Asset detail",
+                "url": f"/d/{ASSET_DETAIL_UID}/asset-detail?var-asset=${{__value.raw}}&${{__url_time_range}}"}]}),
+        ],
+        options={"sortBy": [{"displayName": "health", "desc": False}]},
+        transformations=[MERGE, {"id": "organize", "options": {
+            "renameByName": {"Time": "last window"},
+            "indexByName": {"asset": 0, "sensor": 1, "health": 2, "phase": 3, "raw_score": 4, "Time": 5}}}])
+    open_alerts = Panel(
+        "Open alerts", type="table", width=12, height=10,
+        description="Alerts whose latest event up to the end of the time range is not 'cleared', "
+                    "whenever they were raised.",
+        targets=[Target(
+            # The inner query takes each stream's latest event; only its state tells
+            # whether the alert is still open (InfluxQL has no HAVING, a subquery does it).
+            'SELECT "alert_id", "severity", "state", "health" FROM ('
+            'SELECT last("state") AS "state", "alert_id", "severity", "health" FROM "alerts" '
+            f'{where(FLEET, "time <= ${__to}ms")} GROUP BY "asset", "sensor", "rule") '
+            "WHERE \"state\" != 'cleared' GROUP BY \"asset\", \"sensor\", \"rule\"", result_format="table")],
+        overrides=[Override("byName", "severity", {"custom.cellOptions": {"type": "color-text"}, "mappings": [
+            {"type": "value", "options": {"warning": {"color": "yellow", "index": 0},
+                                          "alarm": {"color": "orange", "index": 1},
+                                          "critical": {"color": "red", "index": 2}}}]})],
+        options={"sortBy": [{"displayName": "last event", "desc": True}]},
+        transformations=[MERGE, {"id": "organize", "options": {
+            "renameByName": {"Time": "last event"},
+            "indexByName": {"asset": 0, "sensor": 1, "rule": 2, "severity": 3, "state": 4, "health": 5,
+                            "Time": 6, "alert_id": 7}}}])
+    zones = Panel(
+        "ISO 10816-3 zone per asset", type="state-timeline", width=12, height=8,
+        description="Worst velocity-severity zone of the asset's vibration sensors: A new, B acceptable, "
+                    "C unsatisfactory (plan action), D damage.",
+        targets=[Target(f'SELECT max("iso_zone") FROM "features" {where(VIBRATION, FLEET, TIME)} '
+                        f'{PER_INTERVAL}, "asset" fill(null)', alias="$tag_asset")],
+        defaults={"mappings": ISO_ZONES, "thresholds": ISO_ZONE_THRESHOLDS, "min": 1, "max": 4})
+    events = Panel(
+        "Alert events by severity", width=12, height=8,
+        description="Raised, escalated, re-notified and cleared events per interval.",
+        targets=[Target(f'SELECT count("event_id") FROM "alerts" {where(FLEET, TIME)} '
+                        f'{PER_INTERVAL}, "severity" fill(none)', alias="$tag_severity")],
+        defaults={"unit": "none", "decimals": 0,
+                  "custom": {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}}})
+    return Dashboard("predmaint-fleet", "predmaint: Fleet overview",
+                     "Health, ISO zones and open alerts across the fleet.",
+                     panels=[health, status, open_alerts, zones, events], variables=location_variables())
+
+
+def _iso_overrides(settings: Settings) -> list[Override]:
+    """Per-asset zone boundaries: series are named '<asset> <sensor>'."""
+    out = []
+    for asset in settings.fleet:
+        key = (asset.iso_group, asset.iso_foundation)
+        if key == DEFAULT_ISO_CLASS:
+            continue
+        out.append(Override("byRegexp", f"^{escape_regex(asset.asset)} ",
+                            {"thresholds": _iso_steps(*key)}))
+    return out
+
+
+def _iso_steps(group: int, foundation: str) -> dict:
+    ab, bc, cd = ZONE_BOUNDARIES_MM_S[(group, foundation)]
+    return thresholds(Step("green"), Step("yellow", ab), Step("orange", bc), Step("red", cd))
+
+
+def asset_detail(settings: Settings) -> Dashboard:
+    asset = match("asset")
+    health = Panel(
+        "Health per sensor (champion model)", width=24, height=9,
+        description="Marks: alert events (raised, escalated, re-notified, cleared) with the sensor, rule "
+                    "and severity as tags.",
+        targets=[Target(f'SELECT mean("health") FROM "health" {where(CHAMPION, asset, TIME)} '
+                        f'{PER_INTERVAL}, "sensor" fill(null)', alias="$tag_sensor")],
+        defaults={**HEALTH_FIELD, "custom": {"thresholdsStyle": {"mode": "area"}, "lineWidth": 2}})
+    velocity = Panel(
+        "Velocity RMS against ISO 10816-3 zones", width=12, height=9,
+        description="Broadband velocity RMS, 10-1000 Hz. Bands: zone A (green), B, C, D (red), with the "
+                    "boundaries of the asset's machine group and foundation from the fleet configuration "
+                    "(group 2 rigid for assets not in it).",
+        targets=[Target(f'SELECT max("velocity_rms_mm_s") FROM "features" {where(VIBRATION, asset, TIME)} '
+                        f'{PER_INTERVAL}, "asset", "sensor" fill(null)', alias="$tag_asset $tag_sensor")],
+        defaults={"unit": "suffix: mm/s", "min": 0, "decimals": 2, "thresholds": _iso_steps(*DEFAULT_ISO_CLASS),
+                  "custom": {"thresholdsStyle": {"mode": "line+area"}, "lineWidth": 2}},
+        overrides=_iso_overrides(settings))
+    zone = Panel(
+        "ISO 10816-3 zone", type="state-timeline", width=12, height=9,
+        targets=[Target(f'SELECT max("iso_zone") FROM "features" {where(VIBRATION, asset, TIME)} '
+                        f'{PER_INTERVAL}, "sensor" fill(null)', alias="$tag_sensor")],
+        defaults={"mappings": ISO_ZONES, "thresholds": ISO_ZONE_THRESHOLDS, "min": 1, "max": 4})
+    ratios = Panel(
+        "Envelope peaks over noise floor at bearing defect lines", width=12, height=9,
+        description="Envelope-spectrum peak at each defect frequency divided by the local floor; "
+                    "noise sits around 1.5-3. A rising BPFO/BPFI/BSF ratio points at the outer race, "
+                    "inner race or rolling elements; FTF at the cage.",
+        targets=[Target('SELECT mean("env_bpfo_ratio") AS "BPFO", mean("env_bpfi_ratio") AS "BPFI", '
+                        'mean("env_bsf_ratio") AS "BSF", mean("env_2bsf_ratio") AS "2xBSF", '
+                        'mean("env_ftf_ratio") AS "FTF" FROM "features" '
+                        f'{where(VIBRATION, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)',
+                        alias="$col $tag_sensor")],
+        defaults={"unit": "none", "min": 0, "decimals": 1})
+    amplitudes = Panel(
+        "Envelope peak amplitudes at bearing defect lines", width=12, height=9,
+        targets=[Target('SELECT mean("env_bpfo") AS "BPFO", mean("env_bpfi") AS "BPFI", '
+                        'mean("env_bsf") AS "BSF", mean("env_ftf") AS "FTF" FROM "features" '
+                        f'{where(VIBRATION, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)',
+                        alias="$col $tag_sensor")],
+        defaults={"unit": "accMS2", "min": 0})
+    temperature = Panel(
+        "Bearing temperature", width=8, height=8,
+        description="Window mean (left axis) and least-squares slope (right axis).",
+        targets=[Target('SELECT mean("temp_level_c") AS "level", mean("temp_rate_c_per_min") AS "rate" '
+                        f'FROM "features" {where(TEMPERATURE, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)',
+                        alias="$col $tag_sensor")],
+        defaults={"unit": "celsius", "decimals": 1},
+        overrides=[Override("byRegexp", "^rate ", {"unit": "suffix: °C/min", "custom.axisPlacement": "right",
+                                                   "custom.lineStyle": {"fill": "dash", "dash": [10, 10]}})])
+    imbalance = Panel(
+        "Motor current imbalance (NEMA)", width=8, height=8,
+        description="Largest deviation of a phase RMS from the three-phase mean, over the mean.",
+        targets=[Target(f'SELECT mean("current_imbalance_pct") FROM "features" {where(CURRENT, asset, TIME)} '
+                        f'{PER_INTERVAL}, "sensor" fill(null)', alias="$tag_sensor")],
+        defaults={"unit": "percent", "min": 0, "decimals": 2})
+    phases = Panel(
+        "Phase currents", width=8, height=8,
+        targets=[Target('SELECT mean("current_rms_a") AS "A", mean("current_rms_b") AS "B", '
+                        'mean("current_rms_c") AS "C" FROM "features" '
+                        f'{where(CURRENT, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)', alias="phase $col")],
+        defaults={"unit": "amp", "decimals": 2})
+    alerts = Panel(
+        "Alert events", type="table", width=24, height=8,
+        description="Every alert event of the asset in the time range, newest first, with the features "
+                    "that deviated most (explanation).",
+        targets=[Target('SELECT "sensor", "rule", "severity", "state", "health", "alert_id", "explanation" '
+                        f'FROM "alerts" {where(asset, TIME)} ORDER BY time DESC', result_format="table")],
+        overrides=[Override("byName", "explanation", {"custom.cellOptions": {"type": "json-view"}})])
+    # One annotation for every event (raised, escalated, re-notified, cleared): the state is its
+    # text, so a cleared alert reads as such without a second query that is empty until one clears.
+    annotations = [Annotation("Alert events", 'SELECT "state", "alert_id", "sensor", "rule", "severity" '
+                                              f'FROM "alerts" {where(asset, TIME)}', "red",
+                              text_column="state", tags_column="sensor,rule,severity")]
+    return Dashboard(ASSET_DETAIL_UID, "predmaint: Asset detail",
+                     "One asset: health, vibration severity, bearing defect lines, temperature, current.",
+                     panels=[health, velocity, zone, ratios, amplitudes, temperature, imbalance, phases, alerts],
+                     variables=location_variables(asset_multi=False), annotations=annotations)
+
+
+def model_comparison() -> Dashboard:
+    models = match("model")
+    per_asset = Panel(
+        "Health per model: $asset", width=8, height=8, repeat="asset",
+        description="Worst sensor's health per model. Only the champion drives alerts; challengers "
+                    "score the same windows side by side.",
+        targets=[Target(f'SELECT min("health") FROM "health" {where(match("asset"), models, TIME)} '
+                        f'{PER_INTERVAL}, "model" fill(null)', alias="$tag_model")],
+        defaults=HEALTH_FIELD)
+    below = Panel(
+        "Monitoring windows below $health_threshold health, per model", width=12, height=8,
+        description="How often each model would have called a window unhealthy: a challenger that "
+                    "flags far more windows than the champion on healthy assets is noisier.",
+        targets=[Target(f'SELECT count("health") FROM "health" '
+                        f'{where(MONITORING, BELOW_THRESHOLD, FLEET, models, TIME)} '
+                        f'{PER_INTERVAL}, "model" fill(none)', alias="$tag_model")],
+        defaults={"unit": "none", "decimals": 0,
+                  "custom": {"drawStyle": "bars", "fillOpacity": 60}})
+    summary = Panel(
+        "Per model and asset (monitoring phase)", type="table", width=12, height=8,
+        targets=[Target('SELECT min("health") AS "min health", mean("health") AS "mean health", '
+                        'count("health") AS "windows" FROM "health" '
+                        f'{where(MONITORING, FLEET, models, TIME)} '
+                        'GROUP BY "model", "asset"', result_format="table")],
+        defaults={"decimals": 1, "thresholds": HEALTH_THRESHOLDS},
+        overrides=[Override("byName", "min health", {"custom.cellOptions": {"type": "color-text"}})],
+        options={"sortBy": [{"displayName": "min health", "desc": False}]},
+        transformations=[MERGE, {"id": "organize", "options": {"excludeByName": {"Time": True}}}])
+    raw = Panel(
+        "Raw score per model", width=24, height=8,
+        description="Each detector's own score; scales differ by detector (that is why health is "
+                    "calibrated per model), so compare shapes, not levels.",
+        targets=[Target(f'SELECT mean("raw_score") FROM "health" {where(FLEET, models, TIME)} '
+                        f'{PER_INTERVAL}, "model", "asset" fill(null)', alias="$tag_model $tag_asset")],
+        defaults={"unit": "none"})
+    variables = location_variables() + [
+        QueryVariable("model", "Model", 'SHOW TAG VALUES FROM "health" WITH KEY = "model"'),
+        CustomVariable("health_threshold", "Health below", ("50", "30", "10", "70"),
+                       "Threshold for counting unhealthy windows (default rule: warning 50, alarm 30, "
+                       "critical 10, clear 70)."),
+    ]
+    return Dashboard("predmaint-models", "predmaint: Model comparison",
+                     "Champion and challenger detectors on the same windows.",
+                     panels=[per_asset, below, summary, raw], variables=variables)
+
+
+def pipeline_health() -> Dashboard:
+    throughput = Panel(
+        "Throughput: windows stored per interval", width=12, height=8,
+        description="Feature points written per interval, by sensor kind. Points are stamped at the "
+                    "window end (event time), so this is data throughput; see lag for processing delay.",
+        targets=[Target(f'SELECT count("snapshots") FROM "features" {where(FLEET, TIME)} {PER_INTERVAL} fill(0)',
+                        alias="vibration"),
+                 Target(f'SELECT count("readings") FROM "features" {where(FLEET, TIME)} '
+                        f'{PER_INTERVAL}, "kind" fill(0)', alias="$tag_kind")],
+        defaults={"unit": "none", "decimals": 0,
+                  "custom": {"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal"}}})
+    lag = Panel(
+        "Processing lag", width=12, height=8,
+        description="Wall-clock time between a window's end and its processing (lag_s on health points). "
+                    "Live data: the pipeline's delay. A replay: how old the data is.",
+        targets=[Target('SELECT max("lag_s") AS "max", mean("lag_s") AS "mean" FROM "health" '
+                        f'{where(CHAMPION, FLEET, TIME)} {PER_INTERVAL} fill(null)', alias="$col")],
+        defaults={"unit": "s"})
+    newest_lag = Panel(
+        "Lag of the newest window", type="stat", width=6, height=6,
+        targets=[Target(f'SELECT last("lag_s") FROM "health" {where(CHAMPION, FLEET, TIME)}')],
+        defaults={"unit": "s", "thresholds": thresholds(Step("green"), Step("orange", 900), Step("red", 3600))})
+    dead_total = Panel(
+        "Dead letters in range", type="stat", width=6, height=6,
+        description="Messages that could not be processed (see the table for why).",
+        targets=[Target(f'SELECT sum("count") FROM "deadletters" {where(TIME)}')],
+        defaults={"unit": "none", "decimals": 0, "thresholds": thresholds(Step("green"), Step("orange", 1))},
+        options={"graphMode": "none"})
+    models = Panel(
+        "Health points per model per interval", width=12, height=6,
+        description="Each configured model should score every window: a model whose count drops is failing.",
+        targets=[Target(f'SELECT count("health") FROM "health" {where(FLEET, TIME)} '
+                        f'{PER_INTERVAL}, "model" fill(0)', alias="$tag_model")],
+        defaults={"unit": "none", "decimals": 0})
+    dead = Panel(
+        "Dead letters per interval, by step", width=12, height=8,
+        description="Dead letters are stamped with their Kafka arrival time, not event time: the message "
+                    "may have no valid event time.",
+        targets=[Target(f'SELECT sum("count") FROM "deadletters" {where(TIME)} {PER_INTERVAL}, "step" fill(none)',
+                        alias="$tag_step")],
+        defaults={"unit": "none", "decimals": 0,
+                  "custom": {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}}})
+    dead_table = Panel(
+        "Latest dead letters", type="table", width=12, height=8,
+        targets=[Target('SELECT "reason", "asset", "sensor", "partition", "offset" FROM "deadletters" '
+                        f'{where(TIME)} GROUP BY "step" ORDER BY time DESC LIMIT 100', result_format="table")],
+        transformations=[MERGE], options={"sortBy": [{"displayName": "Time", "desc": True}]})
+    return Dashboard("predmaint-pipeline", "predmaint: Pipeline health",
+                     "Is the pipeline keeping up, and what is it rejecting?",
+                     panels=[throughput, lag, newest_lag, dead_total, models, dead, dead_table],
+                     variables=location_variables())
+
+
+def dashboards(settings: Settings) -> list[Dashboard]:
+    """Every predmaint dashboard; ``settings.fleet`` supplies per-asset ISO zone boundaries."""
+    return [fleet_overview(), asset_detail(settings), model_comparison(), pipeline_health()]

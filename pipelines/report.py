@@ -1,0 +1,306 @@
+"""``predmaint report``: a static HTML page with PNG plots, read back from storage.
+
+For people without Grafana at hand (the demo, an e-mail attachment, a CI
+artefact): one fleet plot (each asset's health, the worst of its sensors,
+from the champion model), then per asset its health per sensor and the key
+features an analyst looks at first — velocity RMS against the asset's
+ISO 10816-3 zone boundaries, the envelope peak ratio at the outer-race
+defect frequency (BPFO), bearing temperature — with alert events marked
+(red: raised, escalated or re-notified; green: cleared).
+
+It reads through any :class:`connectors.storage.PointReader`: InfluxDB or the
+embedded SQLite store, whichever ``storage.kind`` selects. Plots use
+matplotlib's Agg renderer (no display needed).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from connectors.storage import Point, PointReader
+from features.iso10816 import ZONE_BOUNDARIES_MM_S
+from pipelines.settings import AssetSettings, Settings
+
+#: Alert states that mean "open" (marked red); ``cleared`` is marked green.
+OPEN_STATES = ("raised", "escalated", "renotified")
+#: Features plotted per asset: (field, sensor kind, axis label).
+KEY_FEATURES = (
+    ("velocity_rms_mm_s", "vibration", "velocity RMS, mm/s"),
+    ("env_bpfo_ratio", "vibration", "envelope BPFO / floor"),
+    ("temp_level_c", "temperature", "temperature, °C"),
+)
+ZONE_COLOURS = ("#73bf69", "#fade2a", "#ff9830", "#f2495c")  # A, B, C, D
+
+
+@dataclass
+class AssetData:
+    """What the report shows for one asset, read from storage."""
+
+    asset: AssetSettings
+    #: sensor -> [(time_ns, health)] of the champion model.
+    health: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    #: feature field -> sensor -> [(time_ns, value)].
+    features: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    alerts: list[Point] = field(default_factory=list)
+
+    def worst_health(self) -> list[tuple[int, float]]:
+        """Per window end, the lowest health over the sensors."""
+        by_time: dict[int, float] = {}
+        for series in self.health.values():
+            for t, h in series:
+                by_time[t] = min(h, by_time.get(t, h))
+        return sorted(by_time.items())
+
+    @property
+    def raised(self) -> list[Point]:
+        return [p for p in self.alerts if p.fields.get("state") == "raised"]
+
+
+def load(settings: Settings, reader: PointReader) -> list[AssetData]:
+    """Read health (champion model), key features and alert events for every asset in the fleet."""
+    data = {a.asset: AssetData(a) for a in settings.fleet}
+    for p in reader.points("health", model=settings.model.label):
+        d = data.get(p.tags.get("asset", ""))
+        if d is not None and _is_number(p.fields.get("health")):
+            d.health.setdefault(p.tags.get("sensor", ""), []).append((p.time_ns, float(p.fields["health"])))
+    wanted = {name for name, _, _ in KEY_FEATURES}
+    for p in reader.points("features"):
+        d = data.get(p.tags.get("asset", ""))
+        if d is None:
+            continue
+        for name in wanted & p.fields.keys():
+            if _is_number(p.fields[name]):
+                d.features.setdefault(name, {}).setdefault(p.tags.get("sensor", ""), []).append(
+                    (p.time_ns, float(p.fields[name])))
+    for p in reader.points("alerts"):
+        d = data.get(p.tags.get("asset", ""))
+        if d is not None:
+            d.alerts.append(p)
+    for d in data.values():
+        for series in (*d.health.values(), *(s for f in d.features.values() for s in f.values())):
+            series.sort()
+        d.alerts.sort(key=lambda p: p.time_ns)
+    return list(data.values())
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def _fmt(ns: int | None) -> str:
+    return "-" if ns is None else _dt(ns).strftime("%Y-%m-%d %H:%M")
+
+
+def safe_name(asset_id: str) -> str:
+    """A file-name-safe form of an asset id.
+
+    Examples
+    --------
+    >>> safe_name("pump 01/a")
+    'pump_01_a'
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", asset_id)
+
+
+def _mark_alerts(ax, alerts: list[Point], colour: str | None = None) -> None:
+    """Dashed vertical lines at alert events: red when opened, green when cleared, or all ``colour``."""
+    for p in alerts:
+        state = p.fields.get("state")
+        mark = colour or ("#c4162a" if state in OPEN_STATES else "#37872d" if state == "cleared" else None)
+        if mark:
+            ax.axvline(_dt(p.time_ns), color=mark, linestyle="--", linewidth=1, alpha=0.8)
+
+
+def _health_axes(ax) -> None:
+    ax.set_ylim(-5, 105)
+    ax.set_ylabel("health")
+    ax.axhspan(-5, 30, color="#f2495c", alpha=0.08)
+    ax.axhspan(30, 50, color="#ff9830", alpha=0.08)
+    ax.grid(True, alpha=0.3)
+
+
+def plot_fleet(assets: list[AssetData], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    # Fixed margins: constrained layout would cost a third of the rendering time.
+    fig = Figure(figsize=(11, 4), dpi=100)
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.1)
+    ax = fig.add_subplot()
+    for d in assets:
+        worst = d.worst_health()
+        if worst:
+            (line,) = ax.plot([_dt(t) for t, _ in worst], [h for _, h in worst], label=d.asset.asset,
+                              linewidth=1.5)
+            # In the asset's colour, so a mark says which asset raised it.
+            _mark_alerts(ax, d.raised, line.get_color())
+    _health_axes(ax)
+    ax.set_title("Fleet health (worst sensor per asset, champion model); dashed: alert raised, in the asset's colour")
+    if any(d.health for d in assets):
+        ax.legend(loc="lower left", ncols=min(6, len(assets)), fontsize="small")
+    fig.savefig(path)
+    return path
+
+
+def plot_asset(d: AssetData, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 2.4 * (1 + len(KEY_FEATURES))), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.97, top=0.96, bottom=0.04, hspace=0.1)
+    axes = fig.subplots(1 + len(KEY_FEATURES), 1, sharex=True)
+    ax = axes[0]
+    for sensor, series in sorted(d.health.items()):
+        ax.plot([_dt(t) for t, _ in series], [h for _, h in series], label=sensor, linewidth=1.5)
+    _health_axes(ax)
+    ax.set_title(f"{d.asset.asset} ({d.asset.site} / {d.asset.line}): health per sensor and key features; "
+                 "dashed: alert raised (red), cleared (green)")
+    if d.health:
+        ax.legend(loc="lower left", fontsize="small")
+    for ax, (name, _, label) in zip(axes[1:], KEY_FEATURES):
+        for sensor, series in sorted(d.features.get(name, {}).items()):
+            ax.plot([_dt(t) for t, _ in series], [v for _, v in series], label=sensor, linewidth=1.2)
+        if name == "velocity_rms_mm_s":
+            _zone_bands(ax, d.asset)
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    for ax in axes:
+        _mark_alerts(ax, d.alerts)
+    fig.savefig(path)
+    return path
+
+
+def _zone_bands(ax, asset: AssetSettings) -> None:
+    """Shade ISO 10816-3 zones A-D with the boundaries of the asset's machine class."""
+    bounds = ZONE_BOUNDARIES_MM_S.get((asset.iso_group, asset.iso_foundation))
+    if not bounds:
+        return
+    top = max(ax.get_ylim()[1], bounds[-1] * 1.25)
+    edges = (0.0, *bounds, top)
+    for (lo, hi), colour, zone in zip(zip(edges, edges[1:]), ZONE_COLOURS, "ABCD"):
+        ax.axhspan(lo, hi, color=colour, alpha=0.12, linewidth=0)
+        ax.text(1.005, (lo + hi) / 2, zone, transform=ax.get_yaxis_transform(), va="center", fontsize="small")
+    ax.set_ylim(0, top)
+
+
+def render_report(settings: Settings, reader: PointReader, out_dir: str | Path) -> Path:
+    """Write ``index.html`` and its PNG plots to ``out_dir``; return the HTML file's path.
+
+    Parameters
+    ----------
+    settings
+        Supplies the fleet (assets, their ISO class) and the champion model's name.
+    reader
+        Any point reader: :func:`connectors.storage.open_reader` of ``settings.storage``.
+    out_dir
+        Created if missing; earlier report files there are overwritten.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    assets = load(settings, reader)
+    fleet_png = plot_fleet(assets, out / "fleet_health.png")
+    sections, rows = [], []
+    for d in assets:
+        png = plot_asset(d, out / f"asset_{safe_name(d.asset.asset)}.png")
+        worst = d.worst_health()
+        raised = d.raised
+        rows.append(
+            f"<tr><td><a href='#{html.escape(safe_name(d.asset.asset))}'>{html.escape(d.asset.asset)}</a></td>"
+            f"<td>{html.escape(d.asset.site)} / {html.escape(d.asset.line)}</td>"
+            f"<td>{_num(worst[-1][1] if worst else None)}</td>"
+            f"<td>{_num(min((h for _, h in worst), default=None))}</td>"
+            f"<td>{len(raised)}</td><td>{_fmt(raised[0].time_ns if raised else None)}</td></tr>")
+        sections.append(
+            f"<section id='{html.escape(safe_name(d.asset.asset))}'><h2>{html.escape(d.asset.asset)}</h2>"
+            f"<img src='{html.escape(png.name)}' alt='{html.escape(d.asset.asset)}: health and key features'>"
+            + _alert_table(d.alerts) + "</section>")
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>predmaint report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1150px; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
+img {{ max-width: 100%; }}
+.open {{ color: #c4162a; font-weight: bold; }} .cleared {{ color: #37872d; }}
+</style></head><body>
+<h1>predmaint report</h1>
+<p>Generated {generated} from {html.escape(settings.storage.kind)} storage; health from the champion model
+<code>{html.escape(settings.model.label)}</code> (100 = like the sensor's own baseline, 0 = far outside it).</p>
+<table><tr><th>asset</th><th>site / line</th><th>latest health</th><th>lowest health</th>
+<th>alerts raised</th><th>first raised</th></tr>
+{''.join(rows)}
+</table>
+<h2>Fleet</h2>
+<img src='{html.escape(fleet_png.name)}' alt='fleet health over time'>
+{''.join(sections)}
+</body></html>
+"""
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def _alert_table(alerts: list[Point]) -> str:
+    if not alerts:
+        return "<p>No alert events.</p>"
+    rows = []
+    for p in alerts:
+        state = str(p.fields.get("state", ""))
+        css = "open" if state in OPEN_STATES else "cleared" if state == "cleared" else ""
+        rows.append(f"<tr><td>{_fmt(p.time_ns)}</td><td>{html.escape(p.tags.get('sensor', ''))}</td>"
+                    f"<td>{html.escape(p.tags.get('rule', ''))}</td><td>{html.escape(p.tags.get('severity', ''))}</td>"
+                    f"<td class='{css}'>{html.escape(state)}</td><td>{_num(_float(p.fields.get('health')))}</td>"
+                    f"<td><code>{html.escape(str(p.fields.get('alert_id', '')))}</code></td></tr>")
+    return ("<table><tr><th>time</th><th>sensor</th><th>rule</th><th>severity</th><th>state</th>"
+            "<th>health</th><th>alert id</th></tr>" + "".join(rows) + "</table>")
+
+
+def _float(v) -> float | None:
+    return float(v) if _is_number(v) else None
+
+
+def add_parser(subparsers):
+    """Add ``report`` to the ``predmaint`` command."""
+    p = subparsers.add_parser("report", help="static HTML report with plots, read from storage")
+    p.add_argument("--out", default=".predmaint/report", help="output directory (default .predmaint/report)")
+    p.add_argument("--sqlite", metavar="PATH",
+                   help="read this SQLite store instead of the configured storage (e.g. the demo's)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import dataclasses
+
+    from connectors.storage import open_reader
+    from pipelines.settings import load_settings
+
+    settings = load_settings(getattr(args, "config", None))
+    if args.sqlite:
+        if not Path(args.sqlite).is_file():
+            print(f"predmaint report: no SQLite store at {args.sqlite}", file=sys.stderr)
+            return 2
+        settings = settings.replace(storage=dataclasses.replace(settings.storage, kind="sqlite",
+                                                                sqlite_path=args.sqlite))
+    reader = open_reader(settings.storage)
+    try:
+        path = render_report(settings, reader, args.out)
+    finally:
+        close = getattr(reader, "close", None)
+        if close:
+            close()
+    print(f"report: {path}")
+    return 0

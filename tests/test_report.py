@@ -1,0 +1,103 @@
+"""``predmaint report`` renders HTML and PNG plots from whatever storage holds the points.
+
+A small embedded SQLite store is filled by hand: one healthy asset, and one
+whose health falls over the last hours with a raised alert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+import yaml
+
+from connectors.storage import Point, SQLiteStore
+from pipelines.report import add_parser, render_report
+from pipelines.settings import DEFAULT_CONFIG, load_settings
+
+WINDOW_NS = 300 * 10**9
+START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ALERT_ID = "a1b2c3d4e5f60718"
+
+
+@pytest.fixture
+def store(tmp_path):
+    settings = load_settings()
+    healthy, faulty = settings.fleet[0], settings.fleet[1]
+    settings = settings.replace(fleet=(healthy, faulty))
+    champion = settings.model.label
+    points = []
+    for asset, falls in ((healthy, False), (faulty, True)):
+        tags = {"site": asset.site, "line": asset.line, "asset": asset.asset}
+        for i in range(36):  # 3 h of 5-minute windows
+            t = START_NS + (i + 1) * WINDOW_NS
+            health = max(0.0, 100.0 - 8.0 * (i - 20)) if falls and i > 20 else 100.0
+            for sensor in ("de-accel", "bearing-temp"):
+                points.append(Point("health", {**tags, "sensor": sensor, "model": champion},
+                                    {"health": health, "raw_score": 1.0, "phase": "monitoring"}, t))
+                # A challenger's points must not leak into the champion's plots.
+                points.append(Point("health", {**tags, "sensor": sensor, "model": "challenger"},
+                                    {"health": 0.0, "raw_score": 9.0, "phase": "monitoring"}, t))
+            points.append(Point("features", {**tags, "sensor": "de-accel", "kind": "vibration"},
+                                {"velocity_rms_mm_s": 1.0 + (0.1 * (i - 20) if falls and i > 20 else 0.0),
+                                 "env_bpfo_ratio": 2.0 + (3.0 * (i - 20) if falls and i > 20 else 0.0),
+                                 "iso_zone": 1.0, "snapshots": 5.0}, t))
+            points.append(Point("features", {**tags, "sensor": "bearing-temp", "kind": "temperature"},
+                                {"temp_level_c": 50.0 + (0.3 * i if falls else 0.0), "readings": 30.0}, t))
+    raised_at = START_NS + 25 * WINDOW_NS
+    points.append(Point("alerts", {"site": faulty.site, "line": faulty.line, "asset": faulty.asset,
+                                   "sensor": "de-accel", "rule": "health_low", "severity": "alarm"},
+                        {"alert_id": ALERT_ID, "event_id": f"{ALERT_ID}:0", "state": "raised", "health": 20.0,
+                         "explanation": "[]"}, raised_at))
+    db = SQLiteStore(tmp_path / "store.sqlite")
+    db.write(points)
+    yield settings, db, healthy.asset, faulty.asset
+    db.close()
+
+
+def images(page: str) -> list[str]:
+    return re.findall(r"<img src='([^']+)'", page)
+
+
+def test_report_references_existing_plots_and_names_the_alert(store, tmp_path):
+    settings, db, healthy, faulty = store
+    index = render_report(settings, db, tmp_path / "report")
+    page = index.read_text()
+    srcs = images(page)
+    assert len(srcs) == 3  # the fleet plot and one per asset
+    for src in srcs:
+        png = index.parent / src
+        assert png.is_file() and png.read_bytes().startswith(PNG_SIGNATURE), src
+    assert f"asset_{faulty}.png" in srcs and (index.parent / f"asset_{faulty}.png").stat().st_size > 10_000
+    assert ALERT_ID in page and "raised" in page
+    # Summary: the faulty asset raised one alert and its health fell to 0; the healthy one did neither.
+    row = {a: re.search(rf"<tr><td><a href='#{a}'>{a}</a></td>(.*?)</tr>", page).group(1) for a in (healthy, faulty)}
+    cells = {a: re.findall(r"<td>(.*?)</td>", r) for a, r in row.items()}
+    assert cells[faulty][1:4] == ["0", "0", "1"]
+    assert cells[healthy][1:4] == ["100", "100", "0"]
+
+
+def test_report_command_reads_a_given_sqlite_store(store, tmp_path, capsys):
+    settings, db, healthy, faulty = store
+    # A fleet with one more asset than the store holds: it gets a plot without data, not an error.
+    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    line = doc["fleet"][0]["lines"][0]
+    line["assets"] = [a for a in line["assets"] if a["asset"] in (healthy, faulty)] + \
+        [{**line["assets"][0], "asset": "pump-new"}]
+    doc["fleet"] = [{**doc["fleet"][0], "lines": [line]}]
+    doc["simulator"]["faults"] = []
+    config = tmp_path / "fleet.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "cli"
+    args = parser.parse_args(["--config", str(config), "report", "--sqlite", str(db.path), "--out", str(out)])
+    assert args.func(args) == 0
+    assert str(out / "index.html") in capsys.readouterr().out
+    assert {p.name for p in out.glob("*.png")} == {"fleet_health.png", f"asset_{healthy}.png",
+                                                    f"asset_{faulty}.png", "asset_pump-new.png"}
+    args = parser.parse_args(["report", "--sqlite", str(tmp_path / "missing.sqlite")])
+    assert args.func(args) == 2
