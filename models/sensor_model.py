@@ -48,7 +48,7 @@ class SensorModel:
         self.params = params
         self.baseline_windows = baseline_windows
         self.learn_min_health = learn_min_health
-        self.detector = build_detector(spec, params)
+        self.detector = build_detector(spec, params, baseline_windows=baseline_windows)
         self.calibration = HealthCalibration()
         self.baseline = FeatureBaseline()
         self.windows_seen = 0

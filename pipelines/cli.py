@@ -247,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bench)
 
     from dashboards import push
-    from pipelines import report
+    from pipelines import evaluate, report
 
+    evaluate.add_parser(sub)
     report.add_parser(sub)
     push.add_parser(sub)
 
