@@ -119,5 +119,7 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               KafkaSink(brokers, k.dead_letter_topic))
     dead_points = op.map("dead_letter_points", dead, steps.dead_letter_point)
-    op.output("storage_out", op.merge("all_points", points, dead_points), StorageSink(settings.storage))
+    keyed_points = op.key_on("key_points", op.merge("all_points", points, dead_points),
+                             lambda p: p.tags.get("asset") or p.measurement)
+    op.output("storage_out", keyed_points, StorageSink(settings.storage))
     return flow
