@@ -39,3 +39,26 @@ def test_influxql_error_is_reported(influxdb):
     w = InfluxV1Writer(StorageSettings(kind="influx-v1", url=influxdb.url, database="storage_test"))
     with pytest.raises(StorageError, match="error parsing query"):
         w.query("SELEKT nonsense")
+
+
+def test_pipelined_sink_partition_has_everything_stored_at_snapshot(tmp_path):
+    from connectors.storage_sink import _PipelinedPartition
+
+    part = _PipelinedPartition(SQLiteStore(tmp_path / "s.sqlite"), max_queued_batches=2)
+    for i in range(20):
+        part.write_batch([Point("health", {"asset": "a"}, {"health": float(i)}, i)])
+    part.snapshot()
+    assert len(SQLiteStore(tmp_path / "s.sqlite").points("health")) == 20
+    part.close()
+
+
+def test_pipelined_sink_partition_raises_a_failed_write_before_the_epoch_commits():
+    from connectors.local_services import free_ports
+    from connectors.storage_sink import _PipelinedPartition
+
+    port, = free_ports(1)  # nothing listens there
+    settings = StorageSettings(kind="influx-v1", url=f"http://127.0.0.1:{port}", max_retries=0, timeout_s=1)
+    part = _PipelinedPartition(InfluxV1Writer(settings, create_database=False), max_queued_batches=2)
+    part.write_batch([Point("health", {"asset": "a"}, {"health": 1.0}, 1)])
+    with pytest.raises(StorageError, match="storage_out: writing points failed"):
+        part.snapshot()
