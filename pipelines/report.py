@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import re
 import sys
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
