@@ -12,13 +12,15 @@ A rule watches one metric of each window (the champion's ``health``, the
 * **hysteresis and off-delay**: the alert clears after ``off_delay_windows``
   consecutive windows on the healthy side of ``clear_at``;
 * **re-notify**: an open alert emits ``renotified`` every ``renotify_s`` of event time;
-* **flood limit**: at most ``flood_limit_per_hour`` notified events per stream and
-  hour of event time; more are recorded with ``notify=False``;
+* **flood limit**: at most ``flood_limit_per_hour`` notified events per asset and
+  rule and hour of event time; more are recorded with ``notify=False``;
 * **suppression**: events inside a maintenance window or a shelf are recorded
   with ``notify=False`` and the reason.
 
-At most one alert per stream and rule is open. Alert ids hash asset, sensor,
-rule and the end of the opening window, so replays give the same ids. All
+The pipeline keeps one state per asset and rule and feeds it the worst value
+over the asset's sensors, so at most one alert per asset and rule is open; the
+event names the sensor that raised it. Alert ids hash asset, rule and the end of
+the opening window, so replays give the same ids. All
 timing is event time, so results do not depend on processing speed.
 """
 
@@ -33,17 +35,19 @@ SEVERITIES = ("warning", "alarm", "critical")
 _HOUR_NS = 3_600_000_000_000
 
 
-def alert_id(asset: str, sensor: str, rule: str, opened_ns: int) -> str:
-    """Deterministic alert id.
+def alert_id(asset: str, rule: str, opened_ns: int) -> str:
+    """Deterministic alert id: one open alert per asset and rule, so these three name it.
 
     Examples
     --------
-    >>> alert_id("pump-01", "de-accel", "health_low", 0) == alert_id("pump-01", "de-accel", "health_low", 0)
+    >>> alert_id("pump-01", "health_low", 0) == alert_id("pump-01", "health_low", 0)
     True
-    >>> len(alert_id("pump-01", "de-accel", "health_low", 0))
+    >>> alert_id("pump-01", "health_low", 0) != alert_id("pump-01", "iso_severity", 0)
+    True
+    >>> len(alert_id("pump-01", "health_low", 0))
     16
     """
-    return hashlib.sha256(f"{asset}|{sensor}|{rule}|{opened_ns}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{asset}|{rule}|{opened_ns}".encode()).hexdigest()[:16]
 
 
 def breached_severities(rule: AlertRuleSettings, value: float) -> list[str]:
@@ -94,7 +98,7 @@ class AlertEvent:
 
 
 class AlertState:
-    """One stream's state for one rule; advance with :meth:`update` once per closed window.
+    """One asset's state for one rule; advance with :meth:`update` once per closed window.
 
     Examples
     --------
@@ -112,6 +116,7 @@ class AlertState:
         self.clear_run = 0
         self.open_id: str | None = None
         self.open_severity = ""
+        self.open_sensor = ""
         self.seq = 0
         self.last_notified_ns = 0
         self.notified_ns: list[int] = []
@@ -131,8 +136,8 @@ class AlertState:
 
         state = None
         if self.open_id is None and confirmed:
-            self.open_id = alert_id(asset, sensor, r.name, time_ns)
-            self.seq, self.open_severity, state = 0, confirmed, "raised"
+            self.open_id = alert_id(asset, r.name, time_ns)
+            self.seq, self.open_severity, self.open_sensor, state = 0, confirmed, sensor, "raised"
         elif self.open_id is not None:
             if confirmed and SEVERITIES.index(confirmed) > SEVERITIES.index(self.open_severity):
                 self.seq, self.open_severity, state = self.seq + 1, confirmed, "escalated"
@@ -142,9 +147,9 @@ class AlertState:
                 self.seq, state = self.seq + 1, "renotified"
         if state is None:
             return []
-        event = self._event(state, asset, sensor, time_ns, value, explanation, suppressed_by)
+        event = self._event(state, asset, self.open_sensor, time_ns, value, explanation, suppressed_by)
         if state == "cleared":
-            self.open_id, self.open_severity = None, ""
+            self.open_id, self.open_severity, self.open_sensor = None, "", ""
         return [event]
 
     def _event(self, state, asset, sensor, time_ns, value, explanation, suppressed_by) -> AlertEvent:

@@ -56,7 +56,7 @@ def bare_loop(settings: Settings, messages) -> float:
         acc = steps.window_add(steps.window_new(), snap)
         window_id = int(snap.ts_ms // (settings.window.length_s * 1000))
         w = steps.window_features(settings, (window_id, acc))
-        states[reading.key], scored = steps.assess(settings, None, states.get(reading.key), w)
+        states[reading.asset], scored = steps.assess(settings, None, states.get(reading.asset), w)
         steps.to_points(settings, scored)
     return time.perf_counter() - t0
 

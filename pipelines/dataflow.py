@@ -2,7 +2,7 @@
 
 ::
 
-    telemetry (Kafka) -> decode -> snapshot_features -> event-time window per asset/sensor
+    telemetry (Kafka) -> decode -> snapshot_features -> event-time window per asset (all its sensors)
       -> window_features -> assess (model, health, alert rules) -> InfluxDB / alerts topic
     every error stream (Kafka errors, invalid messages, late data) -> dead-letter topic + InfluxDB
 
@@ -88,7 +88,9 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
 
     decoded = op.map("decode", kin.oks, functools.partial(steps.decode, settings))
     valid = op.branch("valid", decoded, functools.partial(_is, steps.Reading))
-    keyed = op.key_on("key_sensor", valid.trues, lambda r: r.key)
+    # Keyed by asset: all of an asset's sensors share one window state and one
+    # worker, so the asset's alert rules see its windows in a deterministic order.
+    keyed = op.key_on("key_asset", valid.trues, lambda r: r.asset)
     snaps = op.map_value("snapshot_features", keyed, functools.partial(steps.snapshot_features, settings))
     snaps_ok = op.filter_value("snapshot_ok", snaps, functools.partial(_is, steps.Snapshot))
     snaps_bad = op.filter_map_value(
@@ -100,22 +102,20 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     windower = win.TumblingWindower(length=timedelta(seconds=settings.window.length_s), align_to=EPOCH)
     windows = win.fold_window("window", snaps_ok, clock, windower,
                               steps.window_new, steps.window_add, steps.window_merge)
-    computed = op.map_value("window_features", windows.down, functools.partial(steps.window_features, settings))
-    features = op.filter_value("window_features_ok", computed, functools.partial(_is, steps.WindowFeatures))
-    features_bad = op.filter_map_value(
-        "window_features_failed", computed, lambda w: w if isinstance(w, DeadLetter) else None)
+    features = op.map_value("window_features", windows.down, functools.partial(steps.window_features, settings))
+    features_bad = op.flat_map("window_features_failed", features, lambda kv: kv[1].dead)
     suppressions = Suppressions(settings.suppression)
     scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings, suppressions))
 
     points = op.flat_map("to_points", scored, lambda kv: steps.to_points(settings, kv[1]))
-    events = op.flat_map("alert_events", scored, lambda kv: [(e, kv[1].assessment.health) for e in kv[1].events])
+    events = op.flat_map("alert_events", scored, lambda kv: [(e, kv[1].health_of(e.sensor)) for e in kv[1].events])
     op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
               KafkaSink(brokers, k.alerts_topic))
 
     late = op.map("late", windows.late, lambda kv: _late(settings.window.length_s, kv[1]))
     dead = op.merge("dead_letters", valid.falses, op.map("kafka_errors", kin.errs, _kafka_error),
                     op.map("snapshot_failed_unkey", snaps_bad, lambda kv: kv[1]),
-                    op.map("window_features_failed_unkey", features_bad, lambda kv: kv[1]), late)
+                    features_bad, late)
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               KafkaSink(brokers, k.dead_letter_topic))
     dead_points = op.map("dead_letter_points", dead, steps.dead_letter_point)

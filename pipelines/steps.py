@@ -75,6 +75,13 @@ class SensorWindow:
     values: list = field(default_factory=list)
 
 
+@dataclass
+class AssetWindow:
+    """One asset's window: every sensor's accumulator, so all close together, in order."""
+
+    sensors: dict[str, SensorWindow] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class WindowFeatures:
     asset: str
@@ -85,11 +92,31 @@ class WindowFeatures:
 
 
 @dataclass(frozen=True)
+class AssetWindowFeatures:
+    asset: str
+    end_ns: int
+    windows: tuple[WindowFeatures, ...]  # sorted by sensor
+    dead: tuple["DeadLetter", ...] = ()
+
+
+@dataclass(frozen=True)
 class ScoredWindow:
+    """One sensor's window with every model's assessment."""
+
     window: WindowFeatures
     assessment: Assessment  # the champion's
-    events: tuple[AlertEvent, ...]
     by_model: dict[str, Assessment]
+
+
+@dataclass(frozen=True)
+class ScoredAssetWindow:
+    asset: str
+    end_ns: int
+    sensors: tuple[ScoredWindow, ...]
+    events: tuple[AlertEvent, ...]
+
+    def health_of(self, sensor: str) -> float:
+        return next(s.assessment.health for s in self.sensors if s.window.sensor == sensor)
 
 
 def decode(settings: Settings, msg) -> Reading | DeadLetter:
@@ -176,11 +203,25 @@ def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLe
                     values=tuple(map(tuple, values.tolist())))
 
 
-def window_new() -> SensorWindow:
-    return SensorWindow()
+def window_new() -> AssetWindow:
+    return AssetWindow()
 
 
-def window_add(acc: SensorWindow, snap: Snapshot) -> SensorWindow:
+def window_add(acc: AssetWindow, snap: Snapshot) -> AssetWindow:
+    sensor_window_add(acc.sensors.setdefault(snap.sensor, SensorWindow()), snap)
+    return acc
+
+
+def window_merge(a: AssetWindow, b: AssetWindow) -> AssetWindow:
+    for sensor, w in b.sensors.items():
+        if sensor in a.sensors:
+            sensor_window_merge(a.sensors[sensor], w)
+        else:
+            a.sensors[sensor] = w
+    return a
+
+
+def sensor_window_add(acc: SensorWindow, snap: Snapshot) -> SensorWindow:
     acc.kind, acc.asset, acc.sensor = snap.kind, snap.asset, snap.sensor
     if snap.kind == "vibration":
         acc.vibration.add(snap.features)
@@ -191,7 +232,7 @@ def window_add(acc: SensorWindow, snap: Snapshot) -> SensorWindow:
     return acc
 
 
-def window_merge(a: SensorWindow, b: SensorWindow) -> SensorWindow:
+def sensor_window_merge(a: SensorWindow, b: SensorWindow) -> SensorWindow:
     a.kind, a.asset, a.sensor = a.kind or b.kind, a.asset or b.asset, a.sensor or b.sensor
     a.vibration.merge(b.vibration)
     a.times_s.extend(b.times_s)
@@ -203,8 +244,18 @@ def window_end_ns(window_id: int, length_s: float) -> int:
     return int(round((window_id + 1) * length_s * 1e9))
 
 
-def window_features(settings: Settings, item: tuple[int, SensorWindow]) -> WindowFeatures | DeadLetter:
-    """Step ``window_features``: the closed window's features, stamped at the window end."""
+def window_features(settings: Settings, item: tuple[int, AssetWindow]) -> AssetWindowFeatures:
+    """Step ``window_features``: each sensor's features in the closed window, stamped at the window end."""
+    window_id, acc = item
+    results = [sensor_window_features(settings, (window_id, acc.sensors[s])) for s in sorted(acc.sensors)]
+    windows = tuple(r for r in results if isinstance(r, WindowFeatures))
+    dead = tuple(r for r in results if isinstance(r, DeadLetter))
+    asset = next(iter(acc.sensors.values())).asset
+    return AssetWindowFeatures(asset, window_end_ns(window_id, settings.window.length_s), windows, dead)
+
+
+def sensor_window_features(settings: Settings, item: tuple[int, SensorWindow]) -> WindowFeatures | DeadLetter:
+    """One sensor's window features, or a dead letter saying why they cannot be computed."""
     window_id, acc = item
     try:
         return _window_features(settings, window_id, acc)
@@ -244,17 +295,16 @@ NOT_MODELLED = ("snapshots", "readings", "env_band_lo_hz", "env_band_hi_hz", "is
 
 
 @dataclass
-class SensorState:
-    """Everything the ``assess`` step remembers per sensor: models (champion first) and alert states."""
+class AssetState:
+    """Everything the ``assess`` step remembers per asset: each sensor's models, each rule's alert state."""
 
-    models: dict[str, SensorModel]
+    models: dict[str, dict[str, SensorModel]]  # sensor -> model label -> model (champion first)
     alerts: dict[str, AlertState]
 
 
-def _new_state(settings: Settings) -> SensorState:
-    models = {m.label: SensorModel(m.spec, m.params, m.baseline_windows, m.learn_min_health)
-              for m in (settings.model, *settings.challengers)}
-    return SensorState(models, {r.name: AlertState(r) for r in settings.alert_rules})
+def _new_models(settings: Settings) -> dict[str, SensorModel]:
+    return {m.label: SensorModel(m.spec, m.params, m.baseline_windows, m.learn_min_health)
+            for m in (settings.model, *settings.challengers)}
 
 
 def rule_value(rule, w: WindowFeatures, champion: Assessment) -> float | None:
@@ -267,48 +317,65 @@ def rule_value(rule, w: WindowFeatures, champion: Assessment) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def assess(settings: Settings, suppressions, state: SensorState | None, w: WindowFeatures):
-    """Step ``assess``: every model scores (then learns); the champion's health drives the alert rules."""
-    if state is None:
-        state = _new_state(settings)
+def score_sensor(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures) -> ScoredWindow:
+    """Every model scores (then learns) one sensor's window; health is capped by the ISO zone."""
     x = {k: v for k, v in w.features.items() if k not in NOT_MODELLED}
     zone = w.features.get("iso_zone")
     assessments = {}
-    for name, model in state.models.items():
+    for name, model in models.items():
         a = model.assess(x)
         if a.phase == "monitoring":
             a = dataclasses.replace(a, health=iso_capped(a.health, zone))
         assessments[name] = a
-    champion = assessments[settings.model.label]
+    return ScoredWindow(w, assessments[settings.model.label], assessments)
+
+
+def assess(settings: Settings, suppressions, state: AssetState | None, aw: AssetWindowFeatures):
+    """Step ``assess``: score every sensor of the asset, then advance each alert rule once.
+
+    A rule sees the worst of its metric over the asset's sensors (lowest for
+    ``below``, highest for ``above``), so one alert per asset and rule is open.
+    """
+    if state is None:
+        state = AssetState({}, {r.name: AlertState(r) for r in settings.alert_rules})
+    scored = tuple(score_sensor(settings, state.models.setdefault(w.sensor, _new_models(settings)), w)
+                   for w in aw.windows)
     events: list[AlertEvent] = []
     for rule_state in state.alerts.values():
-        value = rule_value(rule_state.rule, w, champion)
-        if value is not None:
-            suppressed_by = suppressions.reason(w.asset, rule_state.rule.name, w.end_ns) if suppressions else ""
-            events.extend(rule_state.update(w.asset, w.sensor, w.end_ns, value, champion.explanation,
-                                            suppressed_by))
-    return state, ScoredWindow(w, champion, tuple(events), assessments)
+        rule = rule_state.rule
+        candidates = [(v, s) for s in scored if (v := rule_value(rule, s.window, s.assessment)) is not None]
+        if not candidates:
+            continue
+        pick = min if rule.direction == "below" else max
+        value, worst = pick(candidates, key=lambda c: c[0])
+        suppressed_by = suppressions.reason(aw.asset, rule.name, aw.end_ns) if suppressions else ""
+        events.extend(rule_state.update(aw.asset, worst.window.sensor, aw.end_ns, value,
+                                        worst.assessment.explanation, suppressed_by))
+    return state, ScoredAssetWindow(aw.asset, aw.end_ns, scored, tuple(events))
 
 
-def to_points(settings: Settings, s: ScoredWindow, now_ns: int | None = None) -> list[Point]:
+def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = None) -> list[Point]:
     """Step ``to_points``: features, health per model and alert events as InfluxDB points."""
-    w = s.window
-    asset = settings.asset(w.asset)
-    tags = {"site": asset.site, "line": asset.line, "asset": w.asset, "sensor": w.sensor}
-    fields = {k: float(v) for k, v in w.features.items() if math.isfinite(v)}
-    points = [Point("features", {**tags, "kind": w.kind}, fields, w.end_ns)]
+    asset = settings.asset(s.asset)
+    base = {"site": asset.site, "line": asset.line, "asset": s.asset}
     # How long after the window closed in event time it was processed: lag for
     # live data; for replays it measures how old the data is.
-    lag_s = ((time.time_ns() if now_ns is None else now_ns) - w.end_ns) / 1e9
-    for name, a in s.by_model.items():
-        points.append(Point("health", {**tags, "model": name},
-                            {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
-                             "learned": a.learned, "champion": name == settings.model.label,
-                             "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
+    lag_s = ((time.time_ns() if now_ns is None else now_ns) - s.end_ns) / 1e9
+    points = []
+    for sw in s.sensors:
+        w = sw.window
+        tags = {**base, "sensor": w.sensor}
+        fields = {k: float(v) for k, v in w.features.items() if math.isfinite(v)}
+        points.append(Point("features", {**tags, "kind": w.kind}, fields, w.end_ns))
+        for name, a in sw.by_model.items():
+            points.append(Point("health", {**tags, "model": name},
+                                {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
+                                 "learned": a.learned, "champion": name == settings.model.label,
+                                 "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
     for e in s.events:
-        points.append(Point("alerts", {**tags, "rule": e.rule, "severity": e.severity},
+        points.append(Point("alerts", {**base, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
                             {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
-                             "value": e.value, "health": s.assessment.health, "notify": e.notify,
+                             "value": e.value, "health": s.health_of(e.sensor), "notify": e.notify,
                              "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)},
                             e.time_ns))
     return points

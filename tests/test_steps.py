@@ -53,11 +53,30 @@ def test_rpm_from_the_message_moves_the_defect_lines():
 
 def test_a_window_with_a_single_temperature_reading_has_a_level():
     acc = steps.SensorWindow("temperature", "pump-01", "bearing-temp", times_s=[0.0], values=[(50.0, 24.0)])
-    w = steps.window_features(SETTINGS, (0, acc))
+    w = steps.sensor_window_features(SETTINGS, (0, acc))
     assert w.features["temp_level_c"] == 50.0 and w.features["temp_rise_over_ambient_c"] == 26.0
 
 
 def test_window_features_that_cannot_be_computed_become_a_dead_letter():
     broken = steps.SensorWindow("current", "pump-01", "motor-current", times_s=[0.0], values=[(1.0, 2.0)])
-    dead = steps.window_features(SETTINGS, (0, broken))
+    dead = steps.sensor_window_features(SETTINGS, (0, broken))
     assert isinstance(dead, steps.DeadLetter) and dead.step == "window_features" and dead.asset == "pump-01"
+
+
+def test_an_asset_rule_watches_the_worst_sensor_and_opens_one_alert():
+    from dataclasses import replace as dc_replace
+
+    from pipelines.settings import AlertRuleSettings
+
+    rule = AlertRuleSettings(name="temp_rise", metric="temp_level_c", direction="above", alarm=60.0,
+                             clear_at=55.0, on_delay_windows=1, off_delay_windows=1)
+    settings = dc_replace(SETTINGS, alert_rules=(rule,))
+    state, events = None, []
+    for i, (a, b) in enumerate([(50.0, 50.0), (61.0, 70.0), (62.0, 40.0), (50.0, 50.0)]):
+        windows = tuple(steps.WindowFeatures("pump-01", s, "temperature", (i + 1) * 300_000_000_000,
+                                             {"temp_level_c": v}) for s, v in (("t-a", a), ("t-b", b)))
+        state, scored = steps.assess(settings, None, state, steps.AssetWindowFeatures("pump-01", windows[0].end_ns,
+                                                                                       windows))
+        events += scored.events
+    assert [(e.state, e.sensor, e.value) for e in events] == [("raised", "t-b", 70.0), ("cleared", "t-b", 50.0)]
+    assert len({e.alert_id for e in events}) == 1
