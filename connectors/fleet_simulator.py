@@ -40,13 +40,6 @@ class Message:
     ts_ms: int
 
 
-def parse_time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        raise ValueError(f"simulator.start: {text!r} needs a timezone (e.g. a trailing Z)")
-    return t.astimezone(timezone.utc)
-
-
 def fault_severity(fault: FaultSettings | None, hours: float) -> float:
     """Severity in [0, severity] of ``fault`` at ``hours`` after the simulation start.
 
@@ -96,8 +89,7 @@ def _asset_rng(seed: int, asset_index: int, sensor_index: int) -> np.random.Gene
 def fleet_messages(settings: Settings) -> Iterator[Message]:
     """Every message of the simulated period, in event-time order per asset."""
     sim = settings.simulator
-    start = parse_time(sim.start)
-    start_ms = int(start.timestamp() * 1000)
+    start_ms = int(sim.start_time.timestamp() * 1000)
     faults = {f.asset: f for f in sim.faults}
     streams = []
     for ai, asset in enumerate(settings.fleet):
@@ -146,7 +138,7 @@ def _sensor_stream(settings, asset, sensor, ai, si, start_ms, fault) -> Iterator
 def invalid_messages(settings: Settings) -> list[Message]:
     """Messages that break the contract in different ways, for the dead-letter path."""
     sim = settings.simulator
-    ts_ms = int(parse_time(sim.start).timestamp() * 1000) + 1000
+    ts_ms = int(sim.start_time.timestamp() * 1000) + 1000
     asset = settings.fleet[0]
     good = {"v": 1, "asset": asset.asset, "sensor": asset.sensors[0].sensor, "kind": "temperature",
             "ts_ms": ts_ms, "sample_rate_hz": 0.1, "unit": "degC", "encoding": "json", "samples": [50.0]}
@@ -168,7 +160,7 @@ def invalid_messages(settings: Settings) -> list[Message]:
 def ground_truth(settings: Settings) -> dict:
     """What the simulator injected: per fault, the asset, kind and when it started."""
     sim = settings.simulator
-    start = parse_time(sim.start)
+    start = sim.start_time
     faults = []
     for f in sim.faults:
         onset = start.timestamp() + f.start_h * 3600

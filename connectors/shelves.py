@@ -17,17 +17,6 @@ import yaml
 from pipelines.settings import SettingsError, SuppressionSettings, SuppressionWindow
 
 
-def parse_instant(text: str, where: str) -> int:
-    """ISO 8601 with a time zone -> epoch nanoseconds."""
-    try:
-        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise SettingsError(f"{where}: {text!r} is not an ISO 8601 time") from None
-    if t.tzinfo is None:
-        raise SettingsError(f"{where}: {text!r} needs a time zone (e.g. a trailing Z)")
-    return int(t.timestamp() * 1e9)
-
-
 @dataclass(frozen=True)
 class _Range:
     start_ns: int
@@ -41,15 +30,9 @@ class _Range:
                 and (not self.rule or self.rule == rule))
 
 
-def _ranges(windows, kind: str, where: str) -> list[_Range]:
-    out = []
-    for i, w in enumerate(windows):
-        start = parse_instant(w.start, f"{where}[{i}].start")
-        end = parse_instant(w.end, f"{where}[{i}].end")
-        if end <= start:
-            raise SettingsError(f"{where}[{i}]: end {w.end} is not after start {w.start}")
-        out.append(_Range(start, end, w.asset, w.rule, f"{kind}: {w.reason}" if w.reason else kind))
-    return out
+def _ranges(windows, kind: str) -> list[_Range]:
+    # Windows were validated when built (SuppressionWindow checks its times).
+    return [_Range(*w.range_ns, w.asset, w.rule, f"{kind}: {w.reason}" if w.reason else kind) for w in windows]
 
 
 class Suppressions:
@@ -60,16 +43,16 @@ class Suppressions:
     >>> s = Suppressions(SuppressionSettings(maintenance_windows=(SuppressionWindow(
     ...     "2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z", asset="fan-02", reason="regrease"),),
     ...     shelves_path=""))
-    >>> s.reason("fan-02", "health_low", parse_instant("2026-01-01T01:00:00Z", "t"))
+    >>> t = int(parse_utc("2026-01-01T01:00:00Z", "t").timestamp() * 1e9)
+    >>> s.reason("fan-02", "health_low", t)
     'maintenance: regrease'
-    >>> s.reason("fan-01", "health_low", parse_instant("2026-01-01T01:00:00Z", "t"))
+    >>> s.reason("fan-01", "health_low", t)
     ''
     """
 
     def __init__(self, settings: SuppressionSettings):
         self.settings = settings
-        self.fixed = (_ranges(settings.maintenance_windows, "maintenance", "suppression.maintenance_windows")
-                      + _ranges(settings.shelves, "shelved", "suppression.shelves"))
+        self.fixed = _ranges(settings.maintenance_windows, "maintenance") + _ranges(settings.shelves, "shelved")
         self.path = Path(settings.shelves_path) if settings.shelves_path else None
         self._mtime: float | None = None
         self._shelved: list[_Range] = []
@@ -83,7 +66,7 @@ class Suppressions:
             self._mtime, self._shelved = None, []
             return
         if mtime != self._mtime:
-            self._shelved = _ranges(read_shelves(self.path), "shelved", str(self.path))
+            self._shelved = _ranges(read_shelves(self.path), "shelved")
             self._mtime = mtime
 
     def reason(self, asset: str, rule: str, time_ns: int) -> str:
@@ -105,14 +88,19 @@ def read_shelves(path: Path) -> list[SuppressionWindow]:
     doc = yaml.safe_load(path.read_text()) or []
     if not isinstance(doc, list):
         raise SettingsError(f"{path}: expected a list of shelves")
-    return [SuppressionWindow(**{k: str(v) for k, v in d.items()}) for d in doc]
+    try:
+        return [SuppressionWindow(**{k: str(v) for k, v in d.items()}) for d in doc]
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
 
 
 def add_shelf(path: Path, *, asset: str, rule: str, until: str, reason: str, start: str | None = None) -> SuppressionWindow:
     """Append a shelf (from now, or ``start``, until ``until``) to the shelves file."""
     now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-    shelf = SuppressionWindow(start or now, until, asset, rule, reason)
-    _ranges([shelf], "shelved", "shelve")  # validate before writing
+    try:
+        shelf = SuppressionWindow(start or now, until, asset, rule, reason)
+    except SettingsError as exc:
+        raise SettingsError(f"shelve: {exc}") from None
     shelves = read_shelves(path) if path.exists() else []
     shelves.append(shelf)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def _kafka_error(err) -> DeadLetter:
                       offset=msg.offset, original=msg.value)
 
 
-def _late(length_s: float, item) -> DeadLetter:
+def _late(item) -> DeadLetter:
     window_id, snap = item
     return DeadLetter(f"late: event time {snap.event_time.isoformat()} arrived after window {window_id} "
                       f"closed", "window", snap.asset, snap.sensor,
@@ -92,15 +92,13 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     # worker, so the asset's alert rules see its windows in a deterministic order.
     keyed = op.key_on("key_asset", valid.trues, lambda r: r.asset)
     snaps = op.map_value("snapshot_features", keyed, functools.partial(steps.snapshot_features, settings))
-    snaps_ok = op.filter_value("snapshot_ok", snaps, functools.partial(_is, steps.Snapshot))
-    snaps_bad = op.filter_map_value(
-        "snapshot_failed", snaps, lambda s: s if isinstance(s, DeadLetter) else None)
+    snapped = op.branch("snapshot_ok", snaps, lambda kv: isinstance(kv[1], steps.Snapshot))
 
     wait = timedelta(seconds=settings.window.allowed_lateness_s)
     clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
                            now_getter=_frozen_now, to_system_utc=_no_wakeup)
     windower = win.TumblingWindower(length=timedelta(seconds=settings.window.length_s), align_to=EPOCH)
-    windows = win.fold_window("window", snaps_ok, clock, windower,
+    windows = win.fold_window("window", snapped.trues, clock, windower,
                               steps.window_new, steps.window_add, steps.window_merge)
     features = op.map_value("window_features", windows.down, functools.partial(steps.window_features, settings))
     features_bad = op.flat_map("window_features_failed", features, lambda kv: kv[1].dead)
@@ -112,9 +110,9 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
               KafkaSink(brokers, k.alerts_topic))
 
-    late = op.map("late", windows.late, lambda kv: _late(settings.window.length_s, kv[1]))
+    late = op.map("late", windows.late, lambda kv: _late(kv[1]))
     dead = op.merge("dead_letters", valid.falses, op.map("kafka_errors", kin.errs, _kafka_error),
-                    op.map("snapshot_failed_unkey", snaps_bad, lambda kv: kv[1]),
+                    op.map("snapshot_failed", snapped.falses, lambda kv: kv[1]),
                     features_bad, late)
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               KafkaSink(brokers, k.dead_letter_topic))

@@ -16,6 +16,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
 class SettingsError(ValueError):
     """A configuration file that cannot be used; the message names the field."""
+
+
+def parse_utc(text: str, where: str) -> datetime:
+    """An ISO 8601 time that names its zone, as an aware UTC datetime.
+
+    Examples
+    --------
+    >>> parse_utc("2026-01-01T01:00:00+01:00", "start").isoformat()
+    '2026-01-01T00:00:00+00:00'
+    >>> parse_utc("2026-01-01T00:00:00", "start")
+    Traceback (most recent call last):
+    ...
+    pipelines.settings.SettingsError: start: '2026-01-01T00:00:00' needs a time zone (e.g. a trailing Z)
+    """
+    try:
+        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{where}: {text!r} is not an ISO 8601 time") from None
+    if t.tzinfo is None:
+        raise SettingsError(f"{where}: {text!r} needs a time zone (e.g. a trailing Z)")
+    return t.astimezone(timezone.utc)
 
 
 class Secret:
@@ -198,6 +220,15 @@ class SuppressionWindow:
     rule: str = ""
     reason: str = ""
 
+    def __post_init__(self):
+        if parse_utc(self.end, "end") <= parse_utc(self.start, "start"):
+            raise SettingsError(f"end {self.end} is not after start {self.start}")
+
+    @property
+    def range_ns(self) -> tuple[int, int]:
+        return (int(parse_utc(self.start, "start").timestamp() * 1e9),
+                int(parse_utc(self.end, "end").timestamp() * 1e9))
+
 
 @dataclass(frozen=True)
 class SuppressionSettings:
@@ -274,6 +305,9 @@ class AssetSettings:
     #: Envelope demodulation band, Hz; empty chooses one per window automatically.
     envelope_band_hz: tuple[float, ...] = ()
 
+    def sensor(self, sensor_id: str) -> SensorSettings | None:
+        return next((s for s in self.sensors if s.sensor == sensor_id), None)
+
     def __post_init__(self):
         if self.rpm_source not in ("config", "message"):
             raise SettingsError(f"rpm_source: {self.rpm_source!r} is not 'config' or 'message'")
@@ -309,6 +343,13 @@ class SimulatorSettings:
     #: Bad messages mixed in, to exercise the dead-letter path.
     invalid_messages: int = 3
     ground_truth_path: str = ".predmaint/ground_truth.json"
+
+    def __post_init__(self):
+        parse_utc(self.start, "start")
+
+    @property
+    def start_time(self) -> datetime:
+        return parse_utc(self.start, "start")
 
 
 @dataclass(frozen=True)
@@ -348,9 +389,7 @@ class Settings:
 
     def sensor(self, asset_id: str, sensor_id: str) -> SensorSettings | None:
         a = self.asset(asset_id)
-        if a is None:
-            return None
-        return next((s for s in a.sensors if s.sensor == sensor_id), None)
+        return None if a is None else a.sensor(sensor_id)
 
     def _assets(self) -> dict[str, AssetSettings]:
         cache = self.__dict__.get("_asset_index")

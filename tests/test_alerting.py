@@ -2,9 +2,9 @@
 
 import pytest
 
-from connectors.shelves import Suppressions, add_shelf, parse_instant
+from connectors.shelves import Suppressions, add_shelf
 from models.alerting import AlertState, breached_severities
-from pipelines.settings import AlertRuleSettings, SettingsError, SuppressionSettings, SuppressionWindow
+from pipelines.settings import AlertRuleSettings, SettingsError, SuppressionSettings, SuppressionWindow, parse_utc
 
 MIN5 = 300_000_000_000
 
@@ -71,6 +71,10 @@ def test_suppressed_events_are_recorded_with_the_reason():
     events = run(rule, [30, 80], suppressed=lambda i: "maintenance: regrease" if i == 0 else "")
     assert [(e.state, e.notify, e.suppressed_by) for _, e in events] == \
         [("raised", False, "maintenance: regrease"), ("cleared", True, "")]
+
+
+def parse_instant(text, where):
+    return int(parse_utc(text, where).timestamp() * 1e9)
 
 
 def test_suppressions_from_config_and_shelves_file(tmp_path):
