@@ -863,11 +863,6 @@ class Outbox:
         """Pending deliveries for the given targets."""
         return self.counts(targets).get("pending", 0)
 
-    def next_due(self, targets: Sequence[str]) -> float | None:
-        """Earliest ``next_attempt_at`` among the sendable heads, or ``None``."""
-        heads = self.heads(targets)
-        return min((float(h["next_attempt_at"]) for h in heads), default=None)
-
     def pending_other_targets(self, targets: Sequence[str]) -> dict[str, int]:
         """Pending deliveries of targets no longer configured (reported at start)."""
         marks = ",".join("?" * len(targets)) or "''"
@@ -1073,10 +1068,15 @@ class Deliverer:
 
     def submit(self, event: Mapping[str, Any] | bytes | str) -> bool:
         """Put one event into the outbox (no Kafka offset); ``True`` if new."""
-        res = self.outbox.ingest([IngestRecord(event)], self._names)
+        return self.ingest([IngestRecord(event)]).inserted == 1
+
+    def ingest(self, records: Sequence[IngestRecord]) -> IngestResult:
+        """Put records into the outbox; each one that cannot be parsed becomes a dead letter."""
+        res = self.outbox.ingest(records, self._names)
         for dl in res.rejected:
+            log.error("notify: %s", dl["reason"])
             self._emit(dl)
-        return res.inserted == 1
+        return res
 
     # -- scheduling -------------------------------------------------------------
 
@@ -1316,14 +1316,6 @@ class NotifyStats:
     partitions: list[int] = field(default_factory=list)
 
 
-def _setting(settings: Any, name: str, default: Any = None) -> Any:
-    if settings is None:
-        return default
-    if isinstance(settings, Mapping):
-        return settings.get(name, default)
-    return getattr(settings, name, default)
-
-
 def _kafka_partitions(consumer: Any, topic: str, timeout_s: float) -> list[int]:
     md = consumer.list_topics(topic, timeout=timeout_s)
     tmd = md.topics.get(topic)
@@ -1332,25 +1324,18 @@ def _kafka_partitions(consumer: Any, topic: str, timeout_s: float) -> list[int]:
     return sorted(int(p) for p in tmd.partitions)
 
 
-def run_notify(settings: Any = None, *, brokers: str | None = None, topic: str | None = None,
+def run_notify(*, brokers: str | None = None, topic: str = "alerts",
                outbox_path: str | os.PathLike[str] | None = None,
                targets: Iterable[Mapping[str, Any] | Target] | None = None,
                stop_after_idle_s: float | None = None,
                on_deadletter: Callable[[dict[str, Any]], Any] | None = None,
                stop: threading.Event | None = None, max_workers: int = 4, batch_size: int = 500,
                poll_s: float = 0.5, metadata_refresh_s: float = 30.0,
-               consumer_config: Mapping[str, Any] | None = None,
                consumer_factory: Callable[[dict[str, Any]], Any] | None = None) -> NotifyStats:
     """Consume the alerts topic into the outbox and deliver to the targets.
 
     Parameters
     ----------
-    settings : mapping or object, optional
-        Anything with ``brokers``, ``topic``, ``outbox_path``, ``targets``
-        and ``stop_after_idle_s`` (dict keys or attributes, e.g. an argparse
-        namespace); ``kafka.bootstrap`` / ``kafka.alerts_topic`` (predmaint
-        ``Settings``) are used when ``brokers`` / ``topic`` are absent.
-        Explicit keyword arguments take precedence.
     brokers : str
         Kafka bootstrap servers.
     topic : str
@@ -1371,8 +1356,6 @@ def run_notify(settings: Any = None, *, brokers: str | None = None, topic: str |
     max_workers, batch_size, poll_s, metadata_refresh_s : optional
         Concurrency, messages per consume call, longest idle wait, and how
         often new partitions are looked for.
-    consumer_config : mapping, optional
-        Extra confluent-kafka settings (security, etc.).
     consumer_factory : callable, optional
         Builds the consumer from its config dict (default
         ``confluent_kafka.Consumer``); lets tests substitute a fake.
@@ -1388,15 +1371,6 @@ def run_notify(settings: Any = None, *, brokers: str | None = None, topic: str |
     outbox, where they are committed atomically with the events. Nothing is
     committed to Kafka. A single instance per outbox is assumed.
     """
-    # predmaint's Settings keeps Kafka under ``settings.kafka`` (bootstrap,
-    # alerts_topic); flat dicts and argparse namespaces use brokers/topic.
-    kafka = _setting(settings, "kafka")
-    brokers = brokers or _setting(settings, "brokers") or _setting(kafka, "bootstrap")
-    topic = topic or _setting(settings, "topic") or _setting(kafka, "alerts_topic") or "alerts"
-    outbox_path = outbox_path or _setting(settings, "outbox_path")
-    targets = targets if targets is not None else _setting(settings, "targets")
-    if stop_after_idle_s is None:
-        stop_after_idle_s = _setting(settings, "stop_after_idle_s")
     if not brokers:
         raise ConfigError("run_notify needs 'brokers'")
     if not outbox_path:
@@ -1415,21 +1389,14 @@ def run_notify(settings: Any = None, *, brokers: str | None = None, topic: str |
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
     }
-    conf.update(consumer_config or {})
     if consumer_factory is None:
         import confluent_kafka
 
         consumer_factory = confluent_kafka.Consumer
     from_beginning = _offset_beginning()
 
-    def _count_dead(dl: dict[str, Any]) -> None:
-        stats.dead_letters += 1
-        if on_deadletter is not None:
-            on_deadletter(dl)
-
     outbox = Outbox(outbox_path)
-    deliverer = Deliverer(targets, outbox, max_workers=max_workers, on_deadletter=_count_dead)
-    names = list(deliverer.targets)
+    deliverer = Deliverer(targets, outbox, max_workers=max_workers, on_deadletter=on_deadletter)
     consumer = consumer_factory(conf)
     assigned: set[int] = set()
     try:
@@ -1484,14 +1451,11 @@ def run_notify(settings: Any = None, *, brokers: str | None = None, topic: str |
             if records:
                 last_message = time.monotonic()
                 stats.consumed += len(records)
-                res = outbox.ingest(records, names)
+                res = deliverer.ingest(records)
                 stats.inserted += res.inserted
                 stats.duplicates += res.duplicates
                 stats.suppressed += res.suppressed
                 stats.rejected += len(res.rejected)
-                for dl in res.rejected:
-                    log.error("notify: %s", dl["reason"])
-                    _count_dead(dl)
             deliverer.pump(0.0)
             if (stop_after_idle_s is not None and not records
                     and time.monotonic() - last_message >= stop_after_idle_s
@@ -1502,6 +1466,7 @@ def run_notify(settings: Any = None, *, brokers: str | None = None, topic: str |
         deliverer.close()
         stats.delivered = deliverer.stats["delivered"]
         stats.retries = deliverer.stats["retries"]
+        stats.dead_letters = stats.rejected + deliverer.stats["dead"]
         try:
             consumer.close()
         finally:

@@ -101,19 +101,22 @@ def cmd_notify(args) -> int:
     import signal
     import threading
 
-    from connectors.delivery import deadletter_to_influx, run_notify
+    from connectors.delivery import ConfigError, deadletter_to_influx, run_notify
     from connectors.storage import Point, open_writer
 
     settings = _settings(args)
-    if not settings.notify.targets:
-        print("predmaint notify: no targets configured (notify.targets)", file=sys.stderr)
-        return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    writer = open_writer(settings.storage)
+    # Opened on the first dead letter, without retries: a slow or absent
+    # InfluxDB must neither delay start-up nor stall delivery (the outbox keeps
+    # every dead letter anyway).
+    writer = None
 
     def record_dead_letter(record: dict) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = open_writer(dataclasses.replace(settings.storage, max_retries=0))
         d = deadletter_to_influx(record)
         writer.write([Point(d["measurement"], d["tags"], d["fields"], d["time"])])
 
@@ -121,8 +124,12 @@ def cmd_notify(args) -> int:
         stats = run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
                            outbox_path=settings.notify.outbox_path, targets=settings.notify.targets,
                            stop_after_idle_s=args.exit_when_idle, on_deadletter=record_dead_letter, stop=stop)
+    except ConfigError as exc:
+        print(f"predmaint notify: configuration error: {exc}", file=sys.stderr)
+        return 2
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     print(stats)
     return 0
 

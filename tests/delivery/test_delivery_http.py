@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -666,9 +665,8 @@ def test_run_notify_assigns_from_outbox_offsets_and_resumes(tmp_path, receiver, 
 
     dls = []
     current = first
-    stats = run_notify({"brokers": "127.0.0.1:1", "topic": "alerts", "outbox_path": str(outbox),
-                        "targets": [webhook_target(receiver.url)]},
-                       stop_after_idle_s=0.3, consumer_factory=factory, on_deadletter=dls.append, poll_s=0.05)
+    stats = run_notify(brokers="127.0.0.1:1", topic="alerts", outbox_path=str(outbox),
+                       targets=[webhook_target(receiver.url)], stop_after_idle_s=0.3, consumer_factory=factory, on_deadletter=dls.append, poll_s=0.05)
     c1 = consumers[0]
     assert c1.conf["enable.auto.commit"] is False and c1.closed
     assert c1.assigned == [[(0, -2), (1, -2)]]  # OFFSET_BEGINNING, via assign()
@@ -710,9 +708,8 @@ def test_run_notify_stop_event_and_config_errors(tmp_path, secret_env):
         confs.append(conf)
         return FakeConsumer("plant-alerts", {0: []}, conf)
 
-    # Nested settings (predmaint Settings: kafka.bootstrap / kafka.alerts_topic).
-    settings = types.SimpleNamespace(kafka=types.SimpleNamespace(bootstrap="k1:9092", alerts_topic="plant-alerts"),
-                                     outbox_path=tmp_path / "y.sqlite", targets=[webhook_target("http://127.0.0.1:9")])
-    stats = run_notify(settings, stop=stop, poll_s=0.05, consumer_factory=factory)
+    stats = run_notify(brokers="k1:9092", topic="plant-alerts", outbox_path=tmp_path / "y.sqlite",
+                       targets=[webhook_target("http://127.0.0.1:9")], stop=stop, poll_s=0.05,
+                       consumer_factory=factory)
     assert time.monotonic() - t0 < 3 and stats.consumed == 0 and stats.partitions == [0]
     assert confs[0]["bootstrap.servers"] == "k1:9092"
