@@ -43,12 +43,13 @@ class SensorModel:
     (0.0, False, 'rms')
     """
 
-    def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float):
+    def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float,
+                 field: str = "model.spec"):
         self.spec = spec
         self.params = params
         self.baseline_windows = baseline_windows
         self.learn_min_health = learn_min_health
-        self.detector = build_detector(spec, params, baseline_windows=baseline_windows)
+        self.detector = build_detector(spec, params, field=field, baseline_windows=baseline_windows)
         self.calibration = HealthCalibration()
         self.baseline = FeatureBaseline()
         self.windows_seen = 0

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -59,13 +58,11 @@ from pathlib import Path
 import numpy as np
 
 from features.aggregate import FeatureAccumulator
-from features.temperature import temperature_features
 from features.vibration import vibration_features
 from models.alerting import AlertEvent, AlertState
-from models.health import iso_capped
 from models.sensor_model import Assessment, SensorModel
 from pipelines.settings import AssetSettings, BearingSettings, Settings, SettingsError, load_settings
-from pipelines.steps import NOT_MODELLED, vibration_parameters
+from pipelines.steps import assess_window, new_model, temperature_window_features, vibration_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 G = 9.80665  # IMS and CWRU record acceleration in g; the stream's features are in m/s^2
@@ -150,14 +147,12 @@ class SensorReplay:
         if not rules or getattr(rules[0], "metric", "health") != "health":
             raise SettingsError(f"{settings.source}: alert_rules[0]: evaluate replays the first alert rule on "
                                 f"the model's health; it must have metric: health")
-        return cls(SensorModel(m.spec, m.params, bw, m.learn_min_health), AlertState(rules[0]), asset, sensor)
+        return cls(new_model(m, baseline_windows=bw), AlertState(rules[0]), asset, sensor)
 
     def step(self, features: dict, end_ns: int) -> tuple[Assessment, list[AlertEvent]]:
-        x = {k: v for k, v in features.items() if k not in NOT_MODELLED}
-        a = self.model.assess(x)
+        a = assess_window(self.model, features)
         if a.phase != "monitoring":
             return a, []
-        a = dataclasses.replace(a, health=iso_capped(a.health, features.get("iso_zone")))
         return a, self.alerts.update(self.asset, self.sensor, end_ns, a.health, a.explanation)
 
 
@@ -297,9 +292,9 @@ def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.
     health, window_rows = [], []
     for w in wins:
         idx = np.asarray(w.rows)
-        if np.unique(times[idx]).size < 2:
-            continue  # a rate needs two distinct times; the stream would fail this window too
-        feats = temperature_features(times[idx], values[idx])
+        if len(idx) > 1 and np.unique(times[idx]).size < 2:
+            continue  # a rate needs two distinct times; the stream dead-letters such a window too
+        feats = temperature_window_features(times[idx], np.asarray(values)[idx])
         missing = [k for k in keep if k not in feats]
         if missing:
             raise SettingsError(f"{where}.features: {missing} are not temperature features ({sorted(feats)})")

@@ -279,12 +279,18 @@ class BearingSettings:
                                 "(geometry) or bpfo, bpfi, bsf and ftf (multiples of shaft speed), not both")
 
     def multipliers(self):
-        from features.bearing import BearingGeometry, DefectMultipliers
+        # Asked for on every vibration reading: computed once (the settings are frozen).
+        cached = self.__dict__.get("_multipliers")
+        if cached is None:
+            from features.bearing import BearingGeometry, DefectMultipliers
 
-        if self.bpfo > 0:
-            return DefectMultipliers(self.bpfo, self.bpfi, self.bsf, self.ftf)
-        return BearingGeometry(self.n_elements, self.ball_diameter_mm, self.pitch_diameter_mm,
-                               self.contact_angle_deg).multipliers()
+            if self.bpfo > 0:
+                cached = DefectMultipliers(self.bpfo, self.bpfi, self.bsf, self.ftf)
+            else:
+                cached = BearingGeometry(self.n_elements, self.ball_diameter_mm, self.pitch_diameter_mm,
+                                         self.contact_angle_deg).multipliers()
+            object.__setattr__(self, "_multipliers", cached)
+        return cached
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from features.vibration import vibration_features
 from models.alerting import AlertEvent, AlertState
 from models.health import iso_capped
 from models.sensor_model import Assessment, SensorModel
-from pipelines.settings import AssetSettings, Settings
+from pipelines.settings import AssetSettings, ModelSettings, Settings
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -168,8 +168,15 @@ def vibration_parameters(asset: AssetSettings, rpm: float | None = None) -> dict
 
 
 def check_registry(settings: Settings) -> None:
-    """Fail at start-up, not on every reading, if a vibration sensor cannot be analysed as configured."""
+    """Fail at start-up, not at the first window, if a model or a vibration sensor is misconfigured."""
+    from models.spec import ModelSpecError
     from pipelines.settings import SettingsError
+
+    for where, m in model_fields(settings):
+        try:
+            new_model(m, where)
+        except ModelSpecError as exc:
+            raise SettingsError(f"{settings.source}: {exc}") from None
 
     probe = np.random.default_rng(0).standard_normal(4096)
     checked: set[str] = set()
@@ -269,26 +276,29 @@ def _window_features(settings: Settings, window_id: int, acc: SensorWindow) -> W
     if acc.kind == "vibration":
         feats = acc.vibration.result()
     elif acc.kind == "temperature":
-        values = np.asarray(acc.values, dtype=float)
         ambient_channel = settings.sensor(acc.asset, acc.sensor).ambient_channel
-        if len(values) < 2:
-            # One reading has a level but no trend.
-            measured = values[:, 1 - ambient_channel] if ambient_channel >= 0 else values[:, 0]
-            feats = {"temp_level_c": float(measured[0])}
-            if ambient_channel >= 0:
-                feats["temp_rise_over_ambient_c"] = float(measured[0] - values[0, ambient_channel])
-        elif ambient_channel >= 0:
-            measured = values[:, 1 - ambient_channel]
-            feats = temperature_features(np.asarray(acc.times_s), measured,
-                                         ambient_c=float(values[:, ambient_channel].mean()))
-        else:
-            feats = temperature_features(np.asarray(acc.times_s), values[:, 0])
+        feats = temperature_window_features(acc.times_s, acc.values, ambient_channel)
         feats["readings"] = float(len(acc.values))
     else:
         feats = current_features(np.asarray(acc.values, dtype=float))
         feats["readings"] = float(len(acc.values))
     return WindowFeatures(acc.asset, acc.sensor, acc.kind, window_end_ns(window_id, settings.window.length_s),
                           feats)
+
+
+def temperature_window_features(times_s, values, ambient_channel: int = -1) -> dict[str, float]:
+    """A temperature window's features; ``values`` rows are readings, ``ambient_channel`` < 0: none."""
+    values = np.asarray(values, dtype=float).reshape(len(times_s), -1)
+    measured = values[:, 1 - ambient_channel] if ambient_channel >= 0 else values[:, 0]
+    ambient = values[:, ambient_channel] if ambient_channel >= 0 else None
+    if len(measured) < 2:
+        # One reading has a level but no trend.
+        feats = {"temp_level_c": float(measured[0])}
+        if ambient is not None:
+            feats["temp_rise_over_ambient_c"] = float(measured[0] - ambient[0])
+        return feats
+    return temperature_features(np.asarray(times_s, dtype=float), measured,
+                                ambient_c=None if ambient is None else float(ambient.mean()))
 
 
 #: Window bookkeeping fields that describe the window, not the machine.
@@ -303,9 +313,27 @@ class AssetState:
     alerts: dict[str, AlertState]
 
 
+def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None) -> SensorModel:
+    """A fresh sensor model as ``m`` configures it (``where`` names it in errors)."""
+    return SensorModel(m.spec, m.params, m.baseline_windows if baseline_windows is None else baseline_windows,
+                       m.learn_min_health, field=f"{where}.spec")
+
+
+def model_fields(settings: Settings) -> list[tuple[str, ModelSettings]]:
+    """The champion and the challengers, each with the config field that defines it."""
+    return [("model", settings.model)] + [(f"challengers[{i}]", m) for i, m in enumerate(settings.challengers)]
+
+
 def _new_models(settings: Settings) -> dict[str, SensorModel]:
-    return {m.label: SensorModel(m.spec, m.params, m.baseline_windows, m.learn_min_health)
-            for m in (settings.model, *settings.challengers)}
+    return {m.label: new_model(m, where) for where, m in model_fields(settings)}
+
+
+def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
+    """Score (then learn) one window's features; in monitoring, health is capped by the ISO zone."""
+    a = model.assess({k: v for k, v in features.items() if k not in NOT_MODELLED})
+    if a.phase == "monitoring":
+        a = dataclasses.replace(a, health=iso_capped(a.health, features.get("iso_zone")))
+    return a
 
 
 def rule_value(rule, w: WindowFeatures, champion: Assessment) -> float | None:
@@ -319,15 +347,8 @@ def rule_value(rule, w: WindowFeatures, champion: Assessment) -> float | None:
 
 
 def score_sensor(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures) -> ScoredWindow:
-    """Every model scores (then learns) one sensor's window; health is capped by the ISO zone."""
-    x = {k: v for k, v in w.features.items() if k not in NOT_MODELLED}
-    zone = w.features.get("iso_zone")
-    assessments = {}
-    for name, model in models.items():
-        a = model.assess(x)
-        if a.phase == "monitoring":
-            a = dataclasses.replace(a, health=iso_capped(a.health, zone))
-        assessments[name] = a
+    """Every model scores (then learns) one sensor's window."""
+    assessments = {name: assess_window(model, w.features) for name, model in models.items()}
     return ScoredWindow(w, assessments[settings.model.label], assessments)
 
 

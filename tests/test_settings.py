@@ -66,3 +66,12 @@ def test_vibration_sensor_that_cannot_be_analysed_fails_at_start_up(tmp_path):
     with pytest.raises(SettingsError, match="asset pump-01 sensor de-accel"):
         check_registry(settings)
     check_registry(load_settings())
+
+
+def test_a_bad_challenger_spec_fails_at_start_up_naming_its_field(tmp_path):
+    from pipelines.steps import check_registry
+
+    def bad_challenger(d):
+        d["challengers"][0]["params"] = {"FeatureDeviation": {"aggregate": "median"}}
+    with pytest.raises(SettingsError, match=r"challengers\[0\]"):
+        check_registry(load_settings(write(tmp_path, bad_challenger)))
