@@ -1,16 +1,14 @@
-"""Fixtures that start real servers on loopback: a Tansu broker and InfluxDB 1.x."""
+"""Fixtures that start real servers on loopback (a Tansu broker, InfluxDB 1.x) and run the pipeline on them."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from connectors import kafka_io
+from connectors.fleet_simulator import fleet_messages, ground_truth, invalid_messages
 from connectors.local_services import EmbeddedBroker, LocalInfluxDB
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PREDMAINT_SHARED_DATA", REPO.parent / "shared" / "data"))
+from pipelines.settings import load_settings
+from tests.pipeline_runs import run_pipeline, write_config
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +24,17 @@ def influxdb():
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"real datasets not found at {SHARED_DATA}; set PREDMAINT_SHARED_DATA")
-    return SHARED_DATA
+def pipeline_run(broker, influxdb, tmp_path_factory):
+    """One run of the default fleet through ``predmaint run`` (database ``e2e_w1``, topics ``e2e.*``).
+
+    Shared by the end-to-end and dashboard tests: returns (tmp dir, settings, ground truth).
+    Tests that replay into the same database write identical points, which they assert.
+    """
+    tmp = tmp_path_factory.mktemp("e2e")
+    config = write_config(tmp, "w1", broker, influxdb, "e2e_w1", "e2e")
+    settings = load_settings(config)
+    kafka_io.ensure_topics(settings.kafka)
+    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, fleet_messages(settings))
+    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, invalid_messages(settings))
+    run_pipeline(config)
+    return tmp, settings, ground_truth(settings)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,9 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors import kafka_io
-from connectors.fleet_simulator import fleet_messages, invalid_messages
-from connectors.storage import InfluxV1Writer
+from connectors.storage import open_reader
 from dashboards import build
 from dashboards.check import (
     DashboardQuery,
@@ -43,7 +40,7 @@ from dashboards.check import (
 )
 from dashboards.model import DATASOURCE_UID
 from dashboards.push import PushError, add_parser, push
-from pipelines.settings import DEFAULT_CONFIG, load_settings
+from pipelines.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 JSON_FILES = sorted((REPO / "dashboards" / "json").glob("predmaint-*.json"))
@@ -103,26 +100,10 @@ def test_dashboards_use_the_provisioned_influxql_datasource_and_fit_the_grid():
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(broker, influxdb, tmp_path_factory):
-    """The default fleet simulated, processed by ``predmaint run``, stored in its own database."""
-    tmp = tmp_path_factory.mktemp("dashboards")
-    tag = uuid.uuid4().hex[:8]
-    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    doc["kafka"].update(bootstrap=broker.bootstrap, telemetry_topic=f"dash-{tag}.telemetry",
-                        dead_letter_topic=f"dash-{tag}.deadletter", alerts_topic=f"dash-{tag}.alerts")
-    doc["storage"].update(kind="influx-v1", url=influxdb.url, database=f"dashboards_{tag}")
-    doc["recovery"].update(dir=str(tmp / "recovery"))
-    doc["simulator"]["ground_truth_path"] = str(tmp / "truth.json")
-    config = tmp / "dashboards.yaml"
-    config.write_text(yaml.safe_dump(doc))
-    settings = load_settings(config)
-    kafka_io.ensure_topics(settings.kafka)
-    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, fleet_messages(settings))
-    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, invalid_messages(settings))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "run", "--until-end"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"predmaint run failed:\n{proc.stdout}\n{proc.stderr}"
-    run = InfluxV1Writer(settings.storage, create_database=False).query
+def dashboard_run(pipeline_run):
+    """The shared pipeline run (tests/conftest.py), its InfluxQL runner and the schema it wrote."""
+    settings = pipeline_run[1]
+    run = open_reader(settings.storage).query
     return settings, run, Schema.load(run)
 
 
@@ -153,8 +134,8 @@ def selection(settings, run, which: str) -> dict[str, tuple[str, ...]]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("which", ["faulty asset", "all"])
-def test_every_panel_query_returns_data(pipeline_run, which):
-    settings, run, schema = pipeline_run
+def test_every_panel_query_returns_data(dashboard_run, which):
+    settings, run, schema = dashboard_run
     chosen = selection(settings, run, which)
     results = []
     for doc in load_dashboards().values():
@@ -168,8 +149,8 @@ def test_every_panel_query_returns_data(pipeline_run, which):
 
 
 @pytest.mark.integration
-def test_template_variables_list_the_fleet_and_models(pipeline_run):
-    settings, run, _ = pipeline_run
+def test_template_variables_list_the_fleet_and_models(dashboard_run):
+    settings, run, _ = dashboard_run
     def show(key: str) -> list[str]:
         return tag_values(run, f'SHOW TAG VALUES FROM "health" WITH KEY = "{key}"')
 
@@ -185,8 +166,8 @@ def test_template_variables_list_the_fleet_and_models(pipeline_run):
 
 
 @pytest.mark.integration
-def test_checker_rejects_names_the_pipeline_does_not_write(pipeline_run):
-    settings, run, schema = pipeline_run
+def test_checker_rejects_names_the_pipeline_does_not_write(dashboard_run):
+    settings, run, schema = dashboard_run
     tr = time_range(settings)
     everything = selection(settings, run, "all")
 

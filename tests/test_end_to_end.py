@@ -11,42 +11,25 @@ import base64
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
 from connectors import kafka_io
-from connectors.fleet_simulator import fleet_messages, ground_truth, invalid_messages
-from connectors.storage import InfluxV1Writer
+from connectors.fleet_simulator import fleet_messages
+from connectors.storage import open_reader
 from connectors.webhook_receiver import WebhookReceiver
-from pipelines.settings import DEFAULT_CONFIG, load_settings
+from pipelines.settings import load_settings
+from tests.pipeline_runs import run_pipeline, write_config
 
 pytestmark = pytest.mark.integration
 
 
-def write_config(tmp: Path, name: str, broker, influxdb, database: str, topic_prefix: str,
-                 notify_targets=()) -> Path:
-    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    doc["notify"] = {"outbox_path": str(tmp / f"outbox-{name}.sqlite"), "targets": list(notify_targets)}
-    doc["kafka"].update(bootstrap=broker.bootstrap, telemetry_topic=f"{topic_prefix}.telemetry",
-                        dead_letter_topic=f"{topic_prefix}.deadletter", alerts_topic=f"{topic_prefix}.alerts")
-    doc["storage"].update(kind="influx-v1", url=influxdb.url, database=database)
-    doc["recovery"].update(dir=str(tmp / f"recovery-{name}"))
-    doc["simulator"]["ground_truth_path"] = str(tmp / "truth.json")
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def run_pipeline(config: Path, workers: int = 1) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "run",
-                           "--until-end", "-w", str(workers)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"predmaint run failed:\n{proc.stdout}\n{proc.stderr}"
-
-
 def query(settings, q: str) -> list[dict]:
-    return InfluxV1Writer(settings.storage, create_database=False).query(q)
+    reader = open_reader(settings.storage)
+    try:
+        return reader.query(q)
+    finally:
+        reader.http.clear()
 
 
 def health_table(settings) -> dict:
@@ -65,15 +48,9 @@ def alert_rows(settings) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def e2e(broker, influxdb, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    config = write_config(tmp, "w1", broker, influxdb, "e2e_w1", "e2e")
-    settings = load_settings(config)
-    kafka_io.ensure_topics(settings.kafka)
-    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, fleet_messages(settings))
-    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, invalid_messages(settings))
-    run_pipeline(config)
-    return tmp, settings, ground_truth(settings)
+def e2e(pipeline_run):
+    """The shared run of the default fleet (tests/conftest.py): (tmp dir, settings, ground truth)."""
+    return pipeline_run
 
 
 def test_every_asset_has_health_points(e2e):

@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from pipelines import evaluate
 from pipelines.settings import Settings, SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PREDMAINT_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = evaluate.shared_data_dir()
 FOLDERS = {"nab": "nab", "ims": "ims_bearing_test2", "cwru": "cwru_bearing"}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -41,8 +40,9 @@ STANDARD = CostMatrix(tp=1.0, fp=0.11, fn=1.0, tn=1.0)
 
 @pytest.fixture(scope="module")
 def nab_dir() -> Path:
-    base = Path(os.environ.get("PREDMAINT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-    d = base / "nab"
+    from pipelines.evaluate import shared_data_dir
+
+    d = shared_data_dir() / "nab"
     needed = [
         d / "config" / "profiles.json",
         d / "labels" / "combined_windows.json",

@@ -7,15 +7,14 @@ that need it with a message saying where it was looked for: it never skips.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-G = 9.80665  # both datasets record acceleration in g
-REPO = Path(__file__).resolve().parents[2]
-DATA_ROOT = Path(os.environ.get("PREDMAINT_SHARED_DATA", REPO.parent / "shared" / "data"))
+from pipelines.evaluate import G, load_cwru, shared_data_dir
+
+DATA_ROOT = shared_data_dir()
 
 CWRU_FILES = {
     "normal": "normal_0_97.mat",
@@ -41,19 +40,10 @@ def cwru() -> dict[str, tuple[np.ndarray, float, float]]:
     The normal baseline is recorded at 48 kHz (see its SOURCE.md) and is
     decimated by 4 here so every file is at 12 kHz.
     """
-    from scipy.io import loadmat
-    from scipy.signal import decimate
-
     out = {}
     for name, filename in CWRU_FILES.items():
-        mat = loadmat(_require(DATA_ROOT / "cwru_bearing" / filename))
-        de = [k for k in mat if k.endswith("_DE_time")]
-        rpm = [k for k in mat if k.endswith("RPM")]  # e.g. X105RPM
-        assert len(de) == 1 and len(rpm) == 1, f"unexpected variables in {filename}: {list(mat)}"
-        x = mat[de[0]].ravel() * G
-        if name == "normal":
-            x = decimate(x, 4)
-        out[name] = (x, 12000.0, float(mat[rpm[0]].ravel()[0]))
+        x, rpm = load_cwru(_require(DATA_ROOT / "cwru_bearing" / filename), G, 4 if name == "normal" else 1)
+        out[name] = (x, 12000.0, rpm)
     return out
 
 
