@@ -61,6 +61,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.retry import backoff_delay
 from connectors import cmms, webhooks
 
 __all__ = [
@@ -320,38 +321,6 @@ class _Redactor:
 # --------------------------------------------------------------------------
 # Retry timing
 # --------------------------------------------------------------------------
-
-
-def backoff_delay(attempt_no: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
-    """Full-jitter exponential backoff before retry number ``attempt_no``.
-
-    Parameters
-    ----------
-    attempt_no : int
-        Number of attempts made so far (>= 1).
-    base_s, max_s : float
-        Base and cap of the exponential window.
-    rng : random.Random, optional
-        Source of jitter (seedable in tests).
-
-    Returns
-    -------
-    float
-        ``uniform(0, min(max_s, base_s * 2**(attempt_no - 1)))``. Full jitter
-        spreads retries of many failed deliveries so they do not hit a
-        recovering receiver in lock-step.
-
-    Examples
-    --------
-    >>> class Top:  # an rng that always draws the top of the window
-    ...     def uniform(self, a, b): return b
-    >>> [backoff_delay(n, 0.5, 3.0, Top()) for n in range(1, 6)]
-    [0.5, 1.0, 2.0, 3.0, 3.0]
-    """
-    rng = rng or random
-    exp = min(max(attempt_no - 1, 0), 62)  # 2**62 is plenty and avoids overflow
-    window = min(max_s, base_s * (2 ** exp))
-    return rng.uniform(0.0, window)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Protocol
 
 import urllib3
 
+from connectors.retry import backoff_delay
 from pipelines.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class PointWriter(Protocol):
 
 class PointReader(Protocol):
     def points(self, measurement: str, **tags: str) -> list[Point]: ...
+    def close(self) -> None: ...
 
 
 def _with_retries(fn, what: str, max_retries: int):
@@ -93,7 +94,7 @@ def _with_retries(fn, what: str, max_retries: int):
         except StorageUnavailable as exc:
             if attempt == max_retries:
                 raise
-            delay = min(30.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            delay = backoff_delay(attempt + 1, 0.2, 30.0)
             log.warning("%s: %s; retry %d/%d in %.1f s", what, exc, attempt + 1, max_retries, delay)
             time.sleep(delay)
 
@@ -159,6 +160,9 @@ class _InfluxHTTP:
         out.sort(key=lambda p: p.time_ns)
         return out
 
+    def close(self) -> None:
+        self.http.clear()
+
 
 class InfluxV1Writer(_InfluxHTTP):
     """Writes line protocol to ``/write`` (InfluxDB 1.x; also 2.x/3.x v1 compatibility)."""
@@ -177,9 +181,6 @@ class InfluxV1Writer(_InfluxHTTP):
             body = "\n".join(p.to_line() for p in points[i:i + self.settings.batch_size]).encode()
             _with_retries(lambda: self._request("POST", "/write", params, body),
                           "influx /write", self.settings.max_retries)
-
-    def close(self) -> None:
-        self.http.clear()
 
 
 class InfluxV2Writer(_InfluxHTTP):
@@ -219,7 +220,7 @@ class InfluxV2Writer(_InfluxHTTP):
 
     def close(self) -> None:
         self.client.close()
-        self.http.clear()
+        super().close()
 
 
 class SQLiteStore:

@@ -84,13 +84,17 @@ def cmd_demo(args) -> int:
         d = json.loads(value)
         print(f"  - step={d['step']} asset={d['asset']} reason={d['reason']}")
     print(delivered)
-    rows = summarise(settings, open_reader(storage), truth)
+    from pipelines.report import render_report
+
+    reader = open_reader(storage)
+    try:
+        rows = summarise(settings, reader, truth)
+        page = render_report(settings, reader, workdir / "report")
+    finally:
+        reader.close()
     print()
     print(format_table(rows))
     ok, text = verdict(rows)
-    from pipelines.report import render_report
-
-    page = render_report(settings, open_reader(storage), workdir / "report")
     print(f"\ndemo: report written to {page}")
     print(f"demo: {'OK' if ok else 'FAILED'}: {text} (total {time.monotonic() - started:.0f} s)")
     return 0 if ok else 1

@@ -29,7 +29,7 @@ def query(settings, q: str) -> list[dict]:
     try:
         return reader.query(q)
     finally:
-        reader.http.clear()
+        reader.close()
 
 
 def health_table(settings) -> dict:
