@@ -48,3 +48,22 @@ def positive(value, name: str) -> float:
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return value
+
+
+def band_pair(band, what: str) -> tuple[float, float]:
+    """``band`` as two floats ``(lo, hi)``, or a ValueError naming ``what``.
+
+    Examples
+    --------
+    >>> band_pair([10, 1000], "band")
+    (10.0, 1000.0)
+    >>> band_pair(5, "envelope band")
+    Traceback (most recent call last):
+    ...
+    ValueError: envelope band must be a (lo_hz, hi_hz) pair, got 5
+    """
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a (lo_hz, hi_hz) pair, got {band!r}") from None
+    return lo, hi

@@ -50,6 +50,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from features._checks import band_pair
 from features.spectrum import Spectrum, hann_window, interpolated_peak, peak_near, search_bins
 
 __all__ = [
@@ -300,12 +301,7 @@ def envelope_spectrum(
 
 
 def _check_band(band_hz, nyquist_hz: float) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in band_hz)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"envelope band must be a (lo_hz, hi_hz) pair, got {band_hz!r}"
-        ) from None
+    lo, hi = band_pair(band_hz, "envelope band")
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi <= nyquist_hz):
         raise ValueError(
             f"envelope band must satisfy 0 < lo < hi <= {nyquist_hz:.6g} Hz (Nyquist), "

@@ -78,7 +78,7 @@ from numbers import Real
 
 import numpy as np
 
-from features._checks import as_signal, positive
+from features._checks import as_signal, band_pair, positive
 from features.bearing import DefectMultipliers
 from features.envelope import envelope_line_features, envelope_spectrum
 from features.iso10816 import ZONE_CODES, iso_zone, zone_boundaries
@@ -251,12 +251,7 @@ def vibration_features(
 
 
 def _check_envelope_band_width(band_hz, lines: dict[str, float]) -> None:
-    try:
-        lo, hi = (float(v) for v in band_hz)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"envelope_band_hz must be a (lo_hz, hi_hz) pair, got {band_hz!r}"
-        ) from None
+    lo, hi = band_pair(band_hz, "envelope_band_hz")
     highest = max(lines["bpfo"], lines["bpfi"], lines["2bsf"])
     # The envelope spectrum of a band only reaches the band's width.
     if hi - lo <= highest:
@@ -288,10 +283,7 @@ def _check_bands(bands_hz, nyquist: float) -> list[tuple[float, float, str]]:
             f"bands_hz must be a sequence of (lo, hi) pairs, got {bands_hz!r}"
         ) from None
     for band in items:
-        try:
-            lo, hi = (float(v) for v in band)
-        except (TypeError, ValueError):
-            raise ValueError(f"each band must be a (lo_hz, hi_hz) pair, got {band!r}") from None
+        lo, hi = band_pair(band, "each band")
         if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi <= nyquist):
             raise ValueError(
                 f"band must satisfy 0 <= lo < hi <= {nyquist:.6g} Hz (Nyquist), got {band!r}"
