@@ -158,8 +158,9 @@ class ModelSettings:
     #: Windows a sensor only learns from before it may alert.
     baseline_windows: int = 24
     #: After the baseline, learn only from windows at least this healthy, so a
-    #: growing fault is not learned as the new normal.
-    learn_min_health: float = 80.0
+    #: growing fault is not learned as the new normal. 100: only windows
+    #: indistinguishable from the baseline (d <= 1) widen what counts as normal.
+    learn_min_health: float = 100.0
 
     @property
     def label(self) -> str:

@@ -83,7 +83,10 @@ def test_nab_reports_a_finite_score_beside_the_published_table(runs):
     # Four label windows: every NAB raw score lies between "all missed" (-4) and "all found at once" (< 4),
     # and a silent run would score exactly -4.0.
     assert -4.0 < nab["score"] < 4.0
-    assert nab["counts"]["tp"] >= 1  # at least one label window detected by an alert event
+    # Measured -0.22: label windows 2 and 4 found, no false alarm (learning only windows with health 100;
+    # with learn_min_health 80 the baseline widened and it scored -2.17).
+    assert nab["score"] > -1.0
+    assert nab["counts"]["tp"] >= 2 and nab["counts"]["fp"] == 0
     assert "predmaint (this run)" in table and "ARTime" in table and "2.556" in table
     assert nab["published_best"] == pytest.approx(2.5563301921824606)
     # The file's clock steps back once (12 duplicated timestamps): the stream drops those readings as late.
@@ -93,7 +96,7 @@ def test_nab_reports_a_finite_score_beside_the_published_table(runs):
 
 def test_nab_check_exit_code_reports_the_missed_target(runs):
     rc, doc, _, _ = runs["nab"]
-    # Measured: the default model scores about -2.2 on this file, below the 3.0 target (see the module docs).
+    # Measured: the default model scores about -0.2 on this file, below the 3.0 target (see the module docs).
     assert doc["nab"]["targets_met"] == {"score_min": doc["nab"]["score"] >= 3.0}
     assert rc == (0 if all(doc["nab"]["targets_met"].values()) else 1)
 
