@@ -33,23 +33,33 @@ class HealthCalibration:
     (100.0, 50.0, 0.0)
     """
 
+    # Recovery snapshots taken before the lazy refresh have no such attribute.
+    _stale = False
+
     def __init__(self, max_scores: int = 256):
         self.max_scores = max_scores
         self.scores: list[float] = []
         self._median = 0.0
         self._spread = 1.0
+        self._stale = False  # scores added since median and spread were computed
 
     def add(self, score: float) -> None:
         if len(self.scores) < self.max_scores:
             self.scores.append(float(score))
-            arr = np.asarray(self.scores)
-            self._median = float(np.median(arr))
-            p99 = float(np.quantile(arr, 0.99))
-            # Floor the spread so a baseline of identical scores does not make
-            # every later wobble look infinitely abnormal.
-            self._spread = max(p99 - self._median, 0.05 * abs(self._median), 1e-9)
+            self._stale = True
+
+    def _refresh(self) -> None:
+        arr = np.asarray(self.scores)
+        self._median = float(np.median(arr))
+        p99 = float(np.quantile(arr, 0.99))
+        # Floor the spread so a baseline of identical scores does not make
+        # every later wobble look infinitely abnormal.
+        self._spread = max(p99 - self._median, 0.05 * abs(self._median), 1e-9)
+        self._stale = False
 
     def distance(self, score: float) -> float:
+        if self._stale:
+            self._refresh()
         return (score - self._median) / self._spread
 
     def health(self, score: float) -> float:

@@ -47,6 +47,8 @@ import numpy as np
 
 __all__ = [
     "CostMatrix",
+    "LabelledRows",
+    "label_rows",
     "load_profile",
     "load_windows",
     "probationary_length",
@@ -60,7 +62,7 @@ __all__ = [
 
 DEFAULT_SERIES = "realKnownCause/machine_temperature_system_failure.csv"
 
-# Markers used in the per-row window index returned by ``_window_index``.
+# Markers in :attr:`LabelledRows.window` for rows outside every label window and in probation.
 _OUTSIDE = -1
 _PROBATION = -2
 
@@ -244,12 +246,93 @@ def _window_bounds(ts: np.ndarray, windows: Sequence[tuple[Any, Any]]) -> list[t
     return bounds
 
 
-def _weights_and_windows(
+@dataclass(frozen=True)
+class LabelledRows:
+    """A series' rows labelled once for scoring: each row's NAB weight and label window.
+
+    Build it with :func:`label_rows`; :meth:`score` and :meth:`counts` then
+    score any number of detection sequences without relabelling the rows.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        The contribution a detection on each row would make: TP weights inside
+        windows, FP weights (negative) outside.
+    window : numpy.ndarray
+        Per row: the label window's index, ``-1`` outside windows, ``-2`` in
+        the probationary period (not scored).
+    bounds : list of (int, int)
+        First and last row of each label window.
+    cost : CostMatrix
+    """
+
+    weights: np.ndarray
+    window: np.ndarray
+    bounds: list[tuple[int, int]]
+    cost: CostMatrix
+
+    def _per_row(self, values: Sequence[Any] | np.ndarray, name: str) -> np.ndarray:
+        arr = np.asarray(values)
+        if arr.shape != self.weights.shape:
+            raise ValueError(f"{name} has shape {arr.shape}, timestamps {self.weights.shape}")
+        return arr
+
+    def score(self, detections: Sequence[bool] | np.ndarray) -> float:
+        """NAB raw score of a binary detection sequence (see :func:`score_detections`)."""
+        det = self._per_row(detections, "detections").astype(bool)
+        win = self.window
+        score = float(self.weights[det & (win == _OUTSIDE)].sum())
+        for k in np.unique(win[win >= 0]):
+            hits = self.weights[(win == k) & det]
+            score += max(-self.cost.fn, float(hits.max())) if hits.size else -self.cost.fn
+        return score
+
+    def counts(self, detections: Sequence[bool] | np.ndarray) -> dict[str, int]:
+        """Row-level TP/TN/FP/FN counts (see :func:`count_detections`)."""
+        det = self._per_row(detections, "detections").astype(bool)
+        inside, outside = self.window >= 0, self.window == _OUTSIDE
+        return {
+            "tp": int((det & inside).sum()),
+            "tn": int((~det & outside).sum()),
+            "fp": int((det & outside).sum()),
+            "fn": int((~det & inside).sum()),
+        }
+
+
+def label_rows(
     timestamps: Sequence[Any] | np.ndarray,
     windows: Sequence[tuple[Any, Any]],
     cost: CostMatrix,
-    probationary_percent: float,
-) -> tuple[np.ndarray, np.ndarray]:
+    probationary_percent: float = 0.15,
+) -> LabelledRows:
+    """Each row's NAB weight and label window, for scoring detections on this series.
+
+    Parameters
+    ----------
+    timestamps : sequence of datetime, datetime64 or ISO strings
+        Row timestamps in row order.
+    windows : sequence of (start, end)
+        Anomaly windows; each boundary must equal one of the timestamps.
+    cost : CostMatrix
+    probationary_percent : float, default 0.15
+        Fraction of leading rows left unscored (capped at
+        ``probationary_percent * 5000`` rows).
+
+    Returns
+    -------
+    LabelledRows
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> t = [datetime(2014, 1, 1) + timedelta(minutes=5 * i) for i in range(8)]
+    >>> rows = label_rows(t, [(t[3], t[5])], CostMatrix(1.0, 0.11, 1.0), probationary_percent=0.0)
+    >>> rows.bounds, rows.window.tolist()
+    ([(3, 5)], [-1, -1, -1, 0, 0, 0, -1, -1])
+    >>> det = [0, 0, 0, 0, 1, 0, 0, 0]
+    >>> round(rows.score(det), 3), rows.counts(det)
+    (0.944, {'tp': 1, 'tn': 5, 'fp': 0, 'fn': 2})
+    """
     ts = _as_datetime64(timestamps)
     n = ts.shape[0]
     bounds = _window_bounds(ts, windows)
@@ -269,7 +352,7 @@ def _weights_and_windows(
         for i in range(b + 1, nxt):
             weights[i] = scaled_sigmoid((i - b) / (width - 1)) * cost.fp
     win[: probationary_length(n, probationary_percent)] = _PROBATION
-    return weights, win
+    return LabelledRows(weights, win, bounds, cost)
 
 
 def row_weights(
@@ -301,7 +384,7 @@ def row_weights(
     >>> [round(float(x), 3) for x in w]
     [-0.11, -0.11, -0.11, -0.11, 1.0, 0.944, 0.692, -0.093, -0.109, -0.11]
     """
-    return _weights_and_windows(timestamps, windows, cost, 0.0)[0]
+    return label_rows(timestamps, windows, cost, 0.0).weights
 
 
 def score_detections(
@@ -345,16 +428,7 @@ def score_detections(
     >>> score_detections(t, det, [(t[10], t[13])], cm, probationary_percent=0.0)
     1.0
     """
-    weights, win = _weights_and_windows(timestamps, windows, cost, probationary_percent)
-    det = np.asarray(detections, dtype=bool)
-    if det.shape != weights.shape:
-        raise ValueError(f"detections has shape {det.shape}, timestamps {weights.shape}")
-    score = float(weights[det & (win == _OUTSIDE)].sum())
-    for k in np.unique(win[win >= 0]):
-        in_k = win == k
-        hits = weights[in_k & det]
-        score += max(-cost.fn, float(hits.max())) if hits.size else -cost.fn
-    return score
+    return label_rows(timestamps, windows, cost, probationary_percent).score(detections)
 
 
 def count_detections(
@@ -376,17 +450,8 @@ def count_detections(
     >>> count_detections(t, det, [(t[3], t[5])], probationary_percent=0.0)
     {'tp': 1, 'tn': 3, 'fp': 2, 'fn': 2}
     """
-    _, win = _weights_and_windows(timestamps, windows, CostMatrix(1.0, 1.0, 1.0), probationary_percent)
-    det = np.asarray(detections, dtype=bool)
-    if det.shape != win.shape:
-        raise ValueError(f"detections has shape {det.shape}, timestamps {win.shape}")
-    inside, outside = win >= 0, win == _OUTSIDE
-    return {
-        "tp": int((det & inside).sum()),
-        "tn": int((~det & outside).sum()),
-        "fp": int((det & outside).sum()),
-        "fn": int((~det & inside).sum()),
-    }
+    # Counts do not depend on the profile's weights.
+    return label_rows(timestamps, windows, CostMatrix(1.0, 1.0, 1.0), probationary_percent).counts(detections)
 
 
 def score_series(
@@ -469,10 +534,9 @@ def best_threshold(
     >>> best_threshold(t, s, [(t[10], t[13])], cm, probationary_percent=0.0)
     (0.9, 0.89)
     """
-    weights, win = _weights_and_windows(timestamps, windows, cost, probationary_percent)
-    scores = np.asarray(anomaly_scores, dtype=float)
-    if scores.shape != weights.shape:
-        raise ValueError(f"anomaly_scores has shape {scores.shape}, timestamps {weights.shape}")
+    rows = label_rows(timestamps, windows, cost, probationary_percent)
+    scores = rows._per_row(anomaly_scores, "anomaly_scores").astype(float)
+    weights, win = rows.weights, rows.window
     keep = win != _PROBATION
     scores, weights, win = scores[keep], weights[keep], win[keep]
     window_ids = np.unique(win[win >= 0])

@@ -43,6 +43,9 @@ class SensorModel:
     (0.0, False, 'rms')
     """
 
+    # Recovery snapshots taken before the baseline was shared kept their own copy.
+    _owns_baseline = True
+
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float,
                  field: str = "model.spec"):
         self.spec = spec
@@ -51,7 +54,11 @@ class SensorModel:
         self.learn_min_health = learn_min_health
         self.detector = build_detector(spec, params, field=field, baseline_windows=baseline_windows)
         self.calibration = HealthCalibration()
-        self.baseline = FeatureBaseline()
+        # A FeatureDeviation detector already keeps exactly the statistics the
+        # explanations need: share them instead of holding a second copy.
+        shared = getattr(self.detector, "baseline", None)
+        self._owns_baseline = not isinstance(shared, FeatureBaseline)
+        self.baseline = FeatureBaseline() if self._owns_baseline else shared
         self.windows_seen = 0
 
     @property
@@ -72,6 +79,7 @@ class SensorModel:
         explanation = [] if phase == "baseline" else self.baseline.explain(x)
         if learn:
             self.detector.learn_one(x)
-            self.baseline.update(x)
+            if self._owns_baseline:
+                self.baseline.update(x)
         self.windows_seen += 1
         return Assessment(raw, health, phase, learn, explanation)

@@ -278,7 +278,7 @@ def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.
     -------
     NabResult
     """
-    from models.nab_scoring import count_detections, score_detections
+    from models.nab_scoring import label_rows
 
     cfg = eval_config(settings, "nab")
     where = _where(settings, "nab")
@@ -303,13 +303,9 @@ def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.
             detected[w.emitted_at] = True
         health.append(a.health)
         window_rows.append(w.emitted_at)
-    score = float(score_detections(timestamps, detected, label_windows, cost))  # checks the label windows
-    ts64 = np.array(timestamps, dtype="datetime64[us]")
-    bounds = [(int(np.flatnonzero(ts64 == np.datetime64(a, "us"))[0]),
-               int(np.flatnonzero(ts64 == np.datetime64(b, "us"))[0])) for a, b in label_windows]
-    return NabResult(series=series, score=score,
-                     counts=count_detections(timestamps, detected, label_windows),
-                     detections=[int(i) for i in np.flatnonzero(detected)], windows=bounds,
+    rows = label_rows(timestamps, label_windows, cost)  # checks the label windows against the rows
+    return NabResult(series=series, score=rows.score(detected), counts=rows.counts(detected),
+                     detections=[int(i) for i in np.flatnonzero(detected)], windows=rows.bounds,
                      window_rows=window_rows, health=health, late_rows=len(late), values=np.asarray(values),
                      params={"window_s": length_s, "features": keep, "detection_events": sorted(kinds)})
 
