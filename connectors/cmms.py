@@ -30,6 +30,10 @@ Targets
     ``patchtype: MERGE``; a cleared alert calls the ``changeStatus`` action
     (status ``RESOLVED`` by default).
 
+Each CMMS is one :class:`_CmmsSpec` entry in ``_SPECS`` (paths, priorities,
+credential header, how work orders are identified); supporting another CMMS
+means adding an entry there.
+
 None of these APIs documents an idempotency header, so the caller keeps the
 alert-id -> work-order-id map (see :mod:`connectors.delivery`) and passes the
 known id to :func:`build_request`.
@@ -42,7 +46,7 @@ tenants; each target can override them with ``close_status``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -62,9 +66,6 @@ __all__ = [
     "title",
 ]
 
-#: Target kinds understood by :func:`build_request`.
-KINDS = ("webhook", "maintainx", "upkeep", "maximo")
-
 # Severity -> priority tables. Explicit so a new severity fails loudly
 # (AlertMappingError) instead of silently landing on a default priority.
 
@@ -77,18 +78,7 @@ UPKEEP_PRIORITY: dict[str, int] = {"warning": 1, "alarm": 2, "critical": 3}
 #: Maximo ticket priority: 1 is the most urgent.
 MAXIMO_PRIORITY: dict[str, int] = {"warning": 3, "alarm": 2, "critical": 1}
 
-_PRIORITY_TABLES: dict[str, Mapping[str, Any]] = {
-    "webhook": WEBHOOK_SEVERITY,
-    "maintainx": MAINTAINX_PRIORITY,
-    "upkeep": UPKEEP_PRIORITY,
-    "maximo": MAXIMO_PRIORITY,
-}
-
-_DEFAULT_CLOSE_STATUS = {"maintainx": "DONE", "upkeep": "complete", "maximo": "RESOLVED"}
 _STATES = ("raised", "escalated", "renotified", "cleared")
-# Maximo's DESCRIPTION column is 100 characters; the rest goes to the long
-# description.
-_MAXIMO_DESC_MAX = 100
 
 
 class AlertMappingError(ValueError):
@@ -139,8 +129,7 @@ class HttpRequest:
                           ensure_ascii=False).encode("utf-8")
 
 
-def _priority(kind: str, event: Mapping[str, Any]) -> Any:
-    table = _PRIORITY_TABLES[kind]
+def _priority(kind: str, table: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
     severity = event.get("severity")
     try:
         return table[severity]
@@ -217,112 +206,195 @@ def description(event: Mapping[str, Any], max_features: int = 5) -> str:
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
+def _no_fields(_: Any) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CmmsSpec:
+    """Everything the mappers need to know about one CMMS API.
+
+    Attributes
+    ----------
+    kind : str
+        Target kind naming this CMMS in configs.
+    priorities : mapping
+        Alert severity -> the API's priority value.
+    auth_header, auth_prefix : str
+        The API key travels as ``{auth_header: auth_prefix + key}``.
+    create_path : str
+        Where new work orders are POSTed; unless ``ids_are_hrefs``, also the
+        collection a work order's ``/{id}`` is appended to.
+    create_headers : mapping
+        Extra headers of the create request.
+    ids_are_hrefs : bool
+        Work orders are identified by their resource href (``Location``
+        header or ``href`` in the body), whose path is the record's path.
+        Otherwise the id is the ``id`` of the JSON answer.
+    title_field, title_max, description_field, priority_field : str, int
+        Body fields of the work order's summary (sent on create and update);
+        ``title_max`` truncates the title (``None``: no limit).
+    asset_field : str
+        Create-body field of the CMMS asset id (option ``asset_ids``).
+    alert_ref : callable
+        Alert id -> create-body fields that record it in the CMMS.
+    record_noun : str
+        What the CMMS calls a work order, for error messages.
+    patch_method, patch_headers : str, mapping
+        Method and extra headers of update and close requests.
+    update_suffix, update_headers : str, mapping
+        Appended to the record path, and extra headers, for an update.
+    close_suffix : str
+        Appended to the record path for a close.
+    close_status : str
+        Status a cleared alert sets (option ``close_status`` overrides it).
+    close_fields : callable
+        Event -> extra fields of the close body.
+    """
+
+    kind: str
+    priorities: Mapping[str, Any]
+    auth_header: str
+    auth_prefix: str = ""
+    create_path: str
+    create_headers: Mapping[str, str] = field(default_factory=dict)
+    ids_are_hrefs: bool = False
+    title_field: str = "title"
+    title_max: int | None = None
+    description_field: str = "description"
+    priority_field: str = "priority"
+    asset_field: str = "assetId"
+    alert_ref: Callable[[Any], dict[str, Any]] = _no_fields
+    record_noun: str = "work order"
+    patch_method: str = "PATCH"
+    patch_headers: Mapping[str, str] = field(default_factory=dict)
+    update_suffix: str = ""
+    update_headers: Mapping[str, str] = field(default_factory=dict)
+    close_suffix: str = ""
+    close_status: str
+    close_fields: Callable[[Mapping[str, Any]], dict[str, Any]] = _no_fields
+
+
+_SPECS: dict[str, _CmmsSpec] = {spec.kind: spec for spec in (
+    _CmmsSpec(
+        kind="maintainx", priorities=MAINTAINX_PRIORITY,
+        auth_header="Authorization", auth_prefix="Bearer ",
+        create_path="/v1/workorders",
+        alert_ref=lambda alert_id: {"externalData": {"predmaintAlertId": alert_id}},
+        close_suffix="/status", close_status="DONE",
+    ),
+    _CmmsSpec(
+        kind="upkeep", priorities=UPKEEP_PRIORITY,
+        auth_header="Session-Token",
+        create_path="/api/v2/work-orders",
+        close_status="complete",
+        close_fields=lambda event: {"description": description(event)},
+    ),
+    _CmmsSpec(
+        kind="maximo", priorities=MAXIMO_PRIORITY,
+        auth_header="apikey",
+        create_path="/maximo/api/os/mxapisr?lean=1",
+        # 'properties' makes Maximo return the new record's href (and
+        # ticketid) in the 201 body, besides the Location header.
+        create_headers={"properties": "ticketid,href"},
+        ids_are_hrefs=True,
+        # The DESCRIPTION column is 100 characters; the whole text goes to
+        # the long description.
+        title_field="description", title_max=100,
+        description_field="description_longdescription", priority_field="reportedpriority",
+        asset_field="assetnum",
+        alert_ref=lambda alert_id: {"externalrecid": alert_id},
+        record_noun="service request",
+        # Updates are POSTs with a method override; MERGE keeps fields we do
+        # not send (a plain PATCH would reset child objects).
+        patch_method="POST", patch_headers={"x-method-override": "PATCH"},
+        update_suffix="?lean=1", update_headers={"patchtype": "MERGE"},
+        close_suffix="?action=wsmethod:changeStatus&lean=1", close_status="RESOLVED",
+        close_fields=lambda event: {"memo": f"predmaint: alert {event.get('alert_id')} cleared"},
+    ),
+)}
+
+#: Target kinds understood by :func:`build_request`.
+KINDS = ("webhook", *_SPECS)
+
+
+def _spec(kind: str) -> _CmmsSpec:
+    try:
+        return _SPECS[kind]
+    except (KeyError, TypeError):
+        raise AlertMappingError(f"unknown target kind {kind!r}; known: {list(KINDS)}") from None
+
+
 def _asset_ref(options: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
     # CMMS asset ids are the CMMS's own (MaintainX integers, UpKeep object ids,
     # Maximo assetnum); the pipeline's asset name maps to them through config.
     return (options.get("asset_ids") or {}).get(event.get("asset"))
 
 
-def _webhook(event: Mapping[str, Any], options: Mapping[str, Any]) -> HttpRequest:
-    _priority("webhook", event)
-    state = _state(event)
-    body = {"type": f"alert.{state}", "timestamp": event.get("time"), "data": dict(event)}
-    return HttpRequest("POST", "", dict(_JSON_HEADERS), body, "notify")
-
-
-def _maintainx(event: Mapping[str, Any], wo_id: str | None, options: Mapping[str, Any]) -> HttpRequest:
-    state = _state(event)
-    priority = _priority("maintainx", event)
-    if wo_id is None:
-        if state == "cleared":
-            raise AlertMappingError("a cleared alert without a work order cannot be closed")
-        body: dict[str, Any] = {
-            "title": title(event),
-            "description": description(event),
-            "priority": priority,
-            "externalData": {"predmaintAlertId": event.get("alert_id")},
-        }
-        asset = _asset_ref(options, event)
-        if asset is not None:
-            body["assetId"] = asset
-        body.update(options.get("defaults") or {})
-        return HttpRequest("POST", "/v1/workorders", dict(_JSON_HEADERS), body, "create")
-    wid = quote(str(wo_id), safe="")
-    if state == "cleared":
-        status = options.get("close_status") or _DEFAULT_CLOSE_STATUS["maintainx"]
-        return HttpRequest("PATCH", f"/v1/workorders/{wid}/status", dict(_JSON_HEADERS),
-                           {"status": status}, "close")
-    return HttpRequest("PATCH", f"/v1/workorders/{wid}", dict(_JSON_HEADERS),
-                       {"title": title(event), "description": description(event),
-                        "priority": priority}, "update")
-
-
-def _upkeep(event: Mapping[str, Any], wo_id: str | None, options: Mapping[str, Any]) -> HttpRequest:
-    state = _state(event)
-    priority = _priority("upkeep", event)
-    if wo_id is None:
-        if state == "cleared":
-            raise AlertMappingError("a cleared alert without a work order cannot be closed")
-        body: dict[str, Any] = {"title": title(event), "description": description(event),
-                                "priority": priority}
-        asset = _asset_ref(options, event)
-        if asset is not None:
-            body["assetId"] = asset
-        body.update(options.get("defaults") or {})
-        return HttpRequest("POST", "/api/v2/work-orders", dict(_JSON_HEADERS), body, "create")
-    wid = quote(str(wo_id), safe="")
-    if state == "cleared":
-        status = options.get("close_status") or _DEFAULT_CLOSE_STATUS["upkeep"]
-        return HttpRequest("PATCH", f"/api/v2/work-orders/{wid}", dict(_JSON_HEADERS),
-                           {"status": status, "description": description(event)}, "close")
-    return HttpRequest("PATCH", f"/api/v2/work-orders/{wid}", dict(_JSON_HEADERS),
-                       {"title": title(event), "description": description(event),
-                        "priority": priority}, "update")
-
-
-def _maximo_path(href: str) -> str:
-    # Maximo hands back an absolute href; only its path is kept so the target's
-    # configured base URL (which may be a proxy) stays in charge.
+def _href_path(href: str) -> str:
+    # Only the path of an href is kept so the target's configured base URL
+    # (which may be a proxy) stays in charge.
     path = urlsplit(href).path or href
     if not path.startswith("/"):
         path = "/" + path
     return path
 
 
-def _maximo(event: Mapping[str, Any], wo_id: str | None, options: Mapping[str, Any]) -> HttpRequest:
+def _record_path(spec: _CmmsSpec, work_order_id: str) -> str:
+    if spec.ids_are_hrefs:
+        return _href_path(str(work_order_id))
+    return f"{spec.create_path}/{quote(str(work_order_id), safe='')}"
+
+
+def _webhook(event: Mapping[str, Any]) -> HttpRequest:
+    # The severity travels inside the event; the table only refuses unknown ones.
+    _priority("webhook", WEBHOOK_SEVERITY, event)
     state = _state(event)
-    priority = _priority("maximo", event)
-    if wo_id is None:
+    body = {"type": f"alert.{state}", "timestamp": event.get("time"), "data": dict(event)}
+    return HttpRequest("POST", "", dict(_JSON_HEADERS), body, "notify")
+
+
+def _cmms_request(spec: _CmmsSpec, event: Mapping[str, Any], work_order_id: str | None,
+                  options: Mapping[str, Any]) -> HttpRequest:
+    """Create, update or close the alert's work order, as ``spec`` says the CMMS wants it."""
+    state = _state(event)
+    priority = _priority(spec.kind, spec.priorities, event)
+    if work_order_id is None:
         if state == "cleared":
-            raise AlertMappingError("a cleared alert without a service request cannot be closed")
-        body: dict[str, Any] = {
-            "description": title(event)[:_MAXIMO_DESC_MAX],
-            "description_longdescription": description(event),
-            "reportedpriority": priority,
-            "externalrecid": event.get("alert_id"),
-        }
-        asset = _asset_ref(options, event)
-        if asset is not None:
-            body["assetnum"] = asset
-        body.update(options.get("defaults") or {})
-        # 'properties' makes Maximo return the new record's href (and ticketid)
-        # in the 201 body, besides the Location header.
-        headers = dict(_JSON_HEADERS, properties="ticketid,href")
-        return HttpRequest("POST", "/maximo/api/os/mxapisr?lean=1", headers, body, "create")
-    path = _maximo_path(str(wo_id))
-    # Maximo updates are POSTs with a method override; MERGE keeps fields we
-    # do not send (a plain PATCH would reset child objects).
-    headers = dict(_JSON_HEADERS, **{"x-method-override": "PATCH"})
+            raise AlertMappingError(f"a cleared alert without a {spec.record_noun} cannot be closed")
+        return _create(spec, event, priority, options)
+    path = _record_path(spec, work_order_id)
     if state == "cleared":
-        status = options.get("close_status") or _DEFAULT_CLOSE_STATUS["maximo"]
-        return HttpRequest("POST", f"{path}?action=wsmethod:changeStatus&lean=1", headers,
-                           {"status": status, "memo": f"predmaint: alert {event.get('alert_id')} cleared"},
-                           "close")
-    headers["patchtype"] = "MERGE"
-    return HttpRequest("POST", f"{path}?lean=1", headers,
-                       {"description": title(event)[:_MAXIMO_DESC_MAX],
-                        "description_longdescription": description(event),
-                        "reportedpriority": priority}, "update")
+        return _close(spec, event, path, options)
+    return _update(spec, event, path, priority)
+
+
+def _summary(spec: _CmmsSpec, event: Mapping[str, Any], priority: Any) -> dict[str, Any]:
+    # Every event of an alert restates it, so an escalation rewrites title and priority.
+    return {spec.title_field: title(event)[:spec.title_max], spec.description_field: description(event),
+            spec.priority_field: priority}
+
+
+def _create(spec: _CmmsSpec, event: Mapping[str, Any], priority: Any,
+            options: Mapping[str, Any]) -> HttpRequest:
+    body = {**_summary(spec, event, priority), **spec.alert_ref(event.get("alert_id"))}
+    asset = _asset_ref(options, event)
+    if asset is not None:
+        body[spec.asset_field] = asset
+    body.update(options.get("defaults") or {})
+    return HttpRequest("POST", spec.create_path, {**_JSON_HEADERS, **spec.create_headers}, body, "create")
+
+
+def _update(spec: _CmmsSpec, event: Mapping[str, Any], path: str, priority: Any) -> HttpRequest:
+    headers = {**_JSON_HEADERS, **spec.patch_headers, **spec.update_headers}
+    return HttpRequest(spec.patch_method, path + spec.update_suffix, headers,
+                       _summary(spec, event, priority), "update")
+
+
+def _close(spec: _CmmsSpec, event: Mapping[str, Any], path: str, options: Mapping[str, Any]) -> HttpRequest:
+    body = {"status": options.get("close_status") or spec.close_status, **spec.close_fields(event)}
+    return HttpRequest(spec.patch_method, path + spec.close_suffix, {**_JSON_HEADERS, **spec.patch_headers},
+                       body, "close")
 
 
 def build_request(kind: str, event: Mapping[str, Any], work_order_id: str | None = None,
@@ -365,16 +437,9 @@ def build_request(kind: str, event: Mapping[str, Any], work_order_id: str | None
     >>> (r.method, r.path, r.json["status"], r.action)
     ('PATCH', '/api/v2/work-orders/Xy12', 'complete', 'close')
     """
-    options = options or {}
     if kind == "webhook":
-        return _webhook(event, options)
-    if kind == "maintainx":
-        return _maintainx(event, work_order_id, options)
-    if kind == "upkeep":
-        return _upkeep(event, work_order_id, options)
-    if kind == "maximo":
-        return _maximo(event, work_order_id, options)
-    raise AlertMappingError(f"unknown target kind {kind!r}; known: {list(KINDS)}")
+        return _webhook(event)
+    return _cmms_request(_spec(kind), event, work_order_id, options or {})
 
 
 def auth_headers(kind: str, secret: str | None) -> dict[str, str]:
@@ -393,13 +458,8 @@ def auth_headers(kind: str, secret: str | None) -> dict[str, str]:
     """
     if kind == "webhook" or not secret:
         return {}
-    if kind == "maintainx":
-        return {"Authorization": f"Bearer {secret}"}
-    if kind == "upkeep":
-        return {"Session-Token": secret}
-    if kind == "maximo":
-        return {"apikey": secret}
-    raise AlertMappingError(f"unknown target kind {kind!r}")
+    spec = _spec(kind)
+    return {spec.auth_header: spec.auth_prefix + secret}
 
 
 def extract_work_order_id(kind: str, status: int, headers: Mapping[str, str],
@@ -433,16 +493,29 @@ def extract_work_order_id(kind: str, status: int, headers: Mapping[str, str],
     """
     if not 200 <= status < 300 or kind == "webhook":
         return None
-    doc: Any = None
-    if body:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
-    if kind == "maximo":
-        lower = {str(k).lower(): v for k, v in headers.items()}
-        href = lower.get("location") or (doc.get("href") if isinstance(doc, dict) else None)
-        return _maximo_path(str(href)) if href else None
+    doc = _json_or_none(body)
+    spec = _SPECS.get(kind)
+    if spec is not None and spec.ids_are_hrefs:
+        return _href_id(headers, doc)
+    return _json_id(doc)
+
+
+def _json_or_none(body: bytes | None) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _href_id(headers: Mapping[str, str], doc: Any) -> str | None:
+    lower = {str(k).lower(): v for k, v in headers.items()}
+    href = lower.get("location") or (doc.get("href") if isinstance(doc, dict) else None)
+    return _href_path(str(href)) if href else None
+
+
+def _json_id(doc: Any) -> str | None:
     if not isinstance(doc, dict):
         return None
     # MaintainX answers {"id": ...} on create and {"workOrder": {...}} on GET;

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import email.utils
+import functools
 import http.client
 import json
 import logging
@@ -56,9 +57,9 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from connectors.retry import backoff_delay
@@ -236,24 +237,17 @@ class Target:
         if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
             # The URL is not echoed: incoming-webhook URLs often embed a token.
             raise ConfigError(f"target {name!r}: 'url' must be an absolute http(s) URL")
-        known = {"name", "kind", "url", "secret_env", "timeout_s", "max_attempts", "backoff_base_s",
-                 "backoff_max_s", "retry_after_max_s", "asset_ids", "defaults", "close_status"}
+        # Every field is a setting except 'options', whose keys are settings themselves.
+        known = {f.name for f in fields(cls) if f.name != "options"} | set(_OPTION_KEYS)
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise ConfigError(f"target {name!r}: unknown settings {unknown}")
         try:
-            t = cls(
-                name=name, kind=kind, url=url,
-                secret_env=cfg.get("secret_env") or None,
-                timeout_s=float(cfg.get("timeout_s", DEFAULT_TIMEOUT_S)),
-                max_attempts=int(cfg.get("max_attempts", 12)),
-                backoff_base_s=float(cfg.get("backoff_base_s", 2.0)),
-                backoff_max_s=float(cfg.get("backoff_max_s", 1800.0)),
-                retry_after_max_s=float(cfg.get("retry_after_max_s", 3600.0)),
-                options={k: cfg[k] for k in ("asset_ids", "defaults", "close_status") if k in cfg},
-            )
+            numbers = {k: typ(cfg.get(k, default)) for k, (typ, default) in _number_settings().items()}
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"target {name!r}: invalid number ({type(exc).__name__})") from None
+        t = cls(name=name, kind=kind, url=url, secret_env=cfg.get("secret_env") or None,
+                options={k: cfg[k] for k in _OPTION_KEYS if k in cfg}, **numbers)
         if t.timeout_s <= 0 or t.max_attempts < 1 or t.backoff_base_s < 0 or t.backoff_max_s < 0:
             raise ConfigError(f"target {name!r}: timeout_s > 0, max_attempts >= 1 and backoffs >= 0 required")
         if kind != "webhook" and not t.secret_env:
@@ -279,6 +273,21 @@ class Target:
         if not value:
             raise ConfigError(f"target {self.name!r}: environment variable {self.secret_env} is not set")
         return value
+
+
+#: Config settings gathered into :attr:`Target.options` (CMMS request options).
+_OPTION_KEYS = ("asset_ids", "defaults", "close_status")
+
+
+@functools.cache
+def _number_settings() -> dict[str, tuple[type, int | float]]:
+    """Numeric :class:`Target` settings as ``name -> (type, default)``.
+
+    Read off the dataclass so that its field defaults stay the only place a
+    default is written.
+    """
+    hints = get_type_hints(Target)
+    return {f.name: (hints[f.name], f.default) for f in fields(Target) if hints[f.name] in (int, float)}
 
 
 def build_targets(configs: Iterable[Mapping[str, Any] | Target]) -> dict[str, Target]:
@@ -400,6 +409,16 @@ def _ids(event: Mapping[str, Any]) -> dict[str, str]:
             "event_id": str(event.get("event_id", "?"))}
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The process's TLS client context (certificates and host names verified).
+
+    Building one loads the CA store, which costs far more than a request; one
+    context is safe to share between the worker threads.
+    """
+    return ssl.create_default_context()
+
+
 def _http(method: str, url: str, headers: Mapping[str, str], body: bytes,
           timeout_s: float) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
@@ -408,7 +427,7 @@ def _http(method: str, url: str, headers: Mapping[str, str], body: bytes,
         path += "?" + parts.query
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout_s, context=ssl.create_default_context())
+            parts.hostname, parts.port, timeout=timeout_s, context=_tls_context())
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
     try:
@@ -979,6 +998,18 @@ def deadletter_to_influx(record: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    """A request being sent, with what recording its outcome needs."""
+
+    future: cf.Future[Delivered]
+    seq: int
+    event: dict[str, Any]
+    attempt_no: int
+    #: The work order the request updates or closes, as read when it started.
+    work_order_id: str | None
+
+
 class Deliverer:
     """Deliver outbox events to targets: ordered per asset, retried, dead-lettered.
 
@@ -1023,8 +1054,15 @@ class Deliverer:
         self.outbox = Outbox(outbox) if self._own_outbox else outbox  # type: ignore[arg-type]
         self._names = list(self.targets)
         self._pool = cf.ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="deliver")
-        self._in_flight: dict[tuple[str, str], tuple[cf.Future[Delivered], int, dict[str, Any], int]] = {}
+        self._in_flight: dict[tuple[str, str], _InFlight] = {}
         self._paused_until: dict[str, float] = {}
+        # When the next head not in flight may be sent (None: there is none),
+        # as the last scheduling round found it. Heads come from a GROUP BY
+        # over the outbox; remembering the answer spares reading them again
+        # just to know how long to wait. Stale whenever this deliverer changed
+        # the outbox since; a restart starts stale and reads the outbox.
+        self._next_due_at: float | None = None
+        self._next_due_stale = True
         self._on_deadletter = on_deadletter
         self._rng = rng or random.Random()
         self._redact = _Redactor(self.targets.values())
@@ -1042,6 +1080,8 @@ class Deliverer:
     def ingest(self, records: Sequence[IngestRecord]) -> IngestResult:
         """Put records into the outbox; each one that cannot be parsed becomes a dead letter."""
         res = self.outbox.ingest(records, self._names)
+        if res.inserted:
+            self._next_due_stale = True
         for dl in res.rejected:
             log.error("notify: %s", dl["reason"])
             self._emit(dl)
@@ -1059,14 +1099,19 @@ class Deliverer:
         return self.outbox.pending(self._names)
 
     def next_due_in(self, now: float | None = None) -> float | None:
-        """Seconds until the next sendable delivery is due (0 if overdue)."""
+        """Seconds until the next sendable delivery is due (0 if overdue).
+
+        Answered from the last scheduling round; the outbox is read only when
+        this deliverer has changed it since. Events another process writes to
+        the outbox are seen by the next round (:meth:`pump`).
+        """
         now = time.time() if now is None else now
-        times = []
-        for h in self.outbox.heads(self._names):
-            if (h["target"], h["asset"]) in self._in_flight:
-                continue
-            times.append(max(float(h["next_attempt_at"]), self._paused_until.get(h["target"], 0.0)))
-        return max(0.0, min(times) - now) if times else None
+        if self._next_due_stale:
+            waiting = [self._due_at(h) for h in self.outbox.heads(self._names)
+                       if (h["target"], h["asset"]) not in self._in_flight]
+            self._next_due_at = min(waiting, default=None)
+            self._next_due_stale = False
+        return None if self._next_due_at is None else max(0.0, self._next_due_at - now)
 
     def pump(self, max_wait_s: float = 0.0) -> list[dict[str, Any]]:
         """One scheduling round: harvest results, start due attempts, wait a bit.
@@ -1085,14 +1130,15 @@ class Deliverer:
         self._harvest(dead)
         self._start_due(dead)
         if max_wait_s > 0 and self._in_flight:
-            futures = [f for f, *_ in self._in_flight.values()]
             wait = max_wait_s
             due = self.next_due_in()
             if due is not None:
                 wait = min(wait, max(due, 0.01))
-            cf.wait(futures, timeout=wait, return_when=cf.FIRST_COMPLETED)
-            self._harvest(dead)
-            self._start_due(dead)
+            cf.wait(self._futures(), timeout=wait, return_when=cf.FIRST_COMPLETED)
+            # A second round only when the wait changed something; otherwise
+            # it would read the outbox again to find what the first one did.
+            if self._harvest(dead) or self.next_due_in() == 0.0:
+                self._start_due(dead)
         return dead
 
     def drain(self, timeout_s: float | None = None, poll_s: float = 0.25) -> list[dict[str, Any]]:
@@ -1126,7 +1172,7 @@ class Deliverer:
         dead: list[dict[str, Any]] = []
         deadline = time.monotonic() + wait_s
         while self._in_flight and time.monotonic() < deadline:
-            cf.wait([f for f, *_ in self._in_flight.values()], timeout=0.2)
+            cf.wait(self._futures(), timeout=0.2)
             self._harvest(dead)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._own_outbox:
@@ -1149,98 +1195,143 @@ class Deliverer:
                 log.exception("dead-letter callback failed for target %s, asset %s, alert %s",
                               dl.get("target"), dl.get("asset"), dl.get("alert_id"))
 
-    def _start_due(self, dead: list[dict[str, Any]]) -> None:
-        now = time.time()
-        for h in self.outbox.heads(self._names):
-            key = (h["target"], h["asset"])
-            if key in self._in_flight:
-                continue
-            if float(h["next_attempt_at"]) > now or self._paused_until.get(h["target"], 0.0) > now:
-                continue
-            target = self.targets[h["target"]]
-            seq = int(h["seq"])
-            event = json.loads(h["payload"])
-            ids = _ids(event)
-            if int(h["attempts"]) >= target.max_attempts:
-                # Only reachable after a crash during the last attempt.
-                self._dead(dead, seq, target, event, "attempts exhausted (process stopped during the "
-                           "last attempt)", None, int(h["attempts"]), False, now)
-                continue
-            wo_id = None
-            if target.kind != "webhook":
-                wo = self.outbox.work_order(target.name, ids["alert_id"])
-                if wo and wo[1] == "open":
-                    wo_id = wo[0]
-                elif event.get("state") == "cleared":
-                    reason = "no open work order to close (alert was never delivered or is already closed)"
-                    self.outbox.finish(seq, target.name, "suppressed", reason, None, now)
-                    self.stats["suppressed"] += 1
-                    log.info("target %s: cleared event %s of asset %s, alert %s not sent: %s",
-                             target.name, ids["event_id"], ids["asset"], ids["alert_id"], reason)
-                    continue
-            n = self.outbox.start_attempt(seq, target.name, now)
-            self.stats["attempts"] += 1
-            fut = self._pool.submit(attempt, target, event, work_order_id=wo_id, redact=self._redact)
-            self._in_flight[key] = (fut, seq, event, n)
+    def _futures(self) -> list[cf.Future[Delivered]]:
+        return [f.future for f in self._in_flight.values()]
 
-    def _harvest(self, dead: list[dict[str, Any]]) -> None:
-        for key, (fut, seq, event, n) in list(self._in_flight.items()):
-            if not fut.done():
+    def _due_at(self, head: Mapping[str, Any]) -> float:
+        # A paused target (Retry-After) holds back every asset, due or not.
+        return max(float(head["next_attempt_at"]), self._paused_until.get(head["target"], 0.0))
+
+    def _start_due(self, dead: list[dict[str, Any]]) -> None:
+        """One scheduling round: start every due head, remember when the next one is due."""
+        now = time.time()
+        waiting: list[float] = []
+        uncovered = False
+        for h in self.outbox.heads(self._names):
+            if (h["target"], h["asset"]) in self._in_flight:
                 continue
+            due_at = self._due_at(h)
+            if due_at > now:
+                waiting.append(due_at)
+            elif not self._start(h, dead, now):
+                uncovered = True
+        self._next_due_at = min(waiting, default=None)
+        # A head closed without sending uncovers the next event of its asset,
+        # which this query could not return.
+        self._next_due_stale = uncovered
+
+    def _start(self, head: Mapping[str, Any], dead: list[dict[str, Any]], now: float) -> bool:
+        """Start an attempt for a due head; ``False`` when the head is closed without one."""
+        target = self.targets[head["target"]]
+        seq = int(head["seq"])
+        event = json.loads(head["payload"])
+        ids = _ids(event)
+        if int(head["attempts"]) >= target.max_attempts:
+            # Only reachable after a crash during the last attempt.
+            self._dead(dead, seq, target, event, "attempts exhausted (process stopped during the "
+                       "last attempt)", None, int(head["attempts"]), False, now)
+            return False
+        wo_id = self._open_work_order(target, ids["alert_id"])
+        if wo_id is None and target.kind != "webhook" and event.get("state") == "cleared":
+            reason = "no open work order to close (alert was never delivered or is already closed)"
+            self.outbox.finish(seq, target.name, "suppressed", reason, None, now)
+            self.stats["suppressed"] += 1
+            log.info("target %s: cleared event %s of asset %s, alert %s not sent: %s",
+                     target.name, ids["event_id"], ids["asset"], ids["alert_id"], reason)
+            return False
+        n = self.outbox.start_attempt(seq, target.name, now)
+        self.stats["attempts"] += 1
+        fut = self._pool.submit(attempt, target, event, work_order_id=wo_id, redact=self._redact)
+        self._in_flight[(target.name, head["asset"])] = _InFlight(fut, seq, event, n, wo_id)
+        return True
+
+    def _open_work_order(self, target: Target, alert_id: str) -> str | None:
+        """The alert's open work order on a CMMS target (``None`` for webhooks, or when there is none)."""
+        if target.kind == "webhook":
+            return None
+        wo = self.outbox.work_order(target.name, alert_id)
+        return wo[0] if wo and wo[1] == "open" else None
+
+    def _harvest(self, dead: list[dict[str, Any]]) -> bool:
+        """Record the outcome of every finished request; ``True`` if there was any."""
+        done = [(key, f) for key, f in self._in_flight.items() if f.future.done()]
+        if done:
+            self._next_due_stale = True  # outcomes move heads and retry times
+        for key, flight in done:
             del self._in_flight[key]
-            target = self.targets[key[0]]
-            now = time.time()
-            ids = _ids(event)
-            try:
-                res = fut.result()
-            except RetryableDeliveryError as exc:
-                reason = self._redact(exc.reason)
-                if n >= target.max_attempts:
-                    self._dead(dead, seq, target, event, f"{reason}; gave up after {n} attempts",
-                               exc.http_status, n, False, now)
-                    continue
-                delay = backoff_delay(n, target.backoff_base_s, target.backoff_max_s, self._rng)
-                if exc.retry_after is not None:
-                    honoured = min(exc.retry_after, target.retry_after_max_s)
-                    # Never earlier than the server asked; the whole target
-                    # waits, since rate limits apply per client, not per asset.
-                    delay = max(delay, honoured)
-                    self._paused_until[target.name] = max(self._paused_until.get(target.name, 0.0),
-                                                          now + honoured)
-                self.outbox.schedule_retry(seq, target.name, now + delay, reason, exc.http_status)
-                self.stats["retries"] += 1
-                log.warning("delivery to target %s failed for asset %s, alert %s, event %s (attempt %d/%d):"
-                            " %s; retry in %.2f s", target.name, ids["asset"], ids["alert_id"],
-                            ids["event_id"], n, target.max_attempts, reason, delay)
-            except PermanentDeliveryError as exc:
-                self._dead(dead, seq, target, event, self._redact(exc.reason), exc.http_status, n, True, now)
-            except Exception as exc:  # a bug, not a network condition: keep the event, retry later
-                reason = f"internal error ({type(exc).__name__})"
-                delay = backoff_delay(n, target.backoff_base_s, target.backoff_max_s, self._rng)
-                if n >= target.max_attempts:
-                    self._dead(dead, seq, target, event, reason, None, n, False, now)
-                    continue
-                self.outbox.schedule_retry(seq, target.name, now + delay, reason, None)
-                log.error("delivery to target %s for asset %s, alert %s hit %s; retry in %.2f s",
-                          target.name, ids["asset"], ids["alert_id"], reason, delay)
+            self._record(dead, self.targets[key[0]], flight)
+        return bool(done)
+
+    def _record(self, dead: list[dict[str, Any]], target: Target, flight: _InFlight) -> None:
+        """Write a finished request's outcome to the outbox: delivered, retry or dead letter."""
+        now = time.time()
+        try:
+            res = flight.future.result()
+        except RetryableDeliveryError as exc:
+            self._retry_or_dead(dead, target, flight, now, self._redact(exc.reason), exc.http_status,
+                                exc.retry_after)
+        except PermanentDeliveryError as exc:
+            self._dead(dead, flight.seq, target, flight.event, self._redact(exc.reason), exc.http_status,
+                       flight.attempt_no, True, now)
+        except Exception as exc:  # a bug, not a network condition: keep the event, retry later
+            self._retry_or_dead(dead, target, flight, now, f"internal error ({type(exc).__name__})",
+                                internal=True)
+        else:
+            self._delivered(target, flight, res, now)
+
+    def _retry_or_dead(self, dead: list[dict[str, Any]], target: Target, flight: _InFlight, now: float,
+                       reason: str, http_status: int | None = None, retry_after: float | None = None, *,
+                       internal: bool = False) -> None:
+        """Schedule the next attempt of a failed delivery, or dead-letter it once attempts run out.
+
+        ``internal`` marks a bug of ours rather than a failure of the target:
+        it is logged as an error and does not count as a delivery retry.
+        """
+        n = flight.attempt_no
+        if n >= target.max_attempts:
+            gave_up = reason if internal else f"{reason}; gave up after {n} attempts"
+            self._dead(dead, flight.seq, target, flight.event, gave_up, http_status, n, False, now)
+            return
+        delay = backoff_delay(n, target.backoff_base_s, target.backoff_max_s, self._rng)
+        if retry_after is not None:
+            # Never earlier than the server asked.
+            delay = max(delay, self._pause(target, retry_after, now))
+        self.outbox.schedule_retry(flight.seq, target.name, now + delay, reason, http_status)
+        if not internal:
+            self.stats["retries"] += 1
+        ids = _ids(flight.event)
+        log.log(logging.ERROR if internal else logging.WARNING,
+                "delivery to target %s failed for asset %s, alert %s, event %s (attempt %d/%d): %s;"
+                " retry in %.2f s", target.name, ids["asset"], ids["alert_id"], ids["event_id"], n,
+                target.max_attempts, reason, delay)
+
+    def _pause(self, target: Target, retry_after: float, now: float) -> float:
+        """Pause the whole target for an honoured ``Retry-After``; return the honoured seconds."""
+        honoured = min(retry_after, target.retry_after_max_s)
+        # Rate limits apply per client, not per asset: every asset waits.
+        self._paused_until[target.name] = max(self._paused_until.get(target.name, 0.0), now + honoured)
+        return honoured
+
+    def _delivered(self, target: Target, flight: _InFlight, res: Delivered, now: float) -> None:
+        """Mark a delivery done, with the work-order map change its action implies."""
+        ids = _ids(flight.event)
+        wo = None
+        if res.action == "create":
+            if res.work_order_id:
+                wo = (ids["alert_id"], res.work_order_id, "open")
             else:
-                wo = None
-                if res.action == "create":
-                    if res.work_order_id:
-                        wo = (ids["alert_id"], res.work_order_id, "open")
-                    else:
-                        log.error("target %s created a work order for asset %s, alert %s but its answer "
-                                  "carried no id; later events will create another", target.name,
-                                  ids["asset"], ids["alert_id"])
-                elif res.action == "close":
-                    current = self.outbox.work_order(target.name, ids["alert_id"])
-                    if current:
-                        wo = (ids["alert_id"], current[0], "closed")
-                self.outbox.mark_delivered(seq, target.name, res.status, now, work_order=wo)
-                self.stats["delivered"] += 1
-                log.debug("delivered event %s of asset %s, alert %s to target %s (%s, HTTP %d, %.3f s)",
-                          ids["event_id"], ids["asset"], ids["alert_id"], target.name, res.action,
-                          res.status, res.elapsed_s)
+                log.error("target %s created a work order for asset %s, alert %s but its answer "
+                          "carried no id; later events will create another", target.name,
+                          ids["asset"], ids["alert_id"])
+        elif res.action == "close" and flight.work_order_id is not None:
+            # Nothing else writes this alert's map entry while its request is
+            # in flight, so the id read at start is still the current one.
+            wo = (ids["alert_id"], flight.work_order_id, "closed")
+        self.outbox.mark_delivered(flight.seq, target.name, res.status, now, work_order=wo)
+        self.stats["delivered"] += 1
+        log.debug("delivered event %s of asset %s, alert %s to target %s (%s, HTTP %d, %.3f s)",
+                  ids["event_id"], ids["asset"], ids["alert_id"], target.name, res.action,
+                  res.status, res.elapsed_s)
 
     def _dead(self, dead: list[dict[str, Any]], seq: int, target: Target, event: Mapping[str, Any],
               reason: str, http_status: int | None, attempts: int, permanent: bool, now: float) -> None:

@@ -164,3 +164,144 @@ def test_extract_work_order_id_variants():
     assert extract_work_order_id("maximo", 201, {"location": "http://h/maximo/api/os/mxapisr/_B"}, b"") \
         == "/maximo/api/os/mxapisr/_B"
     assert extract_work_order_id("maximo", 201, {}, b"") is None
+
+
+# --------------------------------------------------------------------------- every kind x every state
+# Literal requests, pinned field by field (header order included: it is the
+# order on the wire), so a refactoring of the mappers cannot drift.
+
+STATES = ("raised", "escalated", "renotified", "cleared")
+OPEN_STATES = STATES[:-1]
+JSON_HEADERS = [("Content-Type", "application/json"), ("Accept", "application/json")]
+MAXIMO_HREF = "/maximo/api/os/mxapisr/_U1IvMTAwMQ--"
+WORK_ORDER = {"maintainx": "4/2", "upkeep": "Ab/1", "maximo": "https://mx.example.com" + MAXIMO_HREF}
+OPTIONS = {
+    "maintainx": {"asset_ids": {"pump-03": 8901}, "defaults": {"locationId": 2345}},
+    "upkeep": {"asset_ids": {"pump-03": "gHhn43LMh3"}, "defaults": {"category": "Predictive"}},
+    "maximo": {"asset_ids": {"pump-03": "11430"}, "defaults": {"siteid": "BEDFORD"}},
+}
+
+
+def _create(kind, e):
+    t, d, a = cmms.title(e), cmms.description(e), e["alert_id"]
+    return {
+        "maintainx": ("POST", "/v1/workorders", JSON_HEADERS,
+                      {"title": t, "description": d, "priority": "HIGH",
+                       "externalData": {"predmaintAlertId": a}, "assetId": 8901, "locationId": 2345}),
+        "upkeep": ("POST", "/api/v2/work-orders", JSON_HEADERS,
+                   {"title": t, "description": d, "priority": 3, "assetId": "gHhn43LMh3",
+                    "category": "Predictive"}),
+        "maximo": ("POST", "/maximo/api/os/mxapisr?lean=1", JSON_HEADERS + [("properties", "ticketid,href")],
+                   {"description": t[:100], "description_longdescription": d, "reportedpriority": 1,
+                    "externalrecid": a, "assetnum": "11430", "siteid": "BEDFORD"}),
+    }[kind]
+
+
+def _update(kind, e):
+    t, d = cmms.title(e), cmms.description(e)
+    return {
+        "maintainx": ("PATCH", "/v1/workorders/4%2F2", JSON_HEADERS,
+                      {"title": t, "description": d, "priority": "HIGH"}),
+        "upkeep": ("PATCH", "/api/v2/work-orders/Ab%2F1", JSON_HEADERS,
+                   {"title": t, "description": d, "priority": 3}),
+        "maximo": ("POST", MAXIMO_HREF + "?lean=1",
+                   JSON_HEADERS + [("x-method-override", "PATCH"), ("patchtype", "MERGE")],
+                   {"description": t[:100], "description_longdescription": d, "reportedpriority": 1}),
+    }[kind]
+
+
+def _close(kind, e):
+    return {
+        "maintainx": ("PATCH", "/v1/workorders/4%2F2/status", JSON_HEADERS, {"status": "DONE"}),
+        "upkeep": ("PATCH", "/api/v2/work-orders/Ab%2F1", JSON_HEADERS,
+                   {"status": "complete", "description": cmms.description(e)}),
+        "maximo": ("POST", MAXIMO_HREF + "?action=wsmethod:changeStatus&lean=1",
+                   JSON_HEADERS + [("x-method-override", "PATCH")],
+                   {"status": "RESOLVED", "memo": "predmaint: alert 0123456789abcdef cleared"}),
+    }[kind]
+
+
+def _as_tuple(req):
+    return req.method, req.path, list(req.headers.items()), req.json
+
+
+@pytest.mark.parametrize("kind", ["maintainx", "upkeep", "maximo"])
+@pytest.mark.parametrize("state", STATES)
+def test_every_kind_and_state_without_work_order(kind, state):
+    e = ev(state=state, severity="critical", rule="r" * 120)  # long title: Maximo truncates
+    if state == "cleared":
+        with pytest.raises(AlertMappingError, match="cleared alert without a"):
+            build_request(kind, e, None, OPTIONS[kind])
+        return
+    req = build_request(kind, e, None, OPTIONS[kind])
+    assert _as_tuple(req) == _create(kind, e)
+    assert req.action == "create"
+
+
+@pytest.mark.parametrize("kind", ["maintainx", "upkeep", "maximo"])
+@pytest.mark.parametrize("state", STATES)
+def test_every_kind_and_state_with_work_order(kind, state):
+    e = ev(state=state, severity="critical", rule="r" * 120)
+    req = build_request(kind, e, WORK_ORDER[kind], OPTIONS[kind])
+    expected, action = (_close, "close") if state == "cleared" else (_update, "update")
+    assert _as_tuple(req) == expected(kind, e)
+    assert req.action == action
+    # Creation-only options (asset map, defaults) never leak into later requests.
+    assert not {"assetId", "assetnum", "locationId", "category", "siteid"} & set(req.json)
+
+
+@pytest.mark.parametrize("kind,status", [("maintainx", "ON_HOLD"), ("upkeep", "onHold"), ("maximo", "CLOSED")])
+def test_close_status_override_every_kind(kind, status):
+    req = build_request(kind, ev(state="cleared"), WORK_ORDER[kind], {"close_status": status})
+    assert req.json["status"] == status and req.action == "close"
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("severity", ["warning", "alarm", "critical"])
+def test_webhook_every_state_and_severity(state, severity):
+    e = ev(state=state, severity=severity)
+    for wo in (None, "ignored"):
+        req = build_request("webhook", e, wo, {"close_status": "x", "defaults": {"y": 1}})
+        assert _as_tuple(req) == ("POST", "", JSON_HEADERS,
+                                  {"type": f"alert.{state}", "timestamp": EVENT["time"], "data": e})
+        assert req.action == "notify"
+
+
+@pytest.mark.parametrize("kind", ["maintainx", "upkeep", "maximo"])
+@pytest.mark.parametrize("state", OPEN_STATES)
+@pytest.mark.parametrize("severity", ["warning", "alarm", "critical"])
+def test_every_priority_in_every_open_state(kind, state, severity):
+    expected = TABLES[kind][1][severity]
+    for wo in (None, WORK_ORDER[kind]):
+        req = build_request(kind, ev(state=state, severity=severity), wo)
+        assert req.json[PRIORITY_FIELD[kind]] == expected, (state, wo)
+
+
+def test_auth_headers_without_secret_or_unknown_kind():
+    for kind in cmms.KINDS:
+        assert auth_headers(kind, None) == {} and auth_headers(kind, "") == {}
+    with pytest.raises(AlertMappingError, match="servicenow"):
+        auth_headers("servicenow", "k")
+
+
+def test_kinds_are_exactly_the_documented_ones():
+    assert cmms.KINDS == ("webhook", "maintainx", "upkeep", "maximo")
+
+
+def test_extract_work_order_id_json_shapes_every_json_kind():
+    for kind in ("maintainx", "upkeep"):
+        for doc, expected in [({"id": 5}, "5"), ({"result": {"id": "R"}}, "R"), ({"workOrder": {"id": 6}}, "6"),
+                              ({"data": {"id": "D"}}, "D"), ({"id": ""}, None), ({"id": None}, None), ({}, None)]:
+            assert extract_work_order_id(kind, 201, {}, json.dumps(doc).encode()) == expected, (kind, doc)
+        # A Location header means nothing to these APIs.
+        assert extract_work_order_id(kind, 201, {"Location": "http://h/x/9"}, b"") is None
+
+
+def test_extract_work_order_id_maximo_prefers_location_and_keeps_path_only():
+    body = b'{"href": "http://h/maximo/api/os/mxapisr/_BODY"}'
+    assert extract_work_order_id("maximo", 201, {"LOCATION": "http://h/maximo/api/os/mxapisr/_HDR"}, body) \
+        == "/maximo/api/os/mxapisr/_HDR"
+    assert extract_work_order_id("maximo", 201, {}, b'{"href": "maximo/api/os/mxapisr/_REL"}') \
+        == "/maximo/api/os/mxapisr/_REL"
+    assert extract_work_order_id("maximo", 201, {}, b'{"id": 3}') is None
+    assert extract_work_order_id("maximo", 302, {"Location": "http://h/x"}, b"") is None

@@ -12,10 +12,12 @@ import email.utils
 import json
 import logging
 import os
+import random
 import re
 import signal
 import socket
 import sqlite3
+import ssl
 import struct
 import subprocess
 import sys
@@ -156,21 +158,14 @@ class Receiver:
             with self.lock:
                 self.bad_signatures += 1
             return self._send(h, 401, b"bad signature")
-        if action == "drop":
-            # RST instead of FIN: the harshest way to lose a connection.
-            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            h.close_connection = True
+        if self._transient_fault(h, action):
             return
         if action == "process_drop":
             self._process_webhook(wid, body)
             h.close_connection = True
             return
-        if action == "500":
-            return self._send(h, 500, b"boom")
         if action == "401":
             return self._send(h, 401, b"no")
-        if action == "429":
-            return self._send(h, 429, b"slow down", {"Retry-After": "1"})
         if action == "503date":
             return self._send(h, 503, b"later", {"Retry-After": email.utils.formatdate(now + 2, usegmt=True)})
         self._process_webhook(wid, body)
@@ -179,6 +174,20 @@ class Receiver:
         elif self.ok_delay_s:
             time.sleep(self.ok_delay_s)
         self._send(h, 200, b'{"ok":true}')
+
+    def _transient_fault(self, h, action):
+        """Act out ``drop``, ``500`` or ``429`` (Retry-After: 1); ``False`` for any other action."""
+        if action == "drop":
+            # RST instead of FIN: the harshest way to lose a connection.
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.close_connection = True
+        elif action == "500":
+            self._send(h, 500, b"{}")
+        elif action == "429":
+            self._send(h, 429, b"{}", {"Retry-After": "1"})
+        else:
+            return False
+        return True
 
     def _send(self, h, status, body, headers=None):
         # Book-keeping first: once the client has the answer, the test may look.
@@ -199,14 +208,8 @@ class Receiver:
     # -- fake CMMS APIs ------------------------------------------------------------
 
     def _cmms(self, h, action, body):
-        if action == "drop":
-            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            h.close_connection = True
+        if self._transient_fault(h, action):
             return
-        if action == "500":
-            return self._send(h, 500, b"{}")
-        if action == "429":
-            return self._send(h, 429, b"{}", {"Retry-After": "1"})
         doc = json.loads(body or b"{}")
         path, method = h.path, h.command
         if h.headers.get("x-method-override"):
@@ -300,6 +303,17 @@ def spawn(outbox, targets):
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def retry_gaps(arrivals, action):
+    """Seconds from each request answered with ``action`` to the next arrival of the same webhook-id."""
+    gaps = []
+    for i, (t, wid, act) in enumerate(arrivals):
+        if act == action:
+            later = [t2 for t2, w2, _ in arrivals[i + 1:] if w2 == wid]
+            if later:
+                gaps.append(later[0] - t)
+    return gaps
+
+
 def wait_until(cond, timeout, step=0.02):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -380,20 +394,10 @@ def test_kill_restart_faults_exactly_once_effects(tmp_path, receiver, secret_env
     assert c == {"delivered": len(sendable), "suppressed": 4}
     # Retry-After: 1 honoured: each 429'd id re-arrived >= 1 s later.
     arrivals = receiver.arrivals
-    gaps_429 = []
-    for i, (t, wid, action) in enumerate(arrivals):
-        if action == "429":
-            later = [t2 for t2, w2, _ in arrivals[i + 1:] if w2 == wid]
-            if later:
-                gaps_429.append(later[0] - t)
+    gaps_429 = retry_gaps(arrivals, "429")
     assert gaps_429 and min(gaps_429) >= 1.0
     # Timeouts: a hung id was retried after the 0.5 s client timeout, not after the hang.
-    gaps_hang = []
-    for i, (t, wid, action) in enumerate(arrivals):
-        if action == "hang":
-            later = [t2 for t2, w2, _ in arrivals[i + 1:] if w2 == wid]
-            if later:
-                gaps_hang.append(later[0] - t)
+    gaps_hang = retry_gaps(arrivals, "hang")
     assert gaps_hang and min(gaps_hang) >= 0.5 and max(gaps_hang) < receiver.hang_s
     # Secrets never in the workers' logs.
     logs = (err1 + err2).decode()
@@ -713,3 +717,130 @@ def test_run_notify_stop_event_and_config_errors(tmp_path, secret_env):
                        consumer_factory=factory)
     assert time.monotonic() - t0 < 3 and stats.consumed == 0 and stats.partitions == [0]
     assert confs[0]["bootstrap.servers"] == "k1:9092"
+
+
+# --------------------------------------------------------------------------- scheduling costs
+
+
+class TopOfWindow(random.Random):
+    """Jitter that always draws the top of the backoff window: retry times become exact."""
+
+    def uniform(self, a, b):
+        return b
+
+
+def count_calls(monkeypatch, cls, name):
+    calls = []
+    real = getattr(cls, name)
+
+    def counted(self, *a, **kw):
+        calls.append(a)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_next_due_time_comes_from_the_scheduling_round_and_survives_restart(tmp_path, receiver, secret_env,
+                                                                             monkeypatch):
+    heads = count_calls(monkeypatch, Outbox, "heads")
+    receiver.default = "500"
+    path = tmp_path / "outbox.sqlite"
+    cfg = webhook_target(receiver.url, backoff_base_s=30.0, backoff_max_s=30.0)
+    with Deliverer([cfg], path, rng=TopOfWindow()) as d:
+        d.submit(make_event(alert_id(40, 1), 1, "raised", "p-40"))
+        d.pump(0.0)
+        assert d.in_flight == 1 and d.next_due_in() is None  # the only head is in flight
+        assert wait_until(lambda: d.pump(0.05) is not None and d.in_flight == 0, 5)
+        n = len(heads)
+        due = d.next_due_in()
+        assert 29.0 < due <= 30.0  # the 500's retry, 30 s out (top of the window)
+        assert len(heads) == n  # answered from the round that scheduled the retry
+        d.pump(0.0)
+        assert 29.0 < d.next_due_in() <= 30.0
+        assert len(heads) == n + 1  # one query per scheduling round, none for next_due_in
+    assert len(receiver.arrivals) == 1
+    # A restarted deliverer knows nothing but the outbox: same retry time, nothing sent early.
+    with Deliverer([cfg], path, rng=TopOfWindow()) as d2:
+        assert 25.0 < d2.next_due_in() <= 30.0
+        d2.pump(0.0)
+        assert d2.in_flight == 0 and len(receiver.arrivals) == 1
+        # New events make the remembered time stale: another asset is due at once.
+        n = len(heads)
+        d2.submit(make_event(alert_id(41, 1), 1, "raised", "p-41"))
+        assert d2.next_due_in() == 0.0 and len(heads) == n + 1
+
+
+def test_run_notify_reads_the_heads_once_per_loop(tmp_path, receiver, secret_env, monkeypatch):
+    heads = count_calls(monkeypatch, Outbox, "heads")
+    consumes = count_calls(monkeypatch, FakeConsumer, "consume")
+    evs = [make_event(alert_id(50 + a, 1), s, state, f"n-{a}")
+           for a in range(3) for s, state in enumerate(("raised", "cleared"), start=1)]
+    receiver.inject("500")
+    stats = run_notify(brokers="127.0.0.1:1", topic="alerts", outbox_path=tmp_path / "n.sqlite",
+                       targets=[webhook_target(receiver.url)], stop_after_idle_s=0.3, poll_s=0.05,
+                       consumer_factory=lambda conf: FakeConsumer("alerts", kafka_log("alerts", evs), conf))
+    assert (stats.inserted, stats.delivered, stats.retries) == (6, 6, 1)
+    assert len(consumes) > 3
+    # Once per loop (plus the very first next_due_in, before any round ran).
+    assert len(heads) <= len(consumes) + 1
+
+
+def test_close_uses_the_work_order_read_when_the_attempt_started(secret_env, monkeypatch):
+    reads = count_calls(monkeypatch, Outbox, "work_order")
+    rcv = Receiver(cmms=True)
+    try:
+        target = {"name": "mx", "kind": "maintainx", "url": rcv.url, "secret_env": "PREDMAINT_TEST_API_KEY",
+                  "timeout_s": 0.5}
+        aid = alert_id(60, 1)
+        with Deliverer([target], ":memory:") as d:
+            d.submit(make_event(aid, 1, "raised", "c-60"))
+            d.submit(make_event(aid, 2, "cleared", "c-60"))
+            assert d.drain(timeout_s=10) == []
+            assert len(reads) == 2  # one per started attempt, none when recording the close
+            assert d.outbox.work_order("mx", aid) == ("1001", "closed")
+        assert [(m, p) for m, p, _ in rcv.cmms_requests] == [("POST", "/v1/workorders"),
+                                                             ("PATCH", "/v1/workorders/1001/status")]
+    finally:
+        rcv.close()
+
+
+def test_tls_context_is_built_once_and_verifies(secret_env, monkeypatch):
+    contexts = []
+
+    class RefusingHTTPS:
+        def __init__(self, host, port=None, timeout=None, context=None):
+            contexts.append(context)
+
+        def request(self, *a, **kw):
+            raise ConnectionRefusedError
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(delivery.http.client, "HTTPSConnection", RefusingHTTPS)
+    ev = make_event(alert_id(70, 1), 1, "raised", "t-70")
+    for url in ("https://a.example.com/h", "https://b.example.com/h", "https://a.example.com/h"):
+        with pytest.raises(RetryableDeliveryError, match="connection refused"):
+            attempt(Target.from_config(webhook_target(url)), ev)
+    assert len(contexts) == 3 and all(c is contexts[0] for c in contexts)
+    assert isinstance(contexts[0], ssl.SSLContext)
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
+
+
+def test_internal_error_is_retried_then_dead_lettered(secret_env, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG, logger="connectors.delivery")
+
+    def broken(*a, **kw):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(delivery, "attempt", broken)
+    cfg = webhook_target("http://127.0.0.1:9", max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02)
+    with Deliverer([cfg], ":memory:") as d:
+        d.submit(make_event(alert_id(80, 1), 1, "raised", "i-80"))
+        (dl,) = d.drain(timeout_s=10)
+        assert d.stats["attempts"] == 3 and d.stats["dead"] == 1
+    assert (dl["reason"], dl["attempts"], dl["permanent"]) == ("internal error (KeyError)", 3, False)
+    retries = [r for r in caplog.records if "retry in" in r.getMessage()]
+    assert len(retries) == 2 and all(r.levelno == logging.ERROR for r in retries)
+    assert all("internal error (KeyError)" in r.getMessage() and "i-80" in r.getMessage() for r in retries)

@@ -228,3 +228,21 @@ def test_deadletter_influx_point():
     assert line.startswith("delivery_deadletter,asset=pump-03,kind=maintainx,line=line-a,site=plant-1,"
                            "state=cleared,target=mx ")
     assert "attempts=5i" in line and line.endswith(" 1795435500123456000")
+
+
+def test_target_defaults_and_settings_come_from_the_dataclass():
+    minimal = {"name": "a", "kind": "webhook", "url": "http://x"}
+    assert Target.from_config(minimal) == Target("a", "webhook", "http://x")
+    full = dict(minimal, secret_env="E", timeout_s="2.5", max_attempts="3", backoff_base_s=1, backoff_max_s=4,
+                retry_after_max_s=60, asset_ids={"p": 1}, defaults={"d": 2}, close_status="X")
+    t = Target.from_config(full)
+    assert t == Target("a", "webhook", "http://x", "E", 2.5, 3, 1.0, 4.0, 60.0,
+                       {"asset_ids": {"p": 1}, "defaults": {"d": 2}, "close_status": "X"})
+    assert type(t.max_attempts) is int and type(t.timeout_s) is float and type(t.backoff_max_s) is float
+    assert Target.from_config(dict(minimal, secret_env="")).secret_env is None
+    for name in ("options", "retry_after_max", "secret"):
+        with pytest.raises(ConfigError, match="unknown settings"):
+            Target.from_config(dict(minimal, **{name: 1}))
+    for name in ("timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s", "retry_after_max_s"):
+        with pytest.raises(ConfigError, match="invalid number"):
+            Target.from_config(dict(minimal, **{name: "x"}))
