@@ -17,6 +17,13 @@ A query passes only if
 4. it returns at least one non-null value.
 
 Queries therefore quote every identifier, which the definitions do.
+
+Some measurements are written only when something fails
+(:func:`failure_only_measurements`: ``delivery_deadletter``), so a healthy
+database may never have had them. For those, 1 and 2 use the keys their
+writer gives them (as well as any the database has), the query is still sent
+(InfluxDB must accept it), and returning nothing while the database has no
+such measurement is reported as :data:`NOT_WRITTEN_YET`, not as a failure.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Callable, Iterable
 from dashboards.model import escape_regex
 
 NO_DATA = "no data"
+NOT_WRITTEN_YET = "no data: the measurement is written only on failure, and nothing has failed yet"
 #: ``run(query) -> series`` as :meth:`connectors.storage._InfluxHTTP.query` returns them.
 QueryRunner = Callable[[str], list[dict]]
 
@@ -48,6 +56,31 @@ class DashboardQuery:
     @property
     def name(self) -> str:
         return f"{self.dashboard} / {self.panel} [{self.kind} {self.ref_id}]"
+
+
+def failure_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
+    """Measurement -> (field keys, tag keys) of the measurements written only when something fails.
+
+    ``delivery_deadletter`` (``predmaint notify`` gave up on an alert event) takes its keys
+    from :func:`connectors.delivery.deadletter_to_influx` applied to a dead letter with every
+    item set, so they follow the writer.
+
+    Examples
+    --------
+    >>> fields, tags = failure_only_measurements()["delivery_deadletter"]
+    >>> sorted(tags)
+    ['asset', 'kind', 'line', 'site', 'state', 'target']
+    >>> {"reason", "attempts", "http_status", "alert_id"} <= fields
+    True
+    """
+    from connectors.delivery import deadletter_to_influx
+
+    point = deadletter_to_influx({
+        "event_id": "a:0", "alert_id": "a", "asset": "asset", "site": "site", "line": "line",
+        "state": "raised", "severity": "alarm", "target": "target", "kind": "webhook", "reason": "HTTP 500",
+        "http_status": 500, "attempts": 1, "permanent": False, "event_time": "2026-01-01T00:00:00Z",
+        "failed_at": "2026-01-01T00:00:00Z"})
+    return {point["measurement"]: (set(point["fields"]), set(point["tags"]))}
 
 
 def dashboard_queries(doc: dict) -> list[DashboardQuery]:
@@ -118,6 +151,12 @@ def variables_of(doc: dict) -> dict[str, bool]:
             for v in doc.get("templating", {}).get("list", [])}
 
 
+def custom_defaults(doc: dict) -> dict[str, tuple[str, ...]]:
+    """Custom (fixed-choice) variable name -> the value selected when the dashboard opens."""
+    return {v["name"]: (v["current"]["value"],) for v in doc.get("templating", {}).get("list", [])
+            if v["type"] == "custom"}
+
+
 def interpolate(query: str, variables: dict[str, Variable], time_range: TimeRange) -> str:
     """Substitute template variables the way Grafana's InfluxDB datasource does.
 
@@ -156,21 +195,68 @@ class Schema:
 
     fields: dict[str, set[str]] = field(default_factory=dict)
     tags: dict[str, set[str]] = field(default_factory=dict)
+    #: Measurements known only from their writer (:func:`failure_only_measurements`): not in the database.
+    absent: set[str] = field(default_factory=set)
 
     @classmethod
-    def load(cls, run: QueryRunner) -> "Schema":
-        schema = cls()
-        for s in run("SHOW MEASUREMENTS"):
-            for (name,) in s["values"]:
-                schema.fields[name] = {row[0] for f in run(f'SHOW FIELD KEYS FROM "{name}"') for row in f["values"]}
-                schema.tags[name] = {row[0] for t in run(f'SHOW TAG KEYS FROM "{name}"') for row in t["values"]}
+    def load(cls, run: QueryRunner,
+             failure_only: dict[str, tuple[set[str], set[str]]] | None = None) -> "Schema":
+        """Three queries, however many measurements there are.
+
+        ``SHOW FIELD KEYS`` and ``SHOW TAG KEYS`` without ``FROM`` answer one series per
+        measurement (InfluxDB 1.x, 2.x and 3.x); ``SHOW MEASUREMENTS`` still decides which
+        measurements exist. ``failure_only`` defaults to :func:`failure_only_measurements`.
+
+        Examples
+        --------
+        >>> answers = {
+        ...     "SHOW MEASUREMENTS": [{"name": "measurements", "columns": ["name"], "values": [["health"]]}],
+        ...     "SHOW FIELD KEYS": [{"name": "health", "columns": ["fieldKey", "fieldType"],
+        ...                          "values": [["health", "float"]]}],
+        ...     "SHOW TAG KEYS": [{"name": "health", "columns": ["tagKey"], "values": [["asset"]]}]}
+        >>> s = Schema.load(answers.__getitem__, failure_only={"dead": ({"reason"}, {"target"})})
+        >>> s.fields, s.tags, s.absent
+        ({'health': {'health'}, 'dead': {'reason'}}, {'health': {'asset'}, 'dead': {'target'}}, {'dead'})
+        """
+        names = [row[0] for s in run("SHOW MEASUREMENTS") for row in s["values"]]
+        fields, tags = _keys_by_measurement(run("SHOW FIELD KEYS")), _keys_by_measurement(run("SHOW TAG KEYS"))
+        schema = cls({n: fields.get(n, set()) for n in names}, {n: tags.get(n, set()) for n in names})
+        declared = failure_only_measurements() if failure_only is None else failure_only
+        for name, (field_keys, tag_keys) in declared.items():
+            if name not in schema.fields:
+                schema.absent.add(name)
+            schema.fields[name] = schema.fields.get(name, set()) | field_keys
+            schema.tags[name] = schema.tags.get(name, set()) | tag_keys
         return schema
 
     def keys(self, measurement: str) -> set[str]:
         return self.fields.get(measurement, set()) | self.tags.get(measurement, set())
 
 
+def _keys_by_measurement(series: list[dict]) -> dict[str, set[str]]:
+    """``SHOW FIELD KEYS`` / ``SHOW TAG KEYS`` answers: one series per measurement, the key first."""
+    out: dict[str, set[str]] = {}
+    for s in series:
+        out.setdefault(s["name"], set()).update(row[0] for row in s.get("values", []))
+    return out
+
+
 _IDENT = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _identifiers(query: str) -> tuple[list[str], list[str], set[str]]:
+    """The double-quoted identifiers of ``query``: measurements (after FROM), other names, aliases (after AS)."""
+    measurements, names, aliases = [], [], set()
+    for m in _IDENT.finditer(query):
+        before = query[:m.start()].rstrip().upper()
+        ident = m.group(1)
+        if before.endswith("FROM"):
+            measurements.append(ident)
+        elif before.endswith(" AS"):
+            aliases.add(ident)
+        else:
+            names.append(ident)
+    return measurements, names, aliases
 
 
 def unknown_names(query: str, schema: Schema) -> list[str]:
@@ -186,16 +272,7 @@ def unknown_names(query: str, schema: Schema) -> list[str]:
     >>> unknown_names('SELECT mean("x") FROM "vibration"', s)
     ['measurement "vibration"']
     """
-    measurements, names, aliases = [], [], set()
-    for m in _IDENT.finditer(query):
-        before = query[:m.start()].rstrip().upper()
-        ident = m.group(1)
-        if before.endswith("FROM"):
-            measurements.append(ident)
-        elif before.endswith(" AS"):
-            aliases.add(ident)
-        else:
-            names.append(ident)
+    measurements, names, aliases = _identifiers(query)
     problems = [f'measurement "{m}"' for m in measurements if m not in schema.fields]
     if problems:
         return problems  # its fields are unknown too; saying so adds nothing
@@ -213,6 +290,11 @@ class CheckResult:
     reason: str = ""
     series: int = 0
     values: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """Valid, but nothing came back (:data:`NO_DATA` or :data:`NOT_WRITTEN_YET`)."""
+        return self.reason in (NO_DATA, NOT_WRITTEN_YET)
 
 
 def has_values(series: list[dict]) -> int:
@@ -242,7 +324,9 @@ def check(query: DashboardQuery, run: QueryRunner, schema: Schema, variables: di
         return CheckResult(query, sent, False, f"query failed: {exc}")
     n = has_values(series)
     if not n:
-        return CheckResult(query, sent, False, NO_DATA, len(series), 0)
+        measurements = set(_identifiers(sent)[0])
+        reason = NOT_WRITTEN_YET if measurements and measurements <= schema.absent else NO_DATA
+        return CheckResult(query, sent, False, reason, len(series), 0)
     return CheckResult(query, sent, True, "", len(series), n)
 
 
@@ -250,11 +334,13 @@ def check_dashboard(doc: dict, run: QueryRunner, schema: Schema, selection: dict
                     time_range: TimeRange) -> list[CheckResult]:
     """Check every query of ``doc`` with the variables set to ``selection``.
 
-    A repeated panel is checked once per value of its repeat variable, as
-    Grafana draws one copy per value.
+    Custom (fixed-choice) variables not in ``selection`` keep the value the
+    dashboard opens with. A repeated panel is checked once per value of its
+    repeat variable, as Grafana draws one copy per value.
     """
     multi = variables_of(doc)
-    variables = {name: Variable(tuple(values), multi.get(name, True)) for name, values in selection.items()}
+    variables = {name: Variable(tuple(values), multi.get(name, True))
+                 for name, values in {**custom_defaults(doc), **selection}.items()}
     results = []
     for q in dashboard_queries(doc):
         if q.repeat and q.repeat in variables:
@@ -274,7 +360,7 @@ def tag_values(run: QueryRunner, query: str) -> list[str]:
 def summarise(results: Iterable[CheckResult]) -> str:
     lines = []
     for r in results:
-        status = "ok   " if r.ok else "EMPTY" if r.reason == NO_DATA else "FAIL "
+        status = "ok   " if r.ok else "EMPTY" if r.empty else "FAIL "
         detail = f"{r.series} series, {r.values} values" if r.ok else r.reason
         lines.append(f"{status} {r.query.name}: {detail}")
     return "\n".join(lines)

@@ -10,16 +10,20 @@ bucket's DBRP mapping, and 3.x), all on the datasource uid
   against its ISO zone boundaries, envelope peaks at the bearing defect lines,
   temperature, motor current, alert events.
 * **Model comparison**: health per ``model`` tag, champion and challengers side by side.
-* **Pipeline health**: throughput, processing lag, dead letters.
+* **Pipeline health**: throughput, processing lag, dead letters, alert events
+  that ``predmaint notify`` could not deliver.
 
 What is queried is exactly what :func:`pipelines.steps.to_points` writes (see
 the README's storage schema). Filters on ``site``, ``line`` and ``asset`` are
 regex matches (``=~ /^$asset$/``) so multi-value and "All" selections work.
 
 The velocity panel's zone boundaries depend on each asset's ISO machine
-group and foundation, which are configuration, not data: :func:`dashboards`
-takes the settings whose fleet supplies them (``python -m dashboards.build
---config FILE`` regenerates the JSON for another fleet).
+group and foundation, and the health colours and the "health at or below"
+choices on the alert rule that watches health: both are configuration, not
+data, so :func:`dashboards` takes the settings that supply them (``python -m
+dashboards.build --config FILE`` regenerates the JSON for another
+configuration). The health levels are those of
+:func:`pipelines.summary.health_levels`, which the static report uses too.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from dashboards.model import (
 )
 from features.iso10816 import ZONE_BOUNDARIES_MM_S
 from pipelines.settings import Settings
+from pipelines.summary import HealthLevels, health_levels
 
 TIME = "$timeFilter"
 CHAMPION = '"champion" = true'
@@ -48,11 +53,12 @@ TEMPERATURE = "\"kind\" = 'temperature'"
 CURRENT = "\"kind\" = 'current'"
 PER_INTERVAL = "GROUP BY time($__interval)"
 MONITORING = "\"phase\" = 'monitoring'"
-BELOW_THRESHOLD = '"health" < $health_threshold'
+#: As the alert rules count a window: a value at the threshold is beyond it.
+AT_OR_BELOW_THRESHOLD = '"health" <= $health_threshold'
 
-#: Health colours: the default alert rule's warning (50), alarm (30) and clear (70) levels.
-HEALTH_THRESHOLDS = thresholds(Step("red"), Step("orange", 30), Step("yellow", 50), Step("green", 70))
-HEALTH_FIELD = {"unit": "none", "min": 0, "max": 100, "decimals": 0, "thresholds": HEALTH_THRESHOLDS}
+#: Colours of the health rule's bands (:data:`pipelines.summary.BAND_LEVELS`).
+BAND_COLOURS = {"critical": "dark-red", "alarm": "red", "warning": "orange", "clearing": "yellow",
+                "healthy": "green"}
 ISO_ZONES = value_mappings(ValueText("1", "A", "green"), ValueText("2", "B", "yellow"),
                            ValueText("3", "C", "orange"), ValueText("4", "D", "red"))
 ISO_ZONE_THRESHOLDS = thresholds(Step("green"), Step("yellow", 2), Step("orange", 3), Step("red", 4))
@@ -83,6 +89,61 @@ def where(*clauses: str) -> str:
 FLEET = match("site", "line", "asset")
 
 
+def health_thresholds(levels: HealthLevels) -> dict:
+    """Grafana threshold steps at the health rule's levels, coloured by band.
+
+    Examples
+    --------
+    >>> from pipelines.settings import AlertRuleSettings
+    >>> steps = health_thresholds(HealthLevels(AlertRuleSettings(warning=50, alarm=30, clear_at=70), True))
+    >>> [(s["color"], s["value"]) for s in steps["steps"]]
+    [('red', None), ('orange', 30), ('yellow', 50), ('green', 70)]
+    """
+    return thresholds(*(Step(BAND_COLOURS[b.level], b.lo) for b in levels.bands))
+
+
+def by_tag(select: str, measurement: str, filters: tuple[str, ...], tag: str, fill: str = "null") -> Target:
+    """``select`` per interval, one series per value of ``tag``, named by it (time range always applied).
+
+    Examples
+    --------
+    >>> print(by_tag('max("iso_zone")', "features", (VIBRATION,), "asset").query)
+    SELECT max("iso_zone") FROM "features" WHERE "kind" = 'vibration' AND $timeFilter GROUP BY time($__interval), "asset" fill(null)
+    """
+    return Target(f'SELECT {select} FROM "{measurement}" {where(*filters, TIME)} {PER_INTERVAL}, "{tag}" fill({fill})',
+                  alias=f"$tag_{tag}")
+
+
+def count_bars(fill_opacity: int = 80, stacked: bool = True) -> dict:
+    """Field defaults of a panel of counts drawn as bars."""
+    custom: dict = {"drawStyle": "bars", "fillOpacity": fill_opacity}
+    if stacked:
+        custom["stacking"] = {"mode": "normal"}
+    return {"unit": "none", "decimals": 0, "custom": custom}
+
+
+def health_panel(title: str, levels: HealthLevels, aggregate: str, filters: tuple[str, ...], by: str, *,
+                 description: str, area: bool = True, **layout) -> Panel:
+    """``aggregate`` of health per interval and per ``by``, coloured by the health rule's bands.
+
+    The description ends with where the colours come from. ``area`` shades the bands behind
+    the lines; ``layout`` is passed to :class:`Panel` (width, height, repeat).
+    """
+    defaults = {"unit": "none", "min": 0, "max": 100, "decimals": 0, "thresholds": health_thresholds(levels)}
+    if area:
+        defaults["custom"] = {"thresholdsStyle": {"mode": "area"}, "lineWidth": 2}
+    return Panel(title, description=f"{description} Colours: {levels.describe()}.",
+                 targets=[by_tag(f'{aggregate}("health")', "health", filters, by)], defaults=defaults, **layout)
+
+
+def iso_zone_panel(title: str, filters: tuple[str, ...], by: str, description: str = "", **layout) -> Panel:
+    """Worst ISO 10816-3 zone of the vibration sensors per interval and per ``by``, as zone letters."""
+    return Panel(title, type="state-timeline", description=description,
+                 targets=[by_tag('max("iso_zone")', "features", (VIBRATION, *filters), by)],
+                 defaults={"mappings": ISO_ZONES, "thresholds": ISO_ZONE_THRESHOLDS, "min": 1, "max": 4},
+                 **layout)
+
+
 def location_variables(asset_multi: bool = True) -> list[QueryVariable]:
     """Site, then line within the site, then asset within both: each narrows the next."""
     return [
@@ -94,21 +155,19 @@ def location_variables(asset_multi: bool = True) -> list[QueryVariable]:
     ]
 
 
-def fleet_overview() -> Dashboard:
-    health = Panel(
-        "Health per asset (worst sensor, champion model)", width=24, height=9,
+def fleet_overview(levels: HealthLevels) -> Dashboard:
+    health = health_panel(
+        "Health per asset (worst sensor, champion model)", levels, "min", (CHAMPION, FLEET), "asset",
+        width=24, height=9,
         description="Lowest health over the asset's sensors in each interval, from the champion model "
-                    "(the one that drives alerts). 100 = indistinguishable from the sensor's baseline.",
-        targets=[Target(f'SELECT min("health") FROM "health" {where(CHAMPION, FLEET, TIME)} '
-                        f'{PER_INTERVAL}, "asset" fill(null)', alias="$tag_asset")],
-        defaults={**HEALTH_FIELD, "custom": {"thresholdsStyle": {"mode": "area"}, "lineWidth": 2}})
+                    "(the one that drives alerts). 100 = indistinguishable from the sensor's baseline.")
     status = Panel(
         "Asset status, worst first", type="table", width=12, height=10,
         description="Latest champion health per asset and sensor in the time range, lowest first. "
                     "Click an asset for its detail dashboard.",
         targets=[Target(f'SELECT last("health") AS "health", "phase", "raw_score" FROM "health" '
                         f'{where(CHAMPION, FLEET, TIME)} GROUP BY "asset", "sensor"', result_format="table")],
-        defaults={"thresholds": HEALTH_THRESHOLDS},
+        defaults={"thresholds": health_thresholds(levels)},
         overrides=[
             Override("byName", "health", {"custom.cellOptions": {"type": "color-background"}, "decimals": 0}),
             Override("byName", "asset", {"links": [{
@@ -139,20 +198,15 @@ def fleet_overview() -> Dashboard:
             "renameByName": {"Time": "last event"},
             "indexByName": {"asset": 0, "sensor": 1, "rule": 2, "severity": 3, "state": 4, "health": 5,
                             "Time": 6, "alert_id": 7}}}])
-    zones = Panel(
-        "ISO 10816-3 zone per asset", type="state-timeline", width=12, height=8,
+    zones = iso_zone_panel(
+        "ISO 10816-3 zone per asset", (FLEET,), "asset", width=12, height=8,
         description="Worst velocity-severity zone of the asset's vibration sensors: A new, B acceptable, "
-                    "C unsatisfactory (plan action), D damage.",
-        targets=[Target(f'SELECT max("iso_zone") FROM "features" {where(VIBRATION, FLEET, TIME)} '
-                        f'{PER_INTERVAL}, "asset" fill(null)', alias="$tag_asset")],
-        defaults={"mappings": ISO_ZONES, "thresholds": ISO_ZONE_THRESHOLDS, "min": 1, "max": 4})
+                    "C unsatisfactory (plan action), D damage.")
     events = Panel(
         "Alert events by severity", width=12, height=8,
         description="Raised, escalated, re-notified and cleared events per interval.",
-        targets=[Target(f'SELECT count("event_id") FROM "alerts" {where(FLEET, TIME)} '
-                        f'{PER_INTERVAL}, "severity" fill(none)', alias="$tag_severity")],
-        defaults={"unit": "none", "decimals": 0,
-                  "custom": {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}}})
+        targets=[by_tag('count("event_id")', "alerts", (FLEET,), "severity", fill="none")],
+        defaults=count_bars())
     return Dashboard("predmaint-fleet", "predmaint: Fleet overview",
                      "Health, ISO zones and open alerts across the fleet.",
                      panels=[health, status, open_alerts, zones, events], variables=location_variables())
@@ -175,15 +229,12 @@ def _iso_steps(group: int, foundation: str) -> dict:
     return thresholds(Step("green"), Step("yellow", ab), Step("orange", bc), Step("red", cd))
 
 
-def asset_detail(settings: Settings) -> Dashboard:
+def asset_detail(settings: Settings, levels: HealthLevels) -> Dashboard:
     asset = match("asset")
-    health = Panel(
-        "Health per sensor (champion model)", width=24, height=9,
+    health = health_panel(
+        "Health per sensor (champion model)", levels, "mean", (CHAMPION, asset), "sensor", width=24, height=9,
         description="Marks: alert events (raised, escalated, re-notified, cleared) with the sensor, rule "
-                    "and severity as tags.",
-        targets=[Target(f'SELECT mean("health") FROM "health" {where(CHAMPION, asset, TIME)} '
-                        f'{PER_INTERVAL}, "sensor" fill(null)', alias="$tag_sensor")],
-        defaults={**HEALTH_FIELD, "custom": {"thresholdsStyle": {"mode": "area"}, "lineWidth": 2}})
+                    "and severity as tags.")
     velocity = Panel(
         "Velocity RMS against ISO 10816-3 zones", width=12, height=9,
         description="Broadband velocity RMS, 10-1000 Hz. Bands: zone A (green), B, C, D (red), with the "
@@ -194,11 +245,7 @@ def asset_detail(settings: Settings) -> Dashboard:
         defaults={"unit": "suffix: mm/s", "min": 0, "decimals": 2, "thresholds": _iso_steps(*DEFAULT_ISO_CLASS),
                   "custom": {"thresholdsStyle": {"mode": "line+area"}, "lineWidth": 2}},
         overrides=_iso_overrides(settings))
-    zone = Panel(
-        "ISO 10816-3 zone", type="state-timeline", width=12, height=9,
-        targets=[Target(f'SELECT max("iso_zone") FROM "features" {where(VIBRATION, asset, TIME)} '
-                        f'{PER_INTERVAL}, "sensor" fill(null)', alias="$tag_sensor")],
-        defaults={"mappings": ISO_ZONES, "thresholds": ISO_ZONE_THRESHOLDS, "min": 1, "max": 4})
+    zone = iso_zone_panel("ISO 10816-3 zone", (asset,), "sensor", width=12, height=9)
     ratios = Panel(
         "Envelope peaks over noise floor at bearing defect lines", width=12, height=9,
         description="Envelope-spectrum peak at each defect frequency divided by the local floor; "
@@ -229,8 +276,7 @@ def asset_detail(settings: Settings) -> Dashboard:
     imbalance = Panel(
         "Motor current imbalance (NEMA)", width=8, height=8,
         description="Largest deviation of a phase RMS from the three-phase mean, over the mean.",
-        targets=[Target(f'SELECT mean("current_imbalance_pct") FROM "features" {where(CURRENT, asset, TIME)} '
-                        f'{PER_INTERVAL}, "sensor" fill(null)', alias="$tag_sensor")],
+        targets=[by_tag('mean("current_imbalance_pct")', "features", (CURRENT, asset), "sensor")],
         defaults={"unit": "percent", "min": 0, "decimals": 2})
     phases = Panel(
         "Phase currents", width=8, height=8,
@@ -256,31 +302,27 @@ def asset_detail(settings: Settings) -> Dashboard:
                      variables=location_variables(asset_multi=False), annotations=annotations)
 
 
-def model_comparison() -> Dashboard:
+def model_comparison(levels: HealthLevels) -> Dashboard:
     models = match("model")
-    per_asset = Panel(
-        "Health per model: $asset", width=8, height=8, repeat="asset",
+    per_asset = health_panel(
+        "Health per model: $asset", levels, "min", (match("asset"), models), "model", area=False,
+        width=8, height=8, repeat="asset",
         description="Worst sensor's health per model. Only the champion drives alerts; challengers "
-                    "score the same windows side by side.",
-        targets=[Target(f'SELECT min("health") FROM "health" {where(match("asset"), models, TIME)} '
-                        f'{PER_INTERVAL}, "model" fill(null)', alias="$tag_model")],
-        defaults=HEALTH_FIELD)
+                    "score the same windows side by side.")
     below = Panel(
-        "Monitoring windows below $health_threshold health, per model", width=12, height=8,
+        "Monitoring windows at or below $health_threshold health, per model", width=12, height=8,
         description="How often each model would have called a window unhealthy: a challenger that "
                     "flags far more windows than the champion on healthy assets is noisier.",
-        targets=[Target(f'SELECT count("health") FROM "health" '
-                        f'{where(MONITORING, BELOW_THRESHOLD, FLEET, models, TIME)} '
-                        f'{PER_INTERVAL}, "model" fill(none)', alias="$tag_model")],
-        defaults={"unit": "none", "decimals": 0,
-                  "custom": {"drawStyle": "bars", "fillOpacity": 60}})
+        targets=[by_tag('count("health")', "health", (MONITORING, AT_OR_BELOW_THRESHOLD, FLEET, models), "model",
+                        fill="none")],
+        defaults=count_bars(60, stacked=False))
     summary = Panel(
         "Per model and asset (monitoring phase)", type="table", width=12, height=8,
         targets=[Target('SELECT min("health") AS "min health", mean("health") AS "mean health", '
                         'count("health") AS "windows" FROM "health" '
                         f'{where(MONITORING, FLEET, models, TIME)} '
                         'GROUP BY "model", "asset"', result_format="table")],
-        defaults={"decimals": 1, "thresholds": HEALTH_THRESHOLDS},
+        defaults={"decimals": 1, "thresholds": health_thresholds(levels)},
         overrides=[Override("byName", "min health", {"custom.cellOptions": {"type": "color-text"}})],
         options={"sortBy": [{"displayName": "min health", "desc": False}]},
         transformations=[MERGE, {"id": "organize", "options": {"excludeByName": {"Time": True}}}])
@@ -293,9 +335,8 @@ def model_comparison() -> Dashboard:
         defaults={"unit": "none"})
     variables = location_variables() + [
         QueryVariable("model", "Model", 'SHOW TAG VALUES FROM "health" WITH KEY = "model"'),
-        CustomVariable("health_threshold", "Health below", ("50", "30", "10", "70"),
-                       "Threshold for counting unhealthy windows (default rule: warning 50, alarm 30, "
-                       "critical 10, clear 70)."),
+        CustomVariable("health_threshold", "Health at or below", tuple(f"{v:g}" for v in levels.thresholds),
+                       f"Threshold for counting unhealthy windows; the choices are the levels of the {levels.describe()}."),
     ]
     return Dashboard("predmaint-models", "predmaint: Model comparison",
                      "Champion and challenger detectors on the same windows.",
@@ -309,8 +350,7 @@ def pipeline_health() -> Dashboard:
                     "window end (event time), so this is data throughput; see lag for processing delay.",
         targets=[Target(f'SELECT count("snapshots") FROM "features" {where(FLEET, TIME)} {PER_INTERVAL} fill(0)',
                         alias="vibration"),
-                 Target(f'SELECT count("readings") FROM "features" {where(FLEET, TIME)} '
-                        f'{PER_INTERVAL}, "kind" fill(0)', alias="$tag_kind")],
+                 by_tag('count("readings")', "features", (FLEET,), "kind", fill="0")],
         defaults={"unit": "none", "decimals": 0,
                   "custom": {"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal"}}})
     lag = Panel(
@@ -333,28 +373,61 @@ def pipeline_health() -> Dashboard:
     models = Panel(
         "Health points per model per interval", width=12, height=6,
         description="Each configured model should score every window: a model whose count drops is failing.",
-        targets=[Target(f'SELECT count("health") FROM "health" {where(FLEET, TIME)} '
-                        f'{PER_INTERVAL}, "model" fill(0)', alias="$tag_model")],
+        targets=[by_tag('count("health")', "health", (FLEET,), "model", fill="0")],
         defaults={"unit": "none", "decimals": 0})
     dead = Panel(
         "Dead letters per interval, by step", width=12, height=8,
         description="Dead letters are stamped with their Kafka arrival time, not event time: the message "
                     "may have no valid event time.",
-        targets=[Target(f'SELECT sum("count") FROM "deadletters" {where(TIME)} {PER_INTERVAL}, "step" fill(none)',
-                        alias="$tag_step")],
-        defaults={"unit": "none", "decimals": 0,
-                  "custom": {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}}})
+        targets=[by_tag('sum("count")', "deadletters", (), "step", fill="none")],
+        defaults=count_bars())
     dead_table = Panel(
         "Latest dead letters", type="table", width=12, height=8,
         targets=[Target('SELECT "reason", "asset", "sensor", "partition", "offset" FROM "deadletters" '
                         f'{where(TIME)} GROUP BY "step" ORDER BY time DESC LIMIT 100', result_format="table")],
         transformations=[MERGE], options={"sortBy": [{"displayName": "Time", "desc": True}]})
     return Dashboard("predmaint-pipeline", "predmaint: Pipeline health",
-                     "Is the pipeline keeping up, and what is it rejecting?",
-                     panels=[throughput, lag, newest_lag, dead_total, models, dead, dead_table],
+                     "Is the pipeline keeping up, what is it rejecting, and which alerts did not reach their targets?",
+                     panels=[throughput, lag, newest_lag, dead_total, models, dead, dead_table,
+                             *undelivered_alert_panels()],
                      variables=location_variables())
 
 
+def undelivered_alert_panels() -> list[Panel]:
+    """The ``delivery_deadletter`` points ``predmaint notify`` writes when it gives up on an alert event.
+
+    Not filtered by site, line or asset: events rejected at ingest carry none. The measurement
+    appears with the first failed delivery, so until then these panels are empty (good news).
+    """
+    gave_up = ("after the target's last attempt, or at once when it refused the event for good (3xx, or "
+               "4xx other than 408, 425 and 429); stamped with the alert's event time.")
+    per_target = Panel(
+        "Undelivered alert events per interval, by target", width=12, height=8,
+        description=f"Alert events predmaint notify gave up on {gave_up} Empty is good news.",
+        targets=[by_tag('count("attempts")', "delivery_deadletter", (), "target", fill="none")],
+        defaults=count_bars())
+    latest = Panel(
+        "Latest undelivered alert events", type="table", width=12, height=8,
+        description=f"The newest 100 alert events predmaint notify gave up on {gave_up} The webhook or work "
+                    "order for these alerts is missing on the target.",
+        targets=[Target('SELECT "asset", "severity", "reason", "http_status", "attempts", "permanent", '
+                        '"alert_id", "event_id" FROM "delivery_deadletter" '
+                        f'{where(TIME)} GROUP BY "target", "kind", "state" ORDER BY time DESC LIMIT 100',
+                        result_format="table")],
+        transformations=[MERGE, {"id": "organize", "options": {
+            "renameByName": {"Time": "event time"},
+            "indexByName": {"Time": 0, "target": 1, "kind": 2, "asset": 3, "state": 4, "severity": 5,
+                            "reason": 6, "http_status": 7, "attempts": 8, "permanent": 9, "alert_id": 10,
+                            "event_id": 11}}}],
+        options={"sortBy": [{"displayName": "event time", "desc": True}]})
+    return [per_target, latest]
+
+
 def dashboards(settings: Settings) -> list[Dashboard]:
-    """Every predmaint dashboard; ``settings.fleet`` supplies per-asset ISO zone boundaries."""
-    return [fleet_overview(), asset_detail(settings), model_comparison(), pipeline_health()]
+    """Every predmaint dashboard.
+
+    ``settings.fleet`` supplies per-asset ISO zone boundaries, ``settings.alert_rules`` the
+    health levels (:func:`pipelines.summary.health_levels`).
+    """
+    levels = health_levels(settings)
+    return [fleet_overview(levels), asset_detail(settings, levels), model_comparison(levels), pipeline_health()]

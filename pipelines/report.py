@@ -6,7 +6,10 @@ from the champion model), then per asset its health per sensor and the key
 features an analyst looks at first — velocity RMS against the asset's
 ISO 10816-3 zone boundaries, the envelope peak ratio at the outer-race
 defect frequency (BPFO), bearing temperature — with alert events marked
-(red: raised, escalated or re-notified; green: cleared).
+(red: raised, escalated or re-notified; green: cleared). Health plots are
+shaded with the bands of the configured health alert rule
+(:func:`pipelines.summary.health_levels`); an asset's health is the worst of
+its sensors per window (:func:`pipelines.summary.worst_health`).
 
 It reads through any :class:`connectors.storage.PointReader`: InfluxDB or the
 embedded SQLite store, whichever ``storage.kind`` selects. Plots use
@@ -25,6 +28,7 @@ from pathlib import Path
 from connectors.storage import Point, PointReader
 from features.iso10816 import ZONE_BOUNDARIES_MM_S
 from pipelines.settings import AssetSettings, Settings
+from pipelines.summary import HealthLevels, health_levels, is_number, latest_and_lowest, worst_health
 
 #: Alert states that mean "open" (marked red); ``cleared`` is marked green.
 OPEN_STATES = ("raised", "escalated", "renotified")
@@ -35,6 +39,9 @@ KEY_FEATURES = (
     ("temp_level_c", "temperature", "temperature, °C"),
 )
 ZONE_COLOURS = ("#73bf69", "#fade2a", "#ff9830", "#f2495c")  # A, B, C, D
+#: Shading of the health rule's bands (:data:`pipelines.summary.BAND_LEVELS`); healthy is not shaded.
+BAND_COLOURS = {"critical": "#c4162a", "alarm": "#f2495c", "warning": "#ff9830", "clearing": "#fade2a"}
+HEALTH_YLIM = (-5.0, 105.0)
 
 
 @dataclass
@@ -47,14 +54,8 @@ class AssetData:
     #: feature field -> sensor -> [(time_ns, value)].
     features: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     alerts: list[Point] = field(default_factory=list)
-
-    def worst_health(self) -> list[tuple[int, float]]:
-        """Per window end, the lowest health over the sensors."""
-        by_time: dict[int, float] = {}
-        for series in self.health.values():
-            for t, h in series:
-                by_time[t] = min(h, by_time.get(t, h))
-        return sorted(by_time.items())
+    #: The asset's :func:`pipelines.summary.worst_health` (champion model).
+    worst: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def raised(self) -> list[Point]:
@@ -64,17 +65,19 @@ class AssetData:
 def load(settings: Settings, reader: PointReader) -> list[AssetData]:
     """Read health (champion model), key features and alert events for every asset in the fleet."""
     data = {a.asset: AssetData(a) for a in settings.fleet}
+    health: dict[str, list[Point]] = {a: [] for a in data}
     for p in reader.points("health", model=settings.model.label):
         d = data.get(p.tags.get("asset", ""))
-        if d is not None and _is_number(p.fields.get("health")):
+        if d is not None and is_number(p.fields.get("health")):
             d.health.setdefault(p.tags.get("sensor", ""), []).append((p.time_ns, float(p.fields["health"])))
+            health[d.asset.asset].append(p)
     wanted = {name for name, _, _ in KEY_FEATURES}
     for p in reader.points("features"):
         d = data.get(p.tags.get("asset", ""))
         if d is None:
             continue
         for name in wanted & p.fields.keys():
-            if _is_number(p.fields[name]):
+            if is_number(p.fields[name]):
                 d.features.setdefault(name, {}).setdefault(p.tags.get("sensor", ""), []).append(
                     (p.time_ns, float(p.fields[name])))
     for p in reader.points("alerts"):
@@ -82,14 +85,11 @@ def load(settings: Settings, reader: PointReader) -> list[AssetData]:
         if d is not None:
             d.alerts.append(p)
     for d in data.values():
+        d.worst = worst_health(health[d.asset.asset])
         for series in (*d.health.values(), *(s for f in d.features.values() for s in f.values())):
             series.sort()
         d.alerts.sort(key=lambda p: p.time_ns)
     return list(data.values())
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
 
 def _dt(ns: int) -> datetime:
@@ -120,15 +120,34 @@ def _mark_alerts(ax, alerts: list[Point], colour: str | None = None) -> None:
             ax.axvline(_dt(p.time_ns), color=mark, linestyle="--", linewidth=1, alpha=0.8)
 
 
-def _health_axes(ax) -> None:
-    ax.set_ylim(-5, 105)
+def health_spans(levels: HealthLevels) -> list[tuple[float, float, str]]:
+    """``(low, high, colour)`` of each shaded health band, clipped to the plot's health axis.
+
+    Examples
+    --------
+    >>> from pipelines.settings import AlertRuleSettings
+    >>> health_spans(HealthLevels(AlertRuleSettings(warning=50.0, alarm=30.0, clear_at=70.0), True))
+    [(-5.0, 30.0, '#f2495c'), (30.0, 50.0, '#ff9830'), (50.0, 70.0, '#fade2a')]
+    """
+    bottom, top = HEALTH_YLIM
+    spans = []
+    for b in levels.bands:
+        lo = bottom if b.lo is None else max(float(b.lo), bottom)
+        hi = top if b.hi is None else min(float(b.hi), top)
+        if b.level in BAND_COLOURS and lo < hi:
+            spans.append((lo, hi, BAND_COLOURS[b.level]))
+    return spans
+
+
+def _health_axes(ax, levels: HealthLevels) -> None:
+    ax.set_ylim(*HEALTH_YLIM)
     ax.set_ylabel("health")
-    ax.axhspan(-5, 30, color="#f2495c", alpha=0.08)
-    ax.axhspan(30, 50, color="#ff9830", alpha=0.08)
+    for lo, hi, colour in health_spans(levels):
+        ax.axhspan(lo, hi, color=colour, alpha=0.08, linewidth=0)
     ax.grid(True, alpha=0.3)
 
 
-def plot_fleet(assets: list[AssetData], path: Path) -> Path:
+def plot_fleet(assets: list[AssetData], path: Path, levels: HealthLevels) -> Path:
     from matplotlib.figure import Figure
 
     # Fixed margins: constrained layout would cost a third of the rendering time.
@@ -136,13 +155,12 @@ def plot_fleet(assets: list[AssetData], path: Path) -> Path:
     fig.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.1)
     ax = fig.add_subplot()
     for d in assets:
-        worst = d.worst_health()
-        if worst:
-            (line,) = ax.plot([_dt(t) for t, _ in worst], [h for _, h in worst], label=d.asset.asset,
+        if d.worst:
+            (line,) = ax.plot([_dt(t) for t, _ in d.worst], [h for _, h in d.worst], label=d.asset.asset,
                               linewidth=1.5)
             # In the asset's colour, so a mark says which asset raised it.
             _mark_alerts(ax, d.raised, line.get_color())
-    _health_axes(ax)
+    _health_axes(ax, levels)
     ax.set_title("Fleet health (worst sensor per asset, champion model); dashed: alert raised, in the asset's colour")
     if any(d.health for d in assets):
         ax.legend(loc="lower left", ncols=min(6, len(assets)), fontsize="small")
@@ -150,7 +168,7 @@ def plot_fleet(assets: list[AssetData], path: Path) -> Path:
     return path
 
 
-def plot_asset(d: AssetData, path: Path) -> Path:
+def plot_asset(d: AssetData, path: Path, levels: HealthLevels) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 2.4 * (1 + len(KEY_FEATURES))), dpi=100)
@@ -159,7 +177,7 @@ def plot_asset(d: AssetData, path: Path) -> Path:
     ax = axes[0]
     for sensor, series in sorted(d.health.items()):
         ax.plot([_dt(t) for t, _ in series], [h for _, h in series], label=sensor, linewidth=1.5)
-    _health_axes(ax)
+    _health_axes(ax, levels)
     ax.set_title(f"{d.asset.asset} ({d.asset.site} / {d.asset.line}): health per sensor and key features; "
                  "dashed: alert raised (red), cleared (green)")
     if d.health:
@@ -205,17 +223,17 @@ def render_report(settings: Settings, reader: PointReader, out_dir: str | Path) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     assets = load(settings, reader)
-    fleet_png = plot_fleet(assets, out / "fleet_health.png")
+    levels = health_levels(settings)
+    fleet_png = plot_fleet(assets, out / "fleet_health.png", levels)
     sections, rows = [], []
     for d in assets:
-        png = plot_asset(d, out / f"asset_{safe_name(d.asset.asset)}.png")
-        worst = d.worst_health()
+        png = plot_asset(d, out / f"asset_{safe_name(d.asset.asset)}.png", levels)
+        latest, lowest = latest_and_lowest(d.worst)
         raised = d.raised
         rows.append(
             f"<tr><td><a href='#{html.escape(safe_name(d.asset.asset))}'>{html.escape(d.asset.asset)}</a></td>"
             f"<td>{html.escape(d.asset.site)} / {html.escape(d.asset.line)}</td>"
-            f"<td>{_num(worst[-1][1] if worst else None)}</td>"
-            f"<td>{_num(min((h for _, h in worst), default=None))}</td>"
+            f"<td>{_num(latest)}</td><td>{_num(lowest)}</td>"
             f"<td>{len(raised)}</td><td>{_fmt(raised[0].time_ns if raised else None)}</td></tr>")
         sections.append(
             f"<section id='{html.escape(safe_name(d.asset.asset))}'><h2>{html.escape(d.asset.asset)}</h2>"
@@ -233,7 +251,8 @@ img {{ max-width: 100%; }}
 </style></head><body>
 <h1>predmaint report</h1>
 <p>Generated {generated} from {html.escape(settings.storage.kind)} storage; health from the champion model
-<code>{html.escape(settings.model.label)}</code> (100 = like the sensor's own baseline, 0 = far outside it).</p>
+<code>{html.escape(settings.model.label)}</code> (100 = like the sensor's own baseline, 0 = far outside it),
+the worst of the asset's sensors per window. Shaded in the health plots: {html.escape(levels.describe())}.</p>
 <table><tr><th>asset</th><th>site / line</th><th>latest health</th><th>lowest health</th>
 <th>alerts raised</th><th>first raised</th></tr>
 {''.join(rows)}
@@ -268,7 +287,7 @@ def _alert_table(alerts: list[Point]) -> str:
 
 
 def _float(v) -> float | None:
-    return float(v) if _is_number(v) else None
+    return float(v) if is_number(v) else None
 
 
 def add_parser(subparsers):

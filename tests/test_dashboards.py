@@ -5,8 +5,11 @@ variable of the committed JSON is executed the way Grafana's InfluxDB
 datasource would (variables substituted, InfluxQL sent) against the real
 InfluxDB 1.x that the pipeline wrote to (``predmaint run --until-end`` in a
 subprocess, real Tansu broker), and must name only measurements, fields and
-tags that exist and return data. The push to Grafana is checked against a
-loopback HTTP server that records what a Grafana would receive.
+tags that exist and return data. Measurements written only on failure
+(``delivery_deadletter``) are absent from that run: their queries must still be
+accepted, and return data once ``predmaint notify`` has given up on a
+delivery. The push to Grafana is checked against a loopback HTTP server that
+records what a Grafana would receive.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import yaml
 from connectors.storage import open_reader
 from dashboards import build
 from dashboards.check import (
+    NOT_WRITTEN_YET,
     DashboardQuery,
     Schema,
     TimeRange,
@@ -35,12 +39,15 @@ from dashboards.check import (
     check,
     check_dashboard,
     dashboard_queries,
+    failure_only_measurements,
     summarise,
     tag_values,
 )
 from dashboards.model import DATASOURCE_UID
 from dashboards.push import PushError, add_parser, push
-from pipelines.settings import load_settings
+from pipelines.settings import AlertRuleSettings, Settings, load_settings
+from pipelines.summary import DEFAULT_HEALTH_RULE
+from tests.pipeline_runs import write_config
 
 REPO = Path(__file__).resolve().parents[1]
 JSON_FILES = sorted((REPO / "dashboards" / "json").glob("predmaint-*.json"))
@@ -69,6 +76,75 @@ def test_check_fails_when_the_json_was_edited_by_hand(tmp_path):
     assert len(problems) == 1 and edited.name in problems[0] and '"refresh"' in problems[0]
     (tmp_path / "predmaint-retired.json").write_text("{}")
     assert any("no longer generated" in p for p in build.differences(settings, tmp_path))
+
+
+def rendered(settings) -> dict[str, dict]:
+    """Dashboard uid -> JSON document, rendered from ``settings``."""
+    return {json.loads(text)["uid"]: json.loads(text) for text in build.render(settings).values()}
+
+
+def health_coloured(docs: dict[str, dict]) -> dict[tuple[str, str], list]:
+    """(dashboard, panel title) -> threshold steps of every panel coloured like health (its base step is
+    the colour of the rule's worst band, so never the type default green)."""
+    out = {}
+    for uid, doc in docs.items():
+        for p in doc["panels"]:
+            steps = p["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+            if steps and steps[0]["color"] in ("dark-red", "red"):
+                out[(uid, p["title"])] = [(s["color"], s["value"]) for s in steps]
+    return out
+
+
+def health_threshold_variable(docs: dict[str, dict]) -> tuple[list[str], str, str]:
+    """The model comparison's ``health_threshold`` choices, its default, and its description."""
+    v = next(v for v in docs["predmaint-models"]["templating"]["list"] if v["name"] == "health_threshold")
+    return [o["value"] for o in v["options"]], v["current"]["value"], v["description"]
+
+
+def test_health_colours_and_threshold_choices_follow_the_health_alert_rule():
+    settings = load_settings()
+    packaged = next(r for r in settings.alert_rules if r.metric == "health")
+    iso = next(r for r in settings.alert_rules if r.metric != "health")
+    strict = AlertRuleSettings(name="health_strict", warning=80.0, alarm=60.0, critical=40.0, clear_at=90.0)
+    loose = AlertRuleSettings(name="health_loose", warning=20.0, alarm=15.0, critical=5.0, clear_at=35.0)
+
+    def steps(rule):
+        return [("dark-red", None), ("red", rule.critical), ("orange", rule.alarm), ("yellow", rule.warning),
+                ("green", rule.clear_at)]
+
+    default_docs = rendered(settings)
+    default = health_coloured(default_docs)
+    # The health panels of the fleet, asset and model dashboards, timeseries and tables.
+    assert {uid for uid, _ in default} == {"predmaint-fleet", "predmaint-asset", "predmaint-models"}
+    assert len(default) == 5 and all(s == steps(packaged) for s in default.values())
+    levels = [f"{v:g}" for v in (packaged.warning, packaged.alarm, packaged.critical, packaged.clear_at)]
+    assert health_threshold_variable(default_docs)[:2] == (levels, levels[0])
+    # The first rule on health counts, wherever it stands; later ones do not.
+    docs = rendered(settings.replace(alert_rules=(iso, strict, loose)))
+    coloured = health_coloured(docs)
+    assert coloured.keys() == default.keys() and all(s == steps(strict) for s in coloured.values())
+    choices, current, description = health_threshold_variable(docs)
+    assert (choices, current) == (["80", "60", "40", "90"], "80") and "health_strict" in description
+    health = next(p for p in docs["predmaint-fleet"]["panels"] if p["title"].startswith("Health per asset"))
+    assert "warning at or below 80" in health["description"]
+    # The pipeline dashboard shows no health: the rule does not change it.
+    assert docs["predmaint-pipeline"] == default_docs["predmaint-pipeline"]
+
+
+def test_without_a_health_alert_rule_the_dashboards_say_so_and_use_the_default_rule():
+    settings = load_settings()
+    iso_only = settings.replace(alert_rules=tuple(r for r in settings.alert_rules if r.metric != "health"))
+    docs = rendered(iso_only)
+    rule = DEFAULT_HEALTH_RULE
+    # The rule predmaint applies when alert_rules is left out: alarm and clear_at only.
+    assert rule.metric == "health" and rule == Settings().alert_rules[0]
+    assert rule.warning is None and rule.critical is None
+    expected = [("red", None), ("yellow", rule.alarm), ("green", rule.clear_at)]
+    coloured = health_coloured(docs)
+    assert len(coloured) == 5 and all(s == expected for s in coloured.values())
+    choices, current, description = health_threshold_variable(docs)
+    assert choices == [f"{rule.alarm:g}", f"{rule.clear_at:g}"] and current == choices[0]
+    assert "no alert rule watches health" in description
 
 
 def test_dashboards_use_the_provisioned_influxql_datasource_and_fit_the_grid():
@@ -107,6 +183,10 @@ def dashboard_run(pipeline_run):
     return settings, run, Schema.load(run)
 
 
+def undelivered(query: str) -> bool:
+    return any(f'"{m}"' in query for m in failure_only_measurements())
+
+
 def time_range(settings) -> TimeRange:
     """The simulated period, stretched to now: dead letters carry their Kafka arrival time, not event time."""
     start = datetime.fromisoformat(settings.simulator.start.replace("Z", "+00:00"))
@@ -127,9 +207,8 @@ def selection(settings, run, which: str) -> dict[str, tuple[str, ...]]:
     values["asset"] = [fault.asset] + [a for a in values["asset"] if a != fault.asset]
     if which == "faulty asset":
         values.update(site=[fault.site], line=[fault.line], asset=[fault.asset])
-    out = {k: tuple(v) for k, v in values.items()}
-    out["health_threshold"] = ("50",)
-    return out
+    # health_threshold, a custom variable, keeps the value the dashboard opens with.
+    return {k: tuple(v) for k, v in values.items()}
 
 
 @pytest.mark.integration
@@ -140,12 +219,84 @@ def test_every_panel_query_returns_data(dashboard_run, which):
     results = []
     for doc in load_dashboards().values():
         results += check_dashboard(doc, run, schema, chosen, time_range(settings))
-    failed = [r for r in results if not r.ok]
+    # The run has no delivery dead letters: those queries were sent and accepted, and are empty.
+    not_yet = [r for r in results if r.reason == NOT_WRITTEN_YET]
+    failed = [r for r in results if not r.ok and r not in not_yet]
     report = summarise(results)
-    print(f"\n{which}: {len(results) - len(failed)}/{len(results)} queries returned data\n{report}")
+    print(f"\n{which}: {len(results) - len(failed)}/{len(results)} queries returned data or "
+          f"name a measurement written only on failure\n{report}")
     assert not failed, "\n".join(f"{r.query.name}: {r.reason}\n    {r.sent}" for r in failed)
+    assert {r.query for r in not_yet} == {q for d in load_dashboards().values() for q in dashboard_queries(d)
+                                          if undelivered(q.query)}
+    assert len(not_yet) == 2
     panels = sum(len(d["panels"]) for d in load_dashboards().values())
     assert sum(r.query.kind == "target" for r in results) >= panels
+
+
+@pytest.mark.integration
+def test_schema_loads_in_three_queries_and_matches_asking_each_measurement(dashboard_run):
+    _, run, schema = dashboard_run
+    sent = []
+
+    def counting(q: str) -> list[dict]:
+        sent.append(q)
+        return run(q)
+
+    again = Schema.load(counting, failure_only={})
+    assert sent == ["SHOW MEASUREMENTS", "SHOW FIELD KEYS", "SHOW TAG KEYS"]
+    names = {row[0] for s in run("SHOW MEASUREMENTS") for row in s["values"]}
+    assert {"features", "health", "alerts", "deadletters"} <= names == again.fields.keys() == again.tags.keys()
+    for name in names:  # what one query per measurement and kind of key (the old way) answers
+        assert again.fields[name] == {r[0] for s in run(f'SHOW FIELD KEYS FROM "{name}"') for r in s["values"]}
+        assert again.tags[name] == {r[0] for s in run(f'SHOW TAG KEYS FROM "{name}"') for r in s["values"]}
+    # By default the measurements written only on failure are known from their writer, marked absent.
+    assert schema.absent == set(failure_only_measurements()) and not schema.absent & names
+
+
+class Gone(BaseHTTPRequestHandler):
+    """A webhook target that refuses every delivery for good (410), so notify dead-letters at once."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(410)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.integration
+def test_undelivered_alert_panels_show_what_predmaint_notify_gave_up_on(pipeline_run, broker, influxdb, tmp_path):
+    settings = pipeline_run[1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gone)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # The shared run's alerts topic, delivered to a target that refuses them; dead letters go
+        # to a database of their own, so the shared run's database keeps none.
+        target = {"name": "gone", "kind": "webhook", "url": f"http://127.0.0.1:{server.server_address[1]}/alerts",
+                  "timeout_s": 5}
+        config = write_config(tmp_path, "undelivered", broker, influxdb, "dash_undelivered", "e2e", [target])
+        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "notify",
+                               "--exit-when-idle", "2"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    run = open_reader(load_settings(config).storage).query
+    written = Schema.load(run, failure_only={})
+    schema = Schema.load(run)
+    assert "delivery_deadletter" in written.fields and not schema.absent
+    # What notify really wrote is within the keys the checker declares for the measurement.
+    fields, tags = failure_only_measurements()["delivery_deadletter"]
+    assert written.fields["delivery_deadletter"] <= fields and written.tags["delivery_deadletter"] <= tags
+    doc = load_dashboards()["predmaint-pipeline.json"]
+    queries = [q for q in dashboard_queries(doc) if undelivered(q.query)]
+    results = [check(q, run, schema, {}, time_range(settings)) for q in queries]
+    assert len(results) == 2 and all(r.ok for r in results), summarise(results)
+    table = run(next(r.sent for r in results if "LIMIT" in r.sent))
+    rows = [dict(zip(s["columns"], row)) | s.get("tags", {}) for s in table for row in s["values"]]
+    assert rows and all(r["target"] == "gone" and r["http_status"] == 410 and r["permanent"] for r in rows)
 
 
 @pytest.mark.integration

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from connectors.storage import Point, SQLiteStore
-from pipelines.report import add_parser, render_report
-from pipelines.settings import DEFAULT_CONFIG, load_settings
+from pipelines.report import BAND_COLOURS, HEALTH_YLIM, _health_axes, add_parser, render_report
+from pipelines.settings import DEFAULT_CONFIG, AlertRuleSettings, load_settings
+from pipelines.summary import health_levels
 
 WINDOW_NS = 300 * 10**9
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -101,3 +102,32 @@ def test_report_command_reads_a_given_sqlite_store(store, tmp_path, capsys):
                                                     f"asset_{faulty}.png", "asset_pump-new.png"}
     args = parser.parse_args(["report", "--sqlite", str(tmp_path / "missing.sqlite")])
     assert args.func(args) == 2
+
+
+def shaded(settings) -> list[tuple[float, float, str]]:
+    """The horizontal bands the report draws behind a health plot: (low, high, colour)."""
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    _health_axes(ax, health_levels(settings))
+    return [(p.get_y(), p.get_y() + p.get_height(), to_hex(p.get_facecolor())) for p in ax.patches]
+
+
+def test_health_bands_and_their_caption_follow_the_health_alert_rule(store, tmp_path):
+    settings, db, _, _ = store
+    packaged = health_levels(settings).rule
+    bottom, top = HEALTH_YLIM
+    assert shaded(settings) == [(bottom, packaged.critical, BAND_COLOURS["critical"]),
+                                (packaged.critical, packaged.alarm, BAND_COLOURS["alarm"]),
+                                (packaged.alarm, packaged.warning, BAND_COLOURS["warning"]),
+                                (packaged.warning, packaged.clear_at, BAND_COLOURS["clearing"])]
+    strict = AlertRuleSettings(name="health_strict", warning=80.0, alarm=60.0, clear_at=90.0)
+    iso = next(r for r in settings.alert_rules if r.metric != "health")
+    other = settings.replace(alert_rules=(iso, strict))
+    assert shaded(other) == [(bottom, 60.0, BAND_COLOURS["alarm"]), (60.0, 80.0, BAND_COLOURS["warning"]),
+                             (80.0, 90.0, BAND_COLOURS["clearing"])]
+    page = render_report(other, db, tmp_path / "strict").read_text()
+    assert "alert rule health_strict: warning at or below 80, alarm at or below 60, clears above 90" in page
+    page = render_report(settings.replace(alert_rules=(iso,)), db, tmp_path / "none").read_text()
+    assert "no alert rule watches health" in page
