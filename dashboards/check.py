@@ -18,9 +18,9 @@ A query passes only if
 
 Queries therefore quote every identifier, which the definitions do.
 
-Some measurements are written only when something fails
-(:func:`failure_only_measurements`: ``delivery_deadletter``), so a healthy
-database may never have had them. For those, 1 and 2 use the keys their
+Some measurements are written only when something happens
+(:func:`event_only_measurements`: ``alerts``, ``deadletters``,
+``delivery_deadletter``), so a healthy database may not have them yet. For those, 1 and 2 use the keys their
 writer gives them (as well as any the database has), the query is still sent
 (InfluxDB must accept it), and returning nothing while the database has no
 such measurement is reported as :data:`NOT_WRITTEN_YET`, not as a failure.
@@ -36,7 +36,8 @@ from typing import Callable, Iterable
 from dashboards.model import escape_regex
 
 NO_DATA = "no data"
-NOT_WRITTEN_YET = "no data: the measurement is written only on failure, and nothing has failed yet"
+NOT_WRITTEN_YET = ("no data: the measurement is written only when something happens (an alert, a rejected input, "
+                   "an undelivered alert), and nothing has yet")
 #: ``run(query) -> series`` as :meth:`connectors.storage._InfluxHTTP.query` returns them.
 QueryRunner = Callable[[str], list[dict]]
 
@@ -58,29 +59,42 @@ class DashboardQuery:
         return f"{self.dashboard} / {self.panel} [{self.kind} {self.ref_id}]"
 
 
-def failure_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
-    """Measurement -> (field keys, tag keys) of the measurements written only when something fails.
+def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
+    """Measurement -> (field keys, tag keys) of the measurements written only when something happens.
 
-    ``delivery_deadletter`` (``predmaint notify`` gave up on an alert event) takes its keys
-    from :func:`connectors.delivery.deadletter_to_influx` applied to a dead letter with every
-    item set, so they follow the writer.
+    A healthy deployment may not have them yet: ``alerts`` (an alert event),
+    ``deadletters`` (an input the pipeline rejected) and ``delivery_deadletter``
+    (``predmaint notify`` gave up on an alert event). Their keys come from their
+    writers (:func:`pipelines.steps.alert_point`,
+    :func:`pipelines.steps.dead_letter_point`,
+    :func:`connectors.delivery.deadletter_to_influx`) applied to a record with
+    every item set, so they follow the writers.
 
     Examples
     --------
-    >>> fields, tags = failure_only_measurements()["delivery_deadletter"]
-    >>> sorted(tags)
-    ['asset', 'kind', 'line', 'site', 'state', 'target']
-    >>> {"reason", "attempts", "http_status", "alert_id"} <= fields
+    >>> keys = event_only_measurements()
+    >>> sorted(keys)
+    ['alerts', 'deadletters', 'delivery_deadletter']
+    >>> sorted(keys["delivery_deadletter"][1]), sorted(keys["alerts"][1])
+    (['asset', 'kind', 'line', 'site', 'state', 'target'], ['asset', 'line', 'rule', 'sensor', 'severity', 'site'])
+    >>> {"reason", "attempts", "http_status", "alert_id"} <= keys["delivery_deadletter"][0]
     True
     """
     from connectors.delivery import deadletter_to_influx
+    from models.alerting import AlertEvent
+    from pipelines.steps import DeadLetter, alert_point, dead_letter_point
 
-    point = deadletter_to_influx({
+    asset = {"site": "site", "line": "line", "asset": "asset"}
+    points = [alert_point(asset, AlertEvent("a", 0, "raised", "alarm", "rule", "asset", "sensor", 0, 1.0), 1.0),
+              dead_letter_point(DeadLetter("reason", "decode", "asset", "sensor", "topic", 0, 0))]
+    keys = {p.measurement: (set(p.fields), set(p.tags)) for p in points}
+    undelivered = deadletter_to_influx({
         "event_id": "a:0", "alert_id": "a", "asset": "asset", "site": "site", "line": "line",
         "state": "raised", "severity": "alarm", "target": "target", "kind": "webhook", "reason": "HTTP 500",
         "http_status": 500, "attempts": 1, "permanent": False, "event_time": "2026-01-01T00:00:00Z",
         "failed_at": "2026-01-01T00:00:00Z"})
-    return {point["measurement"]: (set(point["fields"]), set(point["tags"]))}
+    keys[undelivered["measurement"]] = (set(undelivered["fields"]), set(undelivered["tags"]))
+    return keys
 
 
 def dashboard_queries(doc: dict) -> list[DashboardQuery]:
@@ -195,17 +209,17 @@ class Schema:
 
     fields: dict[str, set[str]] = field(default_factory=dict)
     tags: dict[str, set[str]] = field(default_factory=dict)
-    #: Measurements known only from their writer (:func:`failure_only_measurements`): not in the database.
+    #: Measurements known only from their writer (:func:`event_only_measurements`): not in the database.
     absent: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, run: QueryRunner,
-             failure_only: dict[str, tuple[set[str], set[str]]] | None = None) -> "Schema":
+             event_only: dict[str, tuple[set[str], set[str]]] | None = None) -> "Schema":
         """Three queries, however many measurements there are.
 
         ``SHOW FIELD KEYS`` and ``SHOW TAG KEYS`` without ``FROM`` answer one series per
         measurement (InfluxDB 1.x, 2.x and 3.x); ``SHOW MEASUREMENTS`` still decides which
-        measurements exist. ``failure_only`` defaults to :func:`failure_only_measurements`.
+        measurements exist. ``event_only`` defaults to :func:`event_only_measurements`.
 
         Examples
         --------
@@ -214,14 +228,14 @@ class Schema:
         ...     "SHOW FIELD KEYS": [{"name": "health", "columns": ["fieldKey", "fieldType"],
         ...                          "values": [["health", "float"]]}],
         ...     "SHOW TAG KEYS": [{"name": "health", "columns": ["tagKey"], "values": [["asset"]]}]}
-        >>> s = Schema.load(answers.__getitem__, failure_only={"dead": ({"reason"}, {"target"})})
+        >>> s = Schema.load(answers.__getitem__, event_only={"dead": ({"reason"}, {"target"})})
         >>> s.fields, s.tags, s.absent
         ({'health': {'health'}, 'dead': {'reason'}}, {'health': {'asset'}, 'dead': {'target'}}, {'dead'})
         """
         names = [row[0] for s in run("SHOW MEASUREMENTS") for row in s["values"]]
         fields, tags = _keys_by_measurement(run("SHOW FIELD KEYS")), _keys_by_measurement(run("SHOW TAG KEYS"))
         schema = cls({n: fields.get(n, set()) for n in names}, {n: tags.get(n, set()) for n in names})
-        declared = failure_only_measurements() if failure_only is None else failure_only
+        declared = event_only_measurements() if event_only is None else event_only
         for name, (field_keys, tag_keys) in declared.items():
             if name not in schema.fields:
                 schema.absent.add(name)

@@ -394,13 +394,17 @@ def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = Non
                                 {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
                                  "learned": a.learned, "champion": name == settings.model.label,
                                  "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
-    for e in s.events:
-        points.append(Point("alerts", {**base, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
-                            {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
-                             "value": e.value, "health": s.health_of(e.sensor), "notify": e.notify,
-                             "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)},
-                            e.time_ns))
+    points += [alert_point(base, e, s.health_of(e.sensor)) for e in s.events]
     return points
+
+
+def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float) -> Point:
+    """An alert event as an ``alerts`` point; ``asset_tags`` are site, line and asset."""
+    return Point("alerts", {**asset_tags, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
+                 {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
+                  "value": e.value, "health": health, "notify": e.notify,
+                  "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)},
+                 e.time_ns)
 
 
 def alert_message(settings: Settings, e: AlertEvent, health: float) -> tuple[bytes, bytes]:

@@ -5,10 +5,10 @@ variable of the committed JSON is executed the way Grafana's InfluxDB
 datasource would (variables substituted, InfluxQL sent) against the real
 InfluxDB 1.x that the pipeline wrote to (``predmaint run --until-end`` in a
 subprocess, real Tansu broker), and must name only measurements, fields and
-tags that exist and return data. Measurements written only on failure
-(``delivery_deadletter``) are absent from that run: their queries must still be
-accepted, and return data once ``predmaint notify`` has given up on a
-delivery. The push to Grafana is checked against a loopback HTTP server that
+tags that exist and return data. Of the measurements written only when
+something happens, alerts and dead letters are in that run; undelivered alerts
+(``delivery_deadletter``) are not: their queries must still be accepted, and
+return data once ``predmaint notify`` has given up on a delivery. The push to Grafana is checked against a loopback HTTP server that
 records what a Grafana would receive.
 """
 
@@ -39,7 +39,7 @@ from dashboards.check import (
     check,
     check_dashboard,
     dashboard_queries,
-    failure_only_measurements,
+    event_only_measurements,
     summarise,
     tag_values,
 )
@@ -184,7 +184,7 @@ def dashboard_run(pipeline_run):
 
 
 def undelivered(query: str) -> bool:
-    return any(f'"{m}"' in query for m in failure_only_measurements())
+    return '"delivery_deadletter"' in query
 
 
 def time_range(settings) -> TimeRange:
@@ -224,7 +224,7 @@ def test_every_panel_query_returns_data(dashboard_run, which):
     failed = [r for r in results if not r.ok and r not in not_yet]
     report = summarise(results)
     print(f"\n{which}: {len(results) - len(failed)}/{len(results)} queries returned data or "
-          f"name a measurement written only on failure\n{report}")
+          f"name a measurement not written yet\n{report}")
     assert not failed, "\n".join(f"{r.query.name}: {r.reason}\n    {r.sent}" for r in failed)
     assert {r.query for r in not_yet} == {q for d in load_dashboards().values() for q in dashboard_queries(d)
                                           if undelivered(q.query)}
@@ -242,15 +242,19 @@ def test_schema_loads_in_three_queries_and_matches_asking_each_measurement(dashb
         sent.append(q)
         return run(q)
 
-    again = Schema.load(counting, failure_only={})
+    again = Schema.load(counting, event_only={})
     assert sent == ["SHOW MEASUREMENTS", "SHOW FIELD KEYS", "SHOW TAG KEYS"]
     names = {row[0] for s in run("SHOW MEASUREMENTS") for row in s["values"]}
     assert {"features", "health", "alerts", "deadletters"} <= names == again.fields.keys() == again.tags.keys()
     for name in names:  # what one query per measurement and kind of key (the old way) answers
         assert again.fields[name] == {r[0] for s in run(f'SHOW FIELD KEYS FROM "{name}"') for r in s["values"]}
         assert again.tags[name] == {r[0] for s in run(f'SHOW TAG KEYS FROM "{name}"') for r in s["values"]}
-    # By default the measurements written only on failure are known from their writer, marked absent.
-    assert schema.absent == set(failure_only_measurements()) and not schema.absent & names
+    # By default the measurements written only when something happens are known from their writers; the
+    # run had alerts and rejected inputs but no undelivered alert, so only that one is marked absent.
+    assert schema.absent == {"delivery_deadletter"} == set(event_only_measurements()) - names
+    for name in ("alerts", "deadletters"):  # what the pipeline wrote is within what the checker declares
+        fields, tags = event_only_measurements()[name]
+        assert again.fields[name] <= fields and again.tags[name] <= tags
 
 
 class Gone(BaseHTTPRequestHandler):
@@ -284,11 +288,11 @@ def test_undelivered_alert_panels_show_what_predmaint_notify_gave_up_on(pipeline
         server.shutdown()
         server.server_close()
     run = open_reader(load_settings(config).storage).query
-    written = Schema.load(run, failure_only={})
+    written = Schema.load(run, event_only={})
     schema = Schema.load(run)
-    assert "delivery_deadletter" in written.fields and not schema.absent
+    assert "delivery_deadletter" in written.fields and "delivery_deadletter" not in schema.absent
     # What notify really wrote is within the keys the checker declares for the measurement.
-    fields, tags = failure_only_measurements()["delivery_deadletter"]
+    fields, tags = event_only_measurements()["delivery_deadletter"]
     assert written.fields["delivery_deadletter"] <= fields and written.tags["delivery_deadletter"] <= tags
     doc = load_dashboards()["predmaint-pipeline.json"]
     queries = [q for q in dashboard_queries(doc) if undelivered(q.query)]
