@@ -43,9 +43,6 @@ class SensorModel:
     (0.0, False, 'rms')
     """
 
-    # Recovery snapshots taken before the baseline was shared kept their own copy.
-    _owns_baseline = True
-
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float,
                  field: str = "model.spec"):
         self.spec = spec
@@ -57,8 +54,7 @@ class SensorModel:
         # A FeatureDeviation detector already keeps exactly the statistics the
         # explanations need: share them instead of holding a second copy.
         shared = getattr(self.detector, "baseline", None)
-        self._owns_baseline = not isinstance(shared, FeatureBaseline)
-        self.baseline = FeatureBaseline() if self._owns_baseline else shared
+        self.baseline = shared if isinstance(shared, FeatureBaseline) else FeatureBaseline()
         self.windows_seen = 0
 
     @property
@@ -79,7 +75,8 @@ class SensorModel:
         explanation = [] if phase == "baseline" else self.baseline.explain(x)
         if learn:
             self.detector.learn_one(x)
-            if self._owns_baseline:
+            # Derived, not stored: recovery snapshots from before the sharing hold their own copy.
+            if self.baseline is not getattr(self.detector, "baseline", None):
                 self.baseline.update(x)
         self.windows_seen += 1
         return Assessment(raw, health, phase, learn, explanation)

@@ -64,9 +64,9 @@ def test_a_snapshot_from_before_the_shared_baseline_and_lazy_calibration_still_r
         m.assess(x)
     m.calibration.distance(0.0)  # median and spread computed, as the old eager add() left them
     old = pickle.loads(pickle.dumps(m))
-    # What an older snapshot holds: its own copy of the baseline, neither new attribute.
+    # What an older snapshot holds: its own copy of the baseline, and a calibration without _stale.
     old.baseline = pickle.loads(pickle.dumps(old.detector.baseline))
-    del old.__dict__["_owns_baseline"], old.calibration.__dict__["_stale"]
+    del old.calibration.__dict__["_stale"]
     a = old.assess(dict(old.detector.baseline.mean))  # the baseline mean itself: surely healthy
     assert a.learned and a.health == 100.0
     assert old.baseline.n == old.detector.baseline.n == {"rms": 11, "kurtosis": 11}
