@@ -2,6 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY predmaint predmaint
 COPY pipelines pipelines
 COPY features features
 COPY models models

@@ -12,7 +12,7 @@ Targets
     Generic JSON webhook. ``POST`` to the configured URL; the body is a
     Standard Webhooks style envelope ``{"type": "alert.<state>",
     "timestamp": <event time>, "data": <event>}``; the caller signs it with
-    :mod:`connectors.webhooks` and uses the event id as ``webhook-id``, which
+    :mod:`predmaint.connectors.webhooks` and uses the event id as ``webhook-id``, which
     receivers use to deduplicate at-least-once retransmissions.
 ``maintainx``
     ``POST /v1/workorders`` (``Authorization: Bearer <key>``) with title,
@@ -35,7 +35,7 @@ credential header, how work orders are identified); supporting another CMMS
 means adding an entry there.
 
 None of these APIs documents an idempotency header, so the caller keeps the
-alert-id -> work-order-id map (see :mod:`connectors.delivery`) and passes the
+alert-id -> work-order-id map (see :mod:`predmaint.connectors.delivery`) and passes the
 known id to :func:`build_request`.
 
 Status values for closing (``DONE``, ``complete``, ``RESOLVED``) are defaults
@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
+from predmaint.errors import AlertMappingError
 
 __all__ = [
     "KINDS",
@@ -79,13 +80,6 @@ UPKEEP_PRIORITY: dict[str, int] = {"warning": 1, "alarm": 2, "critical": 3}
 MAXIMO_PRIORITY: dict[str, int] = {"warning": 3, "alarm": 2, "critical": 1}
 
 _STATES = ("raised", "escalated", "renotified", "cleared")
-
-
-class AlertMappingError(ValueError):
-    """An alert event that cannot be mapped (unknown severity/state/kind).
-
-    Retrying cannot fix it, so the delivery layer treats it as permanent.
-    """
 
 
 @dataclass(frozen=True)
@@ -447,7 +441,7 @@ def auth_headers(kind: str, secret: str | None) -> dict[str, str]:
 
     The returned dict contains the secret: send it, never log or store it.
     ``webhook`` targets authenticate by signature instead (see
-    :mod:`connectors.webhooks`), so they get no header here.
+    :mod:`predmaint.connectors.webhooks`), so they get no header here.
 
     Examples
     --------

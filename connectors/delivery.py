@@ -62,12 +62,19 @@ from datetime import datetime, timezone
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
-from connectors.retry import backoff_delay
-from connectors import cmms, webhooks
+from predmaint.connectors.retry import backoff_delay
+from predmaint.connectors import cmms, webhooks
+from predmaint.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    TargetConfigError,
+)
+from predmaint.settings.targets import DEFAULT_TIMEOUT_S, Target, build_targets
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
-    "ConfigError",
+    "TargetConfigError",
     "DeliveryError",
     "Delivered",
     "Deliverer",
@@ -89,224 +96,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Default request timeout; the Standard Webhooks spec recommends 15-30 s.
-DEFAULT_TIMEOUT_S = 15.0
 _USER_AGENT = "predmaint-notify/0.1"
 # Response bodies are only parsed for a work-order id; cap what we read so a
 # misbehaving server cannot make us buffer megabytes.
 _MAX_RESPONSE_BYTES = 256 * 1024
 _RETRYABLE_STATUS = {408, 425, 429}
 _RETRY_AFTER_STATUS = {429, 503}
-
-
-# --------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------
-
-
-class ConfigError(ValueError):
-    """Invalid target or outbox configuration (names the setting, never a secret)."""
-
-
-class DeliveryError(Exception):
-    """A failed delivery attempt of one event to one target.
-
-    Parameters
-    ----------
-    reason : str
-        What went wrong, built from status codes and exception class names
-        only (never server text, never a secret).
-    target, asset, alert_id, event_id : str
-        Identify the delivery; all appear in the message.
-    http_status : int, optional
-        HTTP status when the server answered.
-    retry_after : float, optional
-        Seconds the server asked us to wait (``Retry-After``).
-    """
-
-    retryable = False
-
-    def __init__(self, reason: str, *, target: str = "?", asset: str = "?", alert_id: str = "?",
-                 event_id: str = "?", http_status: int | None = None,
-                 retry_after: float | None = None) -> None:
-        self.reason = reason
-        self.target = target
-        self.asset = asset
-        self.alert_id = alert_id
-        self.event_id = event_id
-        self.http_status = http_status
-        self.retry_after = retry_after
-        super().__init__(
-            f"{reason} (target {target!r}, asset {asset!r}, alert {alert_id!r}, event {event_id!r})"
-        )
-
-
-class RetryableDeliveryError(DeliveryError):
-    """A failure that may succeed later: timeout, dropped connection, 408/425/429/5xx."""
-
-    retryable = True
-
-
-class PermanentDeliveryError(DeliveryError):
-    """A failure retrying cannot fix: 3xx, 4xx (except 408/425/429), unmappable event."""
-
-
-# --------------------------------------------------------------------------
-# Targets
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, repr=False)
-class Target:
-    """One delivery target, built from a config mapping by :meth:`from_config`.
-
-    Attributes
-    ----------
-    name : str
-        Unique name; keys the outbox rows and the work-order map.
-    kind : {"webhook", "maintainx", "upkeep", "maximo"}
-        Request mapping (see :mod:`connectors.cmms`).
-    url : str
-        Webhook endpoint, or the CMMS base URL (``https://api.getmaintainx.com``).
-    secret_env : str or None
-        Name of the environment variable holding the signing secret / API key.
-        The value itself is never stored here.
-    timeout_s : float
-        Connect and per-read timeout (default 15 s).
-    max_attempts : int
-        Attempts before the event is dead-lettered.
-    backoff_base_s, backoff_max_s : float
-        Full-jitter exponential backoff: the n-th retry waits
-        ``uniform(0, min(backoff_max_s, backoff_base_s * 2**(n-1)))``.
-    retry_after_max_s : float
-        Upper bound on an honoured ``Retry-After`` (a broken server must not
-        park alerts for a day).
-    options : dict
-        CMMS options: ``asset_ids``, ``defaults``, ``close_status``.
-    """
-
-    name: str
-    kind: str
-    url: str
-    secret_env: str | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    max_attempts: int = 12
-    backoff_base_s: float = 2.0
-    backoff_max_s: float = 1800.0
-    retry_after_max_s: float = 3600.0
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "Target":
-        """Validate a target config mapping.
-
-        Parameters
-        ----------
-        cfg : mapping
-            ``{name, kind, url, secret_env, timeout_s, max_attempts,
-            backoff_base_s, backoff_max_s, retry_after_max_s, asset_ids,
-            defaults, close_status}``; only ``name``, ``kind`` and ``url`` are
-            required.
-
-        Returns
-        -------
-        Target
-
-        Raises
-        ------
-        ConfigError
-            Missing or invalid setting.
-
-        Examples
-        --------
-        >>> t = Target.from_config({"name": "ops", "kind": "webhook",
-        ...                         "url": "https://hooks.example.com/x?token=abc"})
-        >>> t
-        Target(name='ops', kind='webhook', host='hooks.example.com')
-        >>> t.timeout_s
-        15.0
-        """
-        name = cfg.get("name")
-        if not name or not isinstance(name, str):
-            raise ConfigError("target needs a non-empty 'name'")
-        kind = cfg.get("kind")
-        if kind not in cmms.KINDS:
-            raise ConfigError(f"target {name!r}: kind must be one of {list(cmms.KINDS)}, got {kind!r}")
-        url = cfg.get("url")
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
-            # The URL is not echoed: incoming-webhook URLs often embed a token.
-            raise ConfigError(f"target {name!r}: 'url' must be an absolute http(s) URL")
-        # Every field is a setting except 'options', whose keys are settings themselves.
-        known = {f.name for f in fields(cls) if f.name != "options"} | set(_OPTION_KEYS)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"target {name!r}: unknown settings {unknown}")
-        try:
-            numbers = {k: typ(cfg.get(k, default)) for k, (typ, default) in _number_settings().items()}
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"target {name!r}: invalid number ({type(exc).__name__})") from None
-        t = cls(name=name, kind=kind, url=url, secret_env=cfg.get("secret_env") or None,
-                options={k: cfg[k] for k in _OPTION_KEYS if k in cfg}, **numbers)
-        if t.timeout_s <= 0 or t.max_attempts < 1 or t.backoff_base_s < 0 or t.backoff_max_s < 0:
-            raise ConfigError(f"target {name!r}: timeout_s > 0, max_attempts >= 1 and backoffs >= 0 required")
-        if kind != "webhook" and not t.secret_env:
-            raise ConfigError(f"target {name!r}: kind {kind} needs 'secret_env' (API key)")
-        return t
-
-    def __repr__(self) -> str:
-        # Only the host: paths and queries of webhook URLs can carry tokens.
-        return f"Target(name={self.name!r}, kind={self.kind!r}, host={urlsplit(self.url).hostname!r})"
-
-    def secret(self) -> str | None:
-        """Read the secret from the environment (``None`` when no ``secret_env``).
-
-        Raises
-        ------
-        ConfigError
-            The variable is named but unset or empty (the message names the
-            variable, not a value).
-        """
-        if not self.secret_env:
-            return None
-        value = os.environ.get(self.secret_env)
-        if not value:
-            raise ConfigError(f"target {self.name!r}: environment variable {self.secret_env} is not set")
-        return value
-
-
-#: Config settings gathered into :attr:`Target.options` (CMMS request options).
-_OPTION_KEYS = ("asset_ids", "defaults", "close_status")
-
-
-@functools.cache
-def _number_settings() -> dict[str, tuple[type, int | float]]:
-    """Numeric :class:`Target` settings as ``name -> (type, default)``.
-
-    Read off the dataclass so that its field defaults stay the only place a
-    default is written.
-    """
-    hints = get_type_hints(Target)
-    return {f.name: (hints[f.name], f.default) for f in fields(Target) if hints[f.name] in (int, float)}
-
-
-def build_targets(configs: Iterable[Mapping[str, Any] | Target]) -> dict[str, Target]:
-    """Validate target configs and index them by name.
-
-    Raises
-    ------
-    ConfigError
-        Duplicate names, no targets, or an invalid target.
-    """
-    out: dict[str, Target] = {}
-    for cfg in configs:
-        t = cfg if isinstance(cfg, Target) else Target.from_config(cfg)
-        if t.name in out:
-            raise ConfigError(f"duplicate target name {t.name!r}")
-        out[t.name] = t
-    if not out:
-        raise ConfigError("no delivery targets configured")
-    return out
 
 
 class _Redactor:
@@ -496,7 +291,7 @@ def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | No
         raise PermanentDeliveryError(scrub(f"cannot map event: {exc}"), **ids) from None
     try:
         secret = target.secret()
-    except ConfigError as exc:
+    except TargetConfigError as exc:
         raise PermanentDeliveryError(str(exc), **ids) from None
     body = req.body_bytes()
     headers = {"User-Agent": _USER_AGENT, **req.headers}
@@ -1031,7 +826,7 @@ class Deliverer:
 
     Raises
     ------
-    ConfigError
+    TargetConfigError
         Invalid targets or a ``secret_env`` that is not set (fail at start,
         not at the first alert).
 
@@ -1432,11 +1227,11 @@ def run_notify(*, brokers: str | None = None, topic: str = "alerts",
     committed to Kafka. A single instance per outbox is assumed.
     """
     if not brokers:
-        raise ConfigError("run_notify needs 'brokers'")
+        raise TargetConfigError("run_notify needs 'brokers'")
     if not outbox_path:
-        raise ConfigError("run_notify needs 'outbox_path'")
+        raise TargetConfigError("run_notify needs 'outbox_path'")
     if not targets:
-        raise ConfigError("run_notify needs at least one target")
+        raise TargetConfigError("run_notify needs at least one target")
     stop = stop or threading.Event()
     stats = NotifyStats()
 

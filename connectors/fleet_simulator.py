@@ -22,8 +22,9 @@ from typing import Iterator
 
 import numpy as np
 
-from connectors.telemetry import Reading, encode_reading
-from pipelines.settings import AssetSettings, FaultSettings, Settings
+from predmaint.features.bearing import bearing_multipliers
+from predmaint.telemetry import Reading, encode_reading
+from predmaint.settings import AssetSettings, FaultSettings, Settings
 
 RESONANCE_HZ = 3200.0
 RESONANCE_DECAY_S = 0.0012
@@ -68,7 +69,7 @@ def vibration_snapshot(asset: AssetSettings, fs: float, n: int, severity: float,
         x += rel * v1 * 2 * np.pi * f * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     x += 0.15 * rng.standard_normal(n)
     if severity > 0:
-        bpfo = asset.bearing.multipliers().bpfo * fr
+        bpfo = bearing_multipliers(asset.bearing).bpfo * fr
         ring_n = int(8 * RESONANCE_DECAY_S * fs)
         tr = np.arange(ring_n) / fs
         ring = np.exp(-tr / RESONANCE_DECAY_S) * np.sin(2 * np.pi * RESONANCE_HZ * tr)

@@ -1,7 +1,7 @@
 """Kafka outside the dataflow: topic admin and producing (kafka-python), reading a topic to its end.
 
 Inside the dataflow, bytewax's own Kafka connectors (confluent-kafka) are used;
-see :mod:`pipelines.dataflow`.
+see :mod:`predmaint.pipelines.dataflow`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from pipelines.settings import KafkaSettings
+from predmaint.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-
-class ServiceError(RuntimeError):
-    """A local service could not be started."""
+from predmaint.errors import ServiceError
 
 
 def free_ports(n: int = 1) -> list[int]:

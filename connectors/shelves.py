@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.settings import SettingsError, SuppressionSettings, SuppressionWindow
+from predmaint.settings import SettingsError, SuppressionSettings, SuppressionWindow
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Suppressions:
     >>> s = Suppressions(SuppressionSettings(maintenance_windows=(SuppressionWindow(
     ...     "2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z", asset="fan-02", reason="regrease"),),
     ...     shelves_path=""))
-    >>> from pipelines.settings import parse_utc
+    >>> from predmaint.settings import parse_utc
     >>> t = int(parse_utc("2026-01-01T01:00:00Z", "t").timestamp() * 1e9)
     >>> s.reason("fan-02", "health_low", t)
     'maintenance: regrease'

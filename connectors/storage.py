@@ -23,57 +23,13 @@ from typing import Protocol
 
 import urllib3
 
-from connectors.retry import backoff_delay
-from pipelines.settings import StorageSettings
+from predmaint.connectors.retry import backoff_delay
+from predmaint.settings import StorageSettings
+from predmaint.domain import Point
+from predmaint.errors import StorageError, StorageUnavailable
+
 
 log = logging.getLogger(__name__)
-
-
-class StorageError(RuntimeError):
-    """Storage refused a write or a query for good (bad data, auth, missing database)."""
-
-
-class StorageUnavailable(StorageError):
-    """Storage is overloaded or down; the write may succeed if retried (backpressure)."""
-
-
-@dataclass(frozen=True)
-class Point:
-    """One InfluxDB point. ``time_ns`` is nanoseconds since the epoch, UTC.
-
-    Examples
-    --------
-    >>> Point("health", {"asset": "pump 1"}, {"score": 97.5, "ok": True, "model": "a\\"b"}, 10).to_line()
-    'health,asset=pump\\\\ 1 score=97.5,ok=true,model="a\\\\"b" 10'
-    """
-
-    measurement: str
-    tags: dict[str, str]
-    fields: dict[str, float | int | bool | str]
-    time_ns: int
-
-    def to_line(self) -> str:
-        tags = "".join(f",{_esc_tag(k)}={_esc_tag(v)}" for k, v in sorted(self.tags.items()) if v != "")
-        fields = ",".join(f"{_esc_tag(k)}={_field_value(v)}" for k, v in self.fields.items())
-        return f"{_esc_measurement(self.measurement)}{tags} {fields} {self.time_ns}"
-
-
-def _esc_measurement(s: str) -> str:
-    return s.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
-
-
-def _esc_tag(s: str) -> str:
-    return _esc_measurement(str(s)).replace("=", "\\=")
-
-
-def _field_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v}i"
-    if isinstance(v, float):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class PointWriter(Protocol):

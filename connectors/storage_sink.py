@@ -16,8 +16,10 @@ import threading
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from connectors.storage import Point, PointWriter, StorageError, open_writer
-from pipelines.settings import StorageSettings
+from predmaint.connectors.storage import PointWriter, StorageError, open_writer
+
+from predmaint.domain import Point
+from predmaint.settings import StorageSettings
 
 _STOP = object()
 

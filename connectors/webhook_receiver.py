@@ -13,7 +13,7 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from connectors.webhooks import InvalidSignature, verify
+from predmaint.connectors.webhooks import InvalidSignature, verify
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class WebhookReceiver:
 
     Examples
     --------
-    >>> from connectors.webhooks import sign
+    >>> from predmaint.connectors.webhooks import sign
     >>> import urllib.request
     >>> with WebhookReceiver("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") as rx:
     ...     body = b'{"event_id": "a:0", "state": "raised"}'

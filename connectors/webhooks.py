@@ -34,7 +34,7 @@ The reference libraries' own test vector:
 >>> verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", headers, b"{}", now=1_700_000_301)
 Traceback (most recent call last):
 ...
-connectors.webhooks.InvalidSignature: webhook-timestamp outside the 300 s tolerance
+predmaint.errors.InvalidSignature: webhook-timestamp outside the 300 s tolerance
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
+from predmaint.errors import InvalidSignature
 
 __all__ = [
     "InvalidSignature",
@@ -60,15 +61,6 @@ __all__ = [
 SECRET_PREFIX = "whsec_"
 #: Allowed distance between ``webhook-timestamp`` and the verifier's clock.
 TOLERANCE_S = 5 * 60
-
-
-class InvalidSignature(Exception):
-    """A delivery whose headers or signature do not verify.
-
-    The message says *what* failed (missing header, stale timestamp, no
-    matching signature) and never contains the secret or the expected
-    signature, so it can be logged and returned to the sender as is.
-    """
 
 
 SecretLike = str | bytes

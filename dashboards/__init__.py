@@ -1,9 +1,9 @@
 """Grafana dashboards as code for predmaint.
 
-:mod:`dashboards.definitions` defines the dashboards with the small typed
-builder in :mod:`dashboards.model`; :mod:`dashboards.build` writes them to
+:mod:`predmaint.dashboards.definitions` defines the dashboards with the small typed
+builder in :mod:`predmaint.dashboards.model`; :mod:`predmaint.dashboards.build` writes them to
 ``dashboards/json`` for Grafana's file provisioning (``--check`` verifies the
-committed files); :mod:`dashboards.push` uploads them to a running Grafana
-and adds the ``predmaint dashboards`` command; :mod:`dashboards.check` runs
+committed files); :mod:`predmaint.dashboards.push` uploads them to a running Grafana
+and adds the ``predmaint dashboards`` command; :mod:`predmaint.dashboards.check` runs
 every panel query against InfluxDB the way Grafana would.
 """

@@ -1,12 +1,12 @@
-"""Generate ``dashboards/json/*.json`` from :mod:`dashboards.definitions`.
+"""Generate ``dashboards/json/*.json`` from :mod:`predmaint.dashboards.definitions`.
 
 Grafana's file provisioner (``dashboards/provisioning/dashboards/predmaint.yaml``)
 loads these files; they are committed so ``docker compose up`` needs no build
 step. Edit the Python definitions, never the JSON, then::
 
-    python -m dashboards.build            # rewrite the JSON
-    python -m dashboards.build --check    # exit 1 if the committed JSON differs (CI, tests)
-    python -m dashboards.build --config my-fleet.yaml --out /tmp/json   # another fleet's ISO classes
+    python -m predmaint.dashboards.build            # rewrite the JSON
+    python -m predmaint.dashboards.build --check    # exit 1 if the committed JSON differs (CI, tests)
+    python -m predmaint.dashboards.build --config my-fleet.yaml --out /tmp/json   # another fleet's ISO classes
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from dashboards.definitions import dashboards
-from pipelines.settings import Settings, load_settings
+from predmaint.dashboards.definitions import dashboards
+from predmaint.settings import Settings, load_settings
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 
@@ -75,7 +75,7 @@ def run(settings: Settings, args) -> int:
         for p in problems:
             print(p, file=sys.stderr)
         if problems:
-            print("dashboards: run `python -m dashboards.build` and commit the JSON", file=sys.stderr)
+            print("dashboards: run `python -m predmaint.dashboards.build` and commit the JSON", file=sys.stderr)
             return 1
         print(f"dashboards: {args.out} is up to date")
         return 0
@@ -85,7 +85,7 @@ def run(settings: Settings, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboards.build", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m predmaint.dashboards.build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="settings whose fleet gives ISO zone boundaries (default: packaged)")
     add_arguments(parser)

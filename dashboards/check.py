@@ -33,12 +33,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from dashboards.model import escape_regex
+from predmaint.dashboards.model import escape_regex
 
 NO_DATA = "no data"
 NOT_WRITTEN_YET = ("no data: the measurement is written only when something happens (an alert, a rejected input, "
                    "an undelivered alert), and nothing has yet")
-#: ``run(query) -> series`` as :meth:`connectors.storage._InfluxHTTP.query` returns them.
+#: ``run(query) -> series`` as :meth:`predmaint.connectors.storage._InfluxHTTP.query` returns them.
 QueryRunner = Callable[[str], list[dict]]
 
 
@@ -65,9 +65,9 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     A healthy deployment may not have them yet: ``alerts`` (an alert event),
     ``deadletters`` (an input the pipeline rejected) and ``delivery_deadletter``
     (``predmaint notify`` gave up on an alert event). Their keys come from their
-    writers (:func:`pipelines.steps.alert_point`,
-    :func:`pipelines.steps.dead_letter_point`,
-    :func:`connectors.delivery.deadletter_to_influx`) applied to a record with
+    writers (:func:`predmaint.pipelines.steps.alert_point`,
+    :func:`predmaint.pipelines.steps.dead_letter_point`,
+    :func:`predmaint.connectors.delivery.deadletter_to_influx`) applied to a record with
     every item set, so they follow the writers.
 
     Examples
@@ -80,9 +80,10 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     >>> {"reason", "attempts", "http_status", "alert_id"} <= keys["delivery_deadletter"][0]
     True
     """
-    from connectors.delivery import deadletter_to_influx
-    from models.alerting import AlertEvent
-    from pipelines.steps import DeadLetter, alert_point, dead_letter_point
+    from predmaint.connectors.delivery import deadletter_to_influx
+    from predmaint.models.alerting import AlertEvent
+    from predmaint.pipelines.steps import alert_point, dead_letter_point
+    from predmaint.domain import DeadLetter
 
     asset = {"site": "site", "line": "line", "asset": "asset"}
     points = [alert_point(asset, AlertEvent("a", 0, "raised", "alarm", "rule", "asset", "sensor", 0, 1.0), 1.0),

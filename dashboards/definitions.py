@@ -13,7 +13,7 @@ bucket's DBRP mapping, and 3.x), all on the datasource uid
 * **Pipeline health**: throughput, processing lag, dead letters, alert events
   that ``predmaint notify`` could not deliver.
 
-What is queried is exactly what :func:`pipelines.steps.to_points` writes (see
+What is queried is exactly what :func:`predmaint.pipelines.steps.to_points` writes (see
 the README's storage schema). Filters on ``site``, ``line`` and ``asset`` are
 regex matches (``=~ /^$asset$/``) so multi-value and "All" selections work.
 
@@ -21,14 +21,14 @@ The velocity panel's zone boundaries depend on each asset's ISO machine
 group and foundation, and the health colours and the "health at or below"
 choices on the alert rule that watches health: both are configuration, not
 data, so :func:`dashboards` takes the settings that supply them (``python -m
-dashboards.build --config FILE`` regenerates the JSON for another
+predmaint.dashboards.build --config FILE`` regenerates the JSON for another
 configuration). The health levels are those of
-:func:`pipelines.summary.health_levels`, which the static report uses too.
+:func:`predmaint.pipelines.summary.health_levels`, which the static report uses too.
 """
 
 from __future__ import annotations
 
-from dashboards.model import (
+from predmaint.dashboards.model import (
     Annotation,
     CustomVariable,
     Dashboard,
@@ -42,9 +42,9 @@ from dashboards.model import (
     thresholds,
     value_mappings,
 )
-from features.iso10816 import ZONE_BOUNDARIES_MM_S
-from pipelines.settings import Settings
-from pipelines.summary import HealthLevels, health_levels
+from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
+from predmaint.settings import Settings
+from predmaint.pipelines.summary import HealthLevels, health_levels
 
 TIME = "$timeFilter"
 CHAMPION = '"champion" = true'
@@ -56,7 +56,7 @@ MONITORING = "\"phase\" = 'monitoring'"
 #: As the alert rules count a window: a value at the threshold is beyond it.
 AT_OR_BELOW_THRESHOLD = '"health" <= $health_threshold'
 
-#: Colours of the health rule's bands (:data:`pipelines.summary.BAND_LEVELS`).
+#: Colours of the health rule's bands (:data:`predmaint.pipelines.summary.BAND_LEVELS`).
 BAND_COLOURS = {"critical": "dark-red", "alarm": "red", "warning": "orange", "clearing": "yellow",
                 "healthy": "green"}
 ISO_ZONES = value_mappings(ValueText("1", "A", "green"), ValueText("2", "B", "yellow"),
@@ -94,7 +94,7 @@ def health_thresholds(levels: HealthLevels) -> dict:
 
     Examples
     --------
-    >>> from pipelines.settings import AlertRuleSettings
+    >>> from predmaint.settings import AlertRuleSettings
     >>> steps = health_thresholds(HealthLevels(AlertRuleSettings(warning=50, alarm=30, clear_at=70), True))
     >>> [(s["color"], s["value"]) for s in steps["steps"]]
     [('red', None), ('orange', 30), ('yellow', 50), ('green', 70)]
@@ -427,7 +427,7 @@ def dashboards(settings: Settings) -> list[Dashboard]:
     """Every predmaint dashboard.
 
     ``settings.fleet`` supplies per-asset ISO zone boundaries, ``settings.alert_rules`` the
-    health levels (:func:`pipelines.summary.health_levels`).
+    health levels (:func:`predmaint.pipelines.summary.health_levels`).
     """
     levels = health_levels(settings)
     return [fleet_overview(levels), asset_detail(settings, levels), model_comparison(levels), pipeline_health()]

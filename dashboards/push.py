@@ -25,19 +25,16 @@ import os
 import sys
 from datetime import datetime, timedelta, timezone
 
-from dashboards import build
-from dashboards.definitions import dashboards as all_dashboards
-from dashboards.model import Dashboard
-from pipelines.settings import load_settings
+from predmaint.dashboards import build
+from predmaint.dashboards.definitions import dashboards as all_dashboards
+from predmaint.dashboards.model import Dashboard
+from predmaint.settings import load_settings
+from predmaint.errors import DashboardError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_ENV = "GRAFANA_TOKEN"
 DEFAULT_FOLDER = "predmaint"
-
-
-class PushError(RuntimeError):
-    """Grafana refused the folder or a dashboard."""
 
 
 def push(url: str, token: str, folder: str = DEFAULT_FOLDER, dashboards: list[Dashboard] | None = None,
@@ -66,7 +63,7 @@ def push(url: str, token: str, folder: str = DEFAULT_FOLDER, dashboards: list[Da
     from grafana_client.client import GrafanaException
 
     if not token:
-        raise PushError("no Grafana token given")
+        raise DashboardError("no Grafana token given")
     if dashboards is None:
         dashboards = all_dashboards(load_settings())
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout_s)
@@ -82,7 +79,7 @@ def push(url: str, token: str, folder: str = DEFAULT_FOLDER, dashboards: list[Da
         return urls
     except GrafanaException as exc:
         # The exception's message is Grafana's answer; it does not contain the request headers.
-        raise PushError(f"Grafana at {url} refused: HTTP {exc.status_code}: {exc.message}") from None
+        raise DashboardError(f"Grafana at {url} refused: HTTP {exc.status_code}: {exc.message}") from None
 
 
 def _ensure_folder(api, title: str) -> str:
@@ -129,7 +126,7 @@ def run(args) -> int:
         return 2
     try:
         urls = push(args.url, token, args.folder, all_dashboards(settings))
-    except PushError as exc:
+    except DashboardError as exc:
         print(f"predmaint dashboards push: {exc}", file=sys.stderr)
         return 1
     for u in urls:
@@ -138,8 +135,8 @@ def run(args) -> int:
 
 
 def _run_check(settings, args) -> int:
-    from connectors.storage import open_reader
-    from dashboards.check import Schema, TimeRange, check_dashboard, summarise, tag_values
+    from predmaint.connectors.storage import open_reader
+    from predmaint.dashboards.check import Schema, TimeRange, check_dashboard, summarise, tag_values
 
     if settings.storage.kind == "sqlite":
         print("predmaint dashboards check: storage.kind is sqlite; the dashboards need InfluxDB", file=sys.stderr)

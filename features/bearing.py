@@ -23,13 +23,15 @@ these kinematic values.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from numbers import Integral
+from typing import Protocol
 
-from features._checks import positive
+from predmaint.features._checks import positive
 
-__all__ = ["BearingGeometry", "DefectMultipliers", "defect_frequencies_hz"]
+__all__ = ["BearingGeometry", "BearingSpec", "DefectMultipliers", "bearing_multipliers", "defect_frequencies_hz"]
 
 
 @dataclass(frozen=True)
@@ -173,3 +175,38 @@ def defect_frequencies_hz(multipliers: DefectMultipliers, shaft_hz: float) -> di
         "bsf": multipliers.bsf * fr,
         "ftf": multipliers.ftf * fr,
     }
+
+
+
+class BearingSpec(Protocol):
+    """A bearing as a registry describes it (e.g. ``predmaint.settings.BearingSettings``): hashable, frozen."""
+
+    n_elements: int
+    ball_diameter_mm: float
+    pitch_diameter_mm: float
+    contact_angle_deg: float
+    bpfo: float
+    bpfi: float
+    bsf: float
+    ftf: float
+
+
+@functools.lru_cache(maxsize=1024)
+def bearing_multipliers(spec: BearingSpec) -> DefectMultipliers:
+    """Defect multipliers of a registry entry: given directly (``bpfo > 0``) or from its geometry.
+
+    Asked for on every vibration reading, so the result is cached per (frozen,
+    hashable) spec.
+
+    Examples
+    --------
+    >>> from predmaint.settings import BearingSettings
+    >>> bearing_multipliers(BearingSettings(bpfo=3.5848, bpfi=5.4152, bsf=2.3568, ftf=0.39828)).bpfo
+    3.5848
+    >>> round(bearing_multipliers(BearingSettings(9, 7.94, 39.04)).bpfi, 3)
+    5.415
+    """
+    if spec.bpfo > 0:
+        return DefectMultipliers(spec.bpfo, spec.bpfi, spec.bsf, spec.ftf)
+    return BearingGeometry(spec.n_elements, spec.ball_diameter_mm, spec.pitch_diameter_mm,
+                           spec.contact_angle_deg).multipliers()

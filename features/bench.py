@@ -1,6 +1,6 @@
 """Cost of the per-window vibration feature set, for ``make bench``.
 
-:func:`feature_cost_us` times :func:`features.vibration.vibration_features` on
+:func:`feature_cost_us` times :func:`predmaint.features.vibration.vibration_features` on
 the configuration the pipeline runs: shaft speed, bearing multipliers, ISO
 class and three bands, with the envelope band chosen automatically. The signal
 is seeded noise plus a 30 Hz line and a train of 3 kHz impacts at BPFO, so the
@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from features.bearing import BearingGeometry
-from features.vibration import vibration_features
+from predmaint.features.bearing import BearingGeometry
+from predmaint.features.vibration import vibration_features
 
 __all__ = ["feature_cost_us"]
 

@@ -23,7 +23,7 @@ How it is computed here, from the one windowed FFT the other features use:
 3. The envelope of the windowed signal is the envelope times the Hann window,
    so its plain FFT is already a Hann-windowed envelope spectrum, with the same
    bin width (``fs / n``) and the same amplitude scaling and peak
-   interpolation as every other spectrum in :mod:`features.spectrum`. Its
+   interpolation as every other spectrum in :mod:`predmaint.features.spectrum`. Its
    weighted mean is removed first so DC leakage does not bury the cage line.
 
 The **envelope spectrum** (of ``|z|``), not the squared envelope spectrum, is
@@ -50,8 +50,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from features._checks import band_pair
-from features.spectrum import Spectrum, hann_window, interpolated_peak, peak_near, search_bins
+from predmaint.features._checks import band_pair
+from predmaint.features.spectrum import Spectrum, hann_window, interpolated_peak, peak_near, search_bins
 
 __all__ = [
     "FLOOR_HALF_WIDTH_BINS",
@@ -192,7 +192,7 @@ def select_envelope_band(
     Parameters
     ----------
     spectrum : Spectrum
-        Spectrum from :func:`features.spectrum.amplitude_spectrum`.
+        Spectrum from :func:`predmaint.features.spectrum.amplitude_spectrum`.
     min_lo_hz : float
         Lowest acceptable lower band edge in Hz.
     min_width_hz : float
@@ -208,7 +208,7 @@ def select_envelope_band(
     --------
     Noise plus impacts ringing at 3 kHz: the chosen band contains 3 kHz.
 
-    >>> from features.spectrum import amplitude_spectrum
+    >>> from predmaint.features.spectrum import amplitude_spectrum
     >>> fs, n = 12800.0, 4096
     >>> rng = np.random.default_rng(0)
     >>> t = np.arange(n) / fs
@@ -237,7 +237,7 @@ def envelope_spectrum(
     Parameters
     ----------
     spectrum : Spectrum
-        Spectrum from :func:`features.spectrum.amplitude_spectrum`.
+        Spectrum from :func:`predmaint.features.spectrum.amplitude_spectrum`.
     band_hz : (float, float), optional
         Band to demodulate, in Hz. ``None`` selects it with
         :func:`select_envelope_band` using ``min_lo_hz`` and ``min_width_hz``.
@@ -254,7 +254,7 @@ def envelope_spectrum(
     A 3 kHz carrier, 100 % amplitude-modulated at 100 Hz, demodulates to a
     100 Hz line of amplitude 0.5 (half the carrier amplitude):
 
-    >>> from features.spectrum import amplitude_spectrum
+    >>> from predmaint.features.spectrum import amplitude_spectrum
     >>> fs, n = 12800.0, 4096
     >>> t = np.arange(n) / fs
     >>> x = (1 + np.cos(2 * np.pi * 100 * t)) / 2 * np.sin(2 * np.pi * 3000 * t)

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from features._checks import as_signal, positive
+from predmaint.features._checks import as_signal, positive
 
 __all__ = [
     "HANN_ENBW_BINS",

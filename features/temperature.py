@@ -20,7 +20,7 @@ from numbers import Real
 
 import numpy as np
 
-from features._checks import as_signal
+from predmaint.features._checks import as_signal
 
 __all__ = ["temperature_features"]
 

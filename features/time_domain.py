@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from features._checks import as_signal
+from predmaint.features._checks import as_signal
 
 __all__ = ["time_domain_features"]
 

@@ -2,9 +2,9 @@
 
 :func:`vibration_features` turns one window of acceleration (m/s^2) into a flat
 ``dict[str, float]``. It computes one Hann-windowed FFT and takes every
-frequency-domain feature from it (:mod:`features.spectrum`,
-:mod:`features.envelope`); the time-domain statistics come from
-:mod:`features.time_domain`.
+frequency-domain feature from it (:mod:`predmaint.features.spectrum`,
+:mod:`predmaint.features.envelope`); the time-domain statistics come from
+:mod:`predmaint.features.time_domain`.
 
 Feature keys
 ------------
@@ -64,7 +64,7 @@ Reading the numbers
   the shape statistics and ``dominant_freq_hz``: undefined, not zero.
 
 The envelope is the envelope spectrum (not squared envelope); see
-:mod:`features.envelope` for why. Without ``envelope_band_hz`` the band is
+:mod:`predmaint.features.envelope` for why. Without ``envelope_band_hz`` the band is
 chosen per window among half-overlapping bands of width fs/4, fs/8 and fs/16
 that are at least 3 x the highest fundamental defect frequency (BPFO, BPFI or
 2 x BSF) wide and start at least that high.
@@ -78,11 +78,11 @@ from numbers import Real
 
 import numpy as np
 
-from features._checks import as_signal, band_pair, positive
-from features.bearing import DefectMultipliers
-from features.envelope import envelope_line_features, envelope_spectrum
-from features.iso10816 import ZONE_CODES, iso_zone, zone_boundaries
-from features.spectrum import (
+from predmaint.features._checks import as_signal, band_pair, positive
+from predmaint.features.bearing import DefectMultipliers
+from predmaint.features.envelope import envelope_line_features, envelope_spectrum
+from predmaint.features.iso10816 import ZONE_CODES, iso_zone, zone_boundaries
+from predmaint.features.spectrum import (
     _spectrum_of_centred,
     band_bins,
     band_rms,
@@ -90,7 +90,7 @@ from features.spectrum import (
     peak_near,
     rms_of_bins,
 )
-from features.time_domain import _time_domain_of_centred
+from predmaint.features.time_domain import _time_domain_of_centred
 
 __all__ = ["ENVELOPE_LINES", "ISO_BAND_HZ", "strongest_defect_line", "vibration_features"]
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from pipelines.settings import AlertRuleSettings
+from predmaint.settings import AlertRuleSettings
 
 SEVERITIES = ("warning", "alarm", "critical")
 _HOUR_NS = 3_600_000_000_000

@@ -6,7 +6,7 @@ import math
 
 from river.base import AnomalyDetector
 
-from models.baseline import FeatureBaseline
+from predmaint.models.baseline import FeatureBaseline
 
 
 class FeatureDeviation(AnomalyDetector):
@@ -19,7 +19,7 @@ class FeatureDeviation(AnomalyDetector):
     Parameters
     ----------
     min_relative_std
-        See :class:`models.baseline.FeatureBaseline`.
+        See :class:`predmaint.models.baseline.FeatureBaseline`.
     aggregate
         ``"rms"``: root mean square of the z-scores. Its tail on healthy data is
         light (about chi with one degree of freedom per feature), so rare

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from models.baseline import FeatureBaseline
-from models.health import HealthCalibration
-from models.spec import build_detector
+from predmaint.models.baseline import FeatureBaseline
+from predmaint.models.health import HealthCalibration
+from predmaint.models.spec import build_detector
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ Three families of detectors:
   scikit-learn ones (a bare name before the estimator is looked up in
   ``sklearn.preprocessing`` and ``sklearn.decomposition`` first, so
   ``StandardScaler`` here is scikit-learn's and is fitted together with the
-  estimator), wrapped in :class:`models.sklearn_adapter.BaselineFitted`. It is
+  estimator), wrapped in :class:`predmaint.models.sklearn_adapter.BaselineFitted`. It is
   fitted once, on the first half of the sensor's baseline windows, so the
-  second half, which calibrates health (:class:`models.sensor_model.SensorModel`),
+  second half, which calibrates health (:class:`predmaint.models.sensor_model.SensorModel`),
   is scored out of sample. This needs ``baseline_windows``.
 * **A saved model**, ``"joblib:/path/model.joblib"`` (the whole spec): a fitted
   scikit-learn estimator is used as it is; an unfitted one is fitted on the
@@ -39,12 +39,9 @@ from pathlib import Path
 
 from river import anomaly, compose, feature_extraction, preprocessing
 
-from models.feature_deviation import FeatureDeviation
-from models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
-
-
-class ModelSpecError(ValueError):
-    """A model spec that cannot be built; the message names the field."""
+from predmaint.models.feature_deviation import FeatureDeviation
+from predmaint.models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
+from predmaint.errors import ModelSpecError
 
 
 _OWN = {"FeatureDeviation": FeatureDeviation}
@@ -183,7 +180,7 @@ def build_detector(spec: str, params: dict | None = None, field: str = "model.sp
     >>> build_detector("NoSuchModel")
     Traceback (most recent call last):
     ...
-    models.spec.ModelSpecError: model.spec: unknown model step 'NoSuchModel'; use a River preprocessing/anomaly class name, one of ['FeatureDeviation'], or a dotted path
+    predmaint.errors.ModelSpecError: model.spec: unknown model step 'NoSuchModel'; use a River preprocessing/anomaly class name, one of ['FeatureDeviation'], or a dotted path
 
     A scikit-learn pipeline, fitted on the first 12 of 24 baseline windows:
 
@@ -194,7 +191,7 @@ def build_detector(spec: str, params: dict | None = None, field: str = "model.sp
     >>> build_detector("sklearn.ensemble.IsolationForest")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    models.spec.ModelSpecError: model.spec: IsolationForest is fitted on the sensor's baseline; ...
+    predmaint.errors.ModelSpecError: model.spec: IsolationForest is fitted on the sensor's baseline; ...
     """
     params = dict(params or {})
     params_field = f"{field.rpartition('.')[0] or 'model'}.params"

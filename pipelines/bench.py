@@ -21,13 +21,13 @@ import time
 from collections import namedtuple
 from pathlib import Path
 
-from connectors import kafka_io
-from connectors.fleet_simulator import fleet_messages
-from connectors.local_services import EmbeddedBroker, LocalInfluxDB
-from features.bench import feature_cost_us
-from pipelines import steps
-from pipelines.runner import run_pipeline
-from pipelines.settings import Settings, load_settings
+from predmaint.connectors import kafka_io
+from predmaint.connectors.fleet_simulator import fleet_messages
+from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB
+from predmaint.features.bench import feature_cost_us
+from predmaint.pipelines import steps
+from predmaint.pipelines.runner import run_pipeline
+from predmaint.settings import Settings, load_settings
 
 _Msg = namedtuple("_Msg", "topic partition offset key value timestamp")
 
@@ -109,7 +109,7 @@ def main(args) -> int:
         run_pipeline(settings, workers=1, tail=False)
         pipeline_s = time.perf_counter() - t0
         bare_s = (bare_before + bare_loop(settings, messages)) / 2
-        from connectors.storage import InfluxV1Writer
+        from predmaint.connectors.storage import InfluxV1Writer
         stored = InfluxV1Writer(settings.storage, create_database=False).query(
             'SELECT count("health") FROM "health" WHERE "champion" = true')[0]["values"][0][1]
     feature_us = feature_cost_us()

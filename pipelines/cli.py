@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.settings import Settings, SettingsError, load_settings
+from predmaint.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("predmaint")
 
@@ -25,7 +25,7 @@ def _settings(args) -> Settings:
 
 
 def cmd_simulate(args) -> int:
-    from pipelines.runner import simulate
+    from predmaint.pipelines.runner import simulate
 
     truth = simulate(_settings(args))
     print(json.dumps({k: truth[k] for k in ("messages", "invalid_messages", "faults")}, indent=2))
@@ -33,7 +33,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from pipelines.runner import run_pipeline
+    from predmaint.pipelines.runner import run_pipeline
 
     settings = _settings(args)
     if args.no_recovery:
@@ -46,11 +46,11 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     """Embedded broker + simulator + pipeline, bounded, then a per-asset summary."""
-    from connectors import kafka_io
-    from connectors.local_services import EmbeddedBroker
-    from connectors.storage import open_reader
-    from pipelines.runner import run_pipeline, simulate
-    from pipelines.summary import format_table, summarise, verdict
+    from predmaint.connectors import kafka_io
+    from predmaint.connectors.local_services import EmbeddedBroker
+    from predmaint.connectors.storage import open_reader
+    from predmaint.pipelines.runner import run_pipeline, simulate
+    from predmaint.pipelines.summary import format_table, summarise, verdict
 
     settings = _settings(args)
     workdir = Path(args.workdir)
@@ -84,7 +84,7 @@ def cmd_demo(args) -> int:
         d = json.loads(value)
         print(f"  - step={d['step']} asset={d['asset']} reason={d['reason']}")
     print(delivered)
-    from pipelines.report import render_report
+    from predmaint.pipelines.report import render_report
 
     reader = open_reader(storage)
     try:
@@ -105,8 +105,9 @@ def cmd_notify(args) -> int:
     import signal
     import threading
 
-    from connectors.delivery import ConfigError, deadletter_to_influx, run_notify
-    from connectors.storage import Point, open_writer
+    from predmaint.connectors.delivery import TargetConfigError, deadletter_to_influx, run_notify
+    from predmaint.connectors.storage import open_writer
+    from predmaint.domain import Point
 
     settings = _settings(args)
     stop = threading.Event()
@@ -128,7 +129,7 @@ def cmd_notify(args) -> int:
         stats = run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
                            outbox_path=settings.notify.outbox_path, targets=settings.notify.targets,
                            stop_after_idle_s=args.exit_when_idle, on_deadletter=record_dead_letter, stop=stop)
-    except ConfigError as exc:
+    except TargetConfigError as exc:
         print(f"predmaint notify: configuration error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -142,7 +143,7 @@ def cmd_receiver(args) -> int:
     import signal
     import threading
 
-    from connectors.webhook_receiver import WebhookReceiver
+    from predmaint.connectors.webhook_receiver import WebhookReceiver
 
     secret = os.environ.get(args.secret_env)
     if not secret:
@@ -164,7 +165,7 @@ def cmd_receiver(args) -> int:
 
 def cmd_shelve(args) -> int:
     """Withhold notifications of a rule (or all rules) on an asset until a time; still recorded."""
-    from connectors.shelves import add_shelf
+    from predmaint.connectors.shelves import add_shelf
 
     settings = _settings(args)
     if settings.asset(args.asset) is None:
@@ -184,8 +185,8 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     import base64
     import secrets as secrets_module
 
-    from connectors.delivery import run_notify
-    from connectors.webhook_receiver import WebhookReceiver
+    from predmaint.connectors.delivery import run_notify
+    from predmaint.connectors.webhook_receiver import WebhookReceiver
 
     secret = "whsec_" + base64.b64encode(secrets_module.token_bytes(24)).decode()
     os.environ["PREDMAINT_DEMO_WEBHOOK_SECRET"] = secret
@@ -204,7 +205,7 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
 
 
 def cmd_bench(args) -> int:
-    from pipelines.bench import main as bench_main
+    from predmaint.pipelines.bench import main as bench_main
 
     return bench_main(args)
 
@@ -257,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", type=int, default=4000)
     p.set_defaults(func=cmd_bench)
 
-    from dashboards import push
-    from pipelines import evaluate, report
+    from predmaint.dashboards import push
+    from predmaint.pipelines import evaluate, report
 
     evaluate.add_parser(sub)
     report.add_parser(sub)

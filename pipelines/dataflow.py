@@ -21,12 +21,12 @@ from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
 from bytewax.operators import windowing as win
 
-from connectors.kafka_io import dead_letter_value
-from connectors.shelves import Suppressions
-from connectors.storage_sink import StorageSink
-from pipelines import steps
-from pipelines.settings import Settings
-from pipelines.steps import DeadLetter
+from predmaint.connectors.kafka_io import dead_letter_value
+from predmaint.connectors.shelves import Suppressions
+from predmaint.connectors.storage_sink import StorageSink
+from predmaint.pipelines import steps
+from predmaint.settings import Settings
+from predmaint.domain import DeadLetter
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

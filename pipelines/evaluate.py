@@ -1,9 +1,9 @@
 """``predmaint evaluate {nab,ims,cwru}``: the stream's feature and model code, offline, on public data.
 
 Each evaluation replays a dataset through the functions the dataflow calls --
-:mod:`features` for window features, :class:`models.sensor_model.SensorModel`
+:mod:`features` for window features, :class:`predmaint.models.sensor_model.SensorModel`
 built from ``settings.model`` (spec, params, baseline, learning gate, health
-calibration) and :class:`models.alerting.AlertState` with the first alert rule
+calibration) and :class:`predmaint.models.alerting.AlertState` with the first alert rule
 -- without Kafka, and measures the result against the dataset's ground truth:
 
 ``nab``
@@ -11,11 +11,11 @@ calibration) and :class:`models.alerting.AlertState` with the first alert rule
     into event-time tumbling windows of ``evaluation.nab.window_s`` the way the
     stream groups a temperature sensor's readings (late readings are dropped,
     a window is emitted when the watermark passes its end), each window gets
-    :func:`features.temperature.temperature_features`, the model scores it and
+    :func:`predmaint.features.temperature.temperature_features`, the model scores it and
     the alert rule runs on its health. A NAB *detection* is a row where an
     alert event of a kind listed in ``evaluation.nab.detections`` is emitted
     (the row whose arrival closed the window), so the threshold is the alert
-    rule's, from the config. Scored with :mod:`models.nab_scoring` (profile and
+    rule's, from the config. Scored with :mod:`predmaint.models.nab_scoring` (profile and
     label windows from the NAB folder) and printed beside NAB's published table.
 ``ims``
     IMS bearing test 2 (984 snapshots, bearing 1 fails). One window per
@@ -27,8 +27,8 @@ calibration) and :class:`models.alerting.AlertState` with the first alert rule
     ``evaluation.ims.quiet_before_snapshot``.
 ``cwru``
     CWRU drive-end recordings. 4,096-sample windows get
-    :func:`features.vibration.vibration_features` with the stream's parameters
-    (:func:`pipelines.steps.vibration_parameters`) for a 6205 bearing at the
+    :func:`predmaint.features.vibration.vibration_features` with the stream's parameters
+    (:func:`predmaint.pipelines.steps.vibration_parameters`) for a 6205 bearing at the
     file's rpm; the 48 kHz normal recording is decimated to 12 kHz first. The
     model learns the first half of the normal windows as its baseline and is
     then frozen; the ROC AUC of its raw score separates each fault's windows
@@ -57,12 +57,13 @@ from pathlib import Path
 
 import numpy as np
 
-from features.aggregate import FeatureAccumulator
-from features.vibration import vibration_features
-from models.alerting import AlertEvent, AlertState
-from models.sensor_model import Assessment, SensorModel
-from pipelines.settings import AssetSettings, BearingSettings, Settings, SettingsError, load_settings
-from pipelines.steps import assess_window, new_model, temperature_window_features, vibration_parameters
+from predmaint.features.aggregate import FeatureAccumulator
+from predmaint.features.vibration import vibration_features
+from predmaint.models.alerting import AlertEvent, AlertState
+from predmaint.models.sensor_model import Assessment, SensorModel
+from predmaint.settings import AssetSettings, BearingSettings, Settings, SettingsError, load_settings
+from predmaint.pipelines.steps import assess_window, new_model, temperature_window_features, vibration_parameters
+from predmaint.errors import EvaluationError
 
 REPO = Path(__file__).resolve().parents[1]
 G = 9.80665  # IMS and CWRU record acceleration in g; the stream's features are in m/s^2
@@ -80,10 +81,6 @@ IMS_TO_STREAM = {
     "skew": ("skewness", 1.0, 0.0),
     "crest_factor": ("crest_factor", 1.0, 0.0),
 }
-
-
-class EvaluationError(RuntimeError):
-    """Data that cannot be evaluated (missing file, unexpected layout); the message names the path."""
 
 
 def shared_data_dir() -> Path:
@@ -128,7 +125,7 @@ def _get(block: dict, key: str, where: str, kind: type | tuple[type, ...]):
 class SensorReplay:
     """One sensor's ``assess`` state: the champion model and the first alert rule.
 
-    The same sequence as :func:`pipelines.steps.assess`: drop the window
+    The same sequence as :func:`predmaint.pipelines.steps.assess`: drop the window
     bookkeeping fields, score then learn, cap health by the ISO zone in
     monitoring, and advance the alert rule on the monitoring health.
     """
@@ -268,8 +265,8 @@ def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.
     timestamps, values
         The series in row order (:func:`load_nab_series`).
     label_windows
-        NAB anomaly windows (:func:`models.nab_scoring.load_windows`).
-    cost : models.nab_scoring.CostMatrix
+        NAB anomaly windows (:func:`predmaint.models.nab_scoring.load_windows`).
+    cost : predmaint.models.nab_scoring.CostMatrix
         The profile's weights.
     series : str
         Name reported with the result.
@@ -278,7 +275,7 @@ def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.
     -------
     NabResult
     """
-    from models.nab_scoring import label_rows
+    from predmaint.models.nab_scoring import label_rows
 
     cfg = eval_config(settings, "nab")
     where = _where(settings, "nab")
@@ -311,7 +308,7 @@ def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.
 
 
 def run_nab(settings: Settings, data: Path, series: str) -> NabResult:
-    from models.nab_scoring import load_profile, load_windows
+    from predmaint.models.nab_scoring import load_profile, load_windows
 
     cfg = eval_config(settings, "nab")
     profile = _get(cfg, "profile", _where(settings, "nab"), str)

@@ -8,10 +8,10 @@ ISO 10816-3 zone boundaries, the envelope peak ratio at the outer-race
 defect frequency (BPFO), bearing temperature — with alert events marked
 (red: raised, escalated or re-notified; green: cleared). Health plots are
 shaded with the bands of the configured health alert rule
-(:func:`pipelines.summary.health_levels`); an asset's health is the worst of
-its sensors per window (:func:`pipelines.summary.worst_health`).
+(:func:`predmaint.pipelines.summary.health_levels`); an asset's health is the worst of
+its sensors per window (:func:`predmaint.pipelines.summary.worst_health`).
 
-It reads through any :class:`connectors.storage.PointReader`: InfluxDB or the
+It reads through any :class:`predmaint.connectors.storage.PointReader`: InfluxDB or the
 embedded SQLite store, whichever ``storage.kind`` selects. Plots use
 matplotlib's Agg renderer (no display needed).
 """
@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from connectors.storage import Point, PointReader
-from features.iso10816 import ZONE_BOUNDARIES_MM_S
-from pipelines.settings import AssetSettings, Settings
-from pipelines.summary import HealthLevels, health_levels, is_number, latest_and_lowest, worst_health
+from predmaint.connectors.storage import PointReader
+
+from predmaint.domain import Point
+from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
+from predmaint.settings import AssetSettings, Settings
+from predmaint.pipelines.summary import HealthLevels, health_levels, is_number, latest_and_lowest, worst_health
 
 #: Alert states that mean "open" (marked red); ``cleared`` is marked green.
 OPEN_STATES = ("raised", "escalated", "renotified")
@@ -39,7 +41,7 @@ KEY_FEATURES = (
     ("temp_level_c", "temperature", "temperature, °C"),
 )
 ZONE_COLOURS = ("#73bf69", "#fade2a", "#ff9830", "#f2495c")  # A, B, C, D
-#: Shading of the health rule's bands (:data:`pipelines.summary.BAND_LEVELS`); healthy is not shaded.
+#: Shading of the health rule's bands (:data:`predmaint.pipelines.summary.BAND_LEVELS`); healthy is not shaded.
 BAND_COLOURS = {"critical": "#c4162a", "alarm": "#f2495c", "warning": "#ff9830", "clearing": "#fade2a"}
 HEALTH_YLIM = (-5.0, 105.0)
 
@@ -54,7 +56,7 @@ class AssetData:
     #: feature field -> sensor -> [(time_ns, value)].
     features: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     alerts: list[Point] = field(default_factory=list)
-    #: The asset's :func:`pipelines.summary.worst_health` (champion model).
+    #: The asset's :func:`predmaint.pipelines.summary.worst_health` (champion model).
     worst: list[tuple[int, float]] = field(default_factory=list)
 
     @property
@@ -125,7 +127,7 @@ def health_spans(levels: HealthLevels) -> list[tuple[float, float, str]]:
 
     Examples
     --------
-    >>> from pipelines.settings import AlertRuleSettings
+    >>> from predmaint.settings import AlertRuleSettings
     >>> health_spans(HealthLevels(AlertRuleSettings(warning=50.0, alarm=30.0, clear_at=70.0), True))
     [(-5.0, 30.0, '#f2495c'), (30.0, 50.0, '#ff9830'), (50.0, 70.0, '#fade2a')]
     """
@@ -216,7 +218,7 @@ def render_report(settings: Settings, reader: PointReader, out_dir: str | Path) 
     settings
         Supplies the fleet (assets, their ISO class) and the champion model's name.
     reader
-        Any point reader: :func:`connectors.storage.open_reader` of ``settings.storage``.
+        Any point reader: :func:`predmaint.connectors.storage.open_reader` of ``settings.storage``.
     out_dir
         Created if missing; earlier report files there are overwritten.
     """
@@ -303,8 +305,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     import dataclasses
 
-    from connectors.storage import open_reader
-    from pipelines.settings import load_settings
+    from predmaint.connectors.storage import open_reader
+    from predmaint.settings import load_settings
 
     settings = load_settings(getattr(args, "config", None))
     if args.sqlite:

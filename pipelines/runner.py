@@ -10,9 +10,9 @@ from pathlib import Path
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from connectors import fleet_simulator, kafka_io
-from pipelines.dataflow import build_flow
-from pipelines.settings import Settings
+from predmaint.connectors import fleet_simulator, kafka_io
+from predmaint.pipelines.dataflow import build_flow
+from predmaint.settings import Settings
 
 log = logging.getLogger(__name__)
 

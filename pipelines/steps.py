@@ -1,6 +1,6 @@
 """The functions and state the dataflow's operators call.
 
-Each function is one step of :mod:`pipelines.dataflow`, named after it. They
+Each function is one step of :mod:`predmaint.pipelines.dataflow`, named after it. They
 hold no I/O: decoding uses the wire contract, features come from
 :mod:`features`, scoring from :mod:`models`; what to write where is decided by
 the sinks.
@@ -18,31 +18,17 @@ from datetime import datetime, timezone
 import numpy as np
 import river
 
-from connectors.storage import Point
-from connectors.telemetry import InvalidMessage, Reading, decode_reading
-from features.aggregate import FeatureAccumulator
-from features.current import current_features
-from features.temperature import temperature_features
-from features.vibration import vibration_features
-from models.alerting import AlertEvent, AlertState
-from models.health import iso_capped
-from models.sensor_model import Assessment, SensorModel
-from pipelines.settings import AssetSettings, ModelSettings, Settings
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """An input that could not be processed, and why."""
-
-    reason: str
-    step: str
-    asset: str | None = None
-    sensor: str | None = None
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    original: bytes | None = None
-    time_ns: int = 0
-
+from predmaint.domain import DeadLetter, Point
+from predmaint.telemetry import InvalidMessage, Reading, decode_reading
+from predmaint.features.aggregate import FeatureAccumulator
+from predmaint.features.bearing import bearing_multipliers
+from predmaint.features.current import current_features
+from predmaint.features.temperature import temperature_features
+from predmaint.features.vibration import vibration_features
+from predmaint.models.alerting import AlertEvent, AlertState
+from predmaint.models.health import iso_capped
+from predmaint.models.sensor_model import Assessment, SensorModel
+from predmaint.settings import AssetSettings, ModelSettings, Settings
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -161,16 +147,16 @@ def _broker_time_ns(msg) -> int:
 
 
 def vibration_parameters(asset: AssetSettings, rpm: float | None = None) -> dict:
-    """Keyword arguments of :func:`features.vibration.vibration_features` for ``asset``."""
-    return dict(shaft_hz=(rpm or asset.rpm) / 60.0, bearing=asset.bearing.multipliers(),
+    """Keyword arguments of :func:`predmaint.features.vibration.vibration_features` for ``asset``."""
+    return dict(shaft_hz=(rpm or asset.rpm) / 60.0, bearing=bearing_multipliers(asset.bearing),
                 iso_group=asset.iso_group, iso_foundation=asset.iso_foundation, bands_hz=asset.bands_hz,
                 envelope_band_hz=tuple(asset.envelope_band_hz) or None)
 
 
 def check_registry(settings: Settings) -> None:
     """Fail at start-up, not at the first window, if a model or a vibration sensor is misconfigured."""
-    from models.spec import ModelSpecError
-    from pipelines.settings import SettingsError
+    from predmaint.models.spec import ModelSpecError
+    from predmaint.settings import SettingsError
 
     for where, m in model_fields(settings):
         try:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 
-from connectors.storage import Point, PointReader
-from features.vibration import strongest_defect_line
-from models.alerting import SEVERITIES
-from pipelines.settings import AlertRuleSettings, Settings
+from predmaint.connectors.storage import PointReader
+
+from predmaint.domain import Point
+from predmaint.features.vibration import strongest_defect_line
+from predmaint.models.alerting import SEVERITIES
+from predmaint.settings import AlertRuleSettings, Settings
 
 ZONE_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D"}
 #: The rule whose levels are used when no alert rule watches ``health``: the one predmaint

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from connectors import kafka_io
-from connectors.fleet_simulator import fleet_messages, ground_truth, invalid_messages
-from connectors.local_services import EmbeddedBroker, LocalInfluxDB
-from pipelines.settings import load_settings
+from predmaint.connectors import kafka_io
+from predmaint.connectors.fleet_simulator import fleet_messages, ground_truth, invalid_messages
+from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB
+from predmaint.settings import load_settings
 from tests.pipeline_runs import run_pipeline, write_config
 
 

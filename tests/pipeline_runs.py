@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.settings import DEFAULT_CONFIG
+from predmaint.settings import default_config_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def write_config(tmp: Path, name: str, broker, influxdb, database: str, topic_prefix: str,
                  notify_targets=()) -> Path:
     """The default config pointed at the test broker, InfluxDB database and topics."""
-    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    doc = yaml.safe_load(default_config_text())
     doc["notify"] = {"outbox_path": str(tmp / f"outbox-{name}.sqlite"), "targets": list(notify_targets)}
     doc["kafka"].update(bootstrap=broker.bootstrap, telemetry_topic=f"{topic_prefix}.telemetry",
                         dead_letter_topic=f"{topic_prefix}.deadletter", alerts_topic=f"{topic_prefix}.alerts")
@@ -29,7 +29,7 @@ def write_config(tmp: Path, name: str, broker, influxdb, database: str, topic_pr
 
 
 def run_pipeline(config: Path, workers: int = 1) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "run",
+    proc = subprocess.run([sys.executable, "-m", "predmaint.pipelines.cli", "--config", str(config), "run",
                            "--until-end", "-w", str(workers)], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, f"predmaint run failed:\n{proc.stdout}\n{proc.stderr}"

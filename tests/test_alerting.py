@@ -2,9 +2,9 @@
 
 import pytest
 
-from connectors.shelves import Suppressions, add_shelf
-from models.alerting import AlertState, breached_severities
-from pipelines.settings import AlertRuleSettings, SettingsError, SuppressionSettings, SuppressionWindow, parse_utc
+from predmaint.connectors.shelves import Suppressions, add_shelf
+from predmaint.models.alerting import AlertState, breached_severities
+from predmaint.settings import AlertRuleSettings, SettingsError, SuppressionSettings, SuppressionWindow, parse_utc
 
 MIN5 = 300_000_000_000
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.settings import _ENV_OVERRIDES, StorageSettings
+from predmaint.settings import StorageSettings
+from predmaint.settings.loading import ENV_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -104,7 +105,7 @@ def test_pipeline_images_are_built_here_and_run_predmaint_commands(compose, name
     dockerfile = (REPO / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["predmaint"\]', dockerfile, re.M)
     # The command is a predmaint subcommand with options the CLI accepts.
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *service["command"], "--help"],
+    proc = subprocess.run([sys.executable, "-m", "predmaint.pipelines.cli", *service["command"], "--help"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -115,7 +116,7 @@ def test_pipeline_environment_is_understood_by_the_settings(compose, name):
     storage = StorageSettings()
     secrets = {storage.token_env, storage.username_env, storage.password_env}
     predmaint = {k for k in env if k.startswith("PREDMAINT_")}
-    unknown = predmaint - set(_ENV_OVERRIDES) - secrets
+    unknown = predmaint - set(ENV_OVERRIDES) - secrets
     assert not unknown, f"{name}: settings do not read {sorted(unknown)}"
     kind = env["PREDMAINT_STORAGE_KIND"]
     assert dataclasses.replace(storage, kind=kind).kind == kind  # a kind StorageSettings accepts

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.storage import open_reader
-from dashboards import build
-from dashboards.check import (
+from predmaint.connectors.storage import open_reader
+from predmaint.dashboards import build
+from predmaint.dashboards.check import (
     NOT_WRITTEN_YET,
     DashboardQuery,
     Schema,
@@ -43,10 +43,11 @@ from dashboards.check import (
     summarise,
     tag_values,
 )
-from dashboards.model import DATASOURCE_UID
-from dashboards.push import PushError, add_parser, push
-from pipelines.settings import AlertRuleSettings, Settings, load_settings
-from pipelines.summary import DEFAULT_HEALTH_RULE
+from predmaint.dashboards.model import DATASOURCE_UID
+from predmaint.errors import DashboardError
+from predmaint.dashboards.push import add_parser, push
+from predmaint.settings import AlertRuleSettings, Settings, load_settings
+from predmaint.pipelines.summary import DEFAULT_HEALTH_RULE
 from tests.pipeline_runs import write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def load_dashboards() -> dict[str, dict]:
 
 
 def test_committed_json_matches_the_definitions():
-    proc = subprocess.run([sys.executable, "-m", "dashboards.build", "--check"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "predmaint.dashboards.build", "--check"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -281,7 +282,7 @@ def test_undelivered_alert_panels_show_what_predmaint_notify_gave_up_on(pipeline
         target = {"name": "gone", "kind": "webhook", "url": f"http://127.0.0.1:{server.server_address[1]}/alerts",
                   "timeout_s": 5}
         config = write_config(tmp_path, "undelivered", broker, influxdb, "dash_undelivered", "e2e", [target])
-        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "notify",
+        proc = subprocess.run([sys.executable, "-m", "predmaint.pipelines.cli", "--config", str(config), "notify",
                                "--exit-when-idle", "2"], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
@@ -431,7 +432,7 @@ def test_push_refused_reports_grafana_not_the_token(grafana, monkeypatch, capsys
     recorder.status = 401
     token = "glsa_secret-token-0123456789"
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(PushError, match="401") as err:
+    with pytest.raises(DashboardError, match="401") as err:
         push(url, token, "predmaint")
     assert token not in str(err.value) and token not in caplog.text
     # The command reads the token from the environment and exits non-zero without echoing it.

@@ -14,11 +14,11 @@ import sys
 
 import pytest
 
-from connectors import kafka_io
-from connectors.fleet_simulator import fleet_messages
-from connectors.storage import open_reader
-from connectors.webhook_receiver import WebhookReceiver
-from pipelines.settings import load_settings
+from predmaint.connectors import kafka_io
+from predmaint.connectors.fleet_simulator import fleet_messages
+from predmaint.connectors.storage import open_reader
+from predmaint.connectors.webhook_receiver import WebhookReceiver
+from predmaint.settings import load_settings
 from tests.pipeline_runs import run_pipeline, write_config
 
 pytestmark = pytest.mark.integration
@@ -99,7 +99,7 @@ def test_alert_events_reach_a_signed_webhook_through_predmaint_notify(e2e, broke
         target = {"name": "receiver", "kind": "webhook", "url": rx.url,
                   "secret_env": "PREDMAINT_TEST_WEBHOOK_SECRET", "timeout_s": 5}
         config = write_config(tmp, "notify", broker, influxdb, "e2e_w1", "e2e", [target])
-        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), "notify",
+        proc = subprocess.run([sys.executable, "-m", "predmaint.pipelines.cli", "--config", str(config), "notify",
                                "--exit-when-idle", "2"], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert secret not in proc.stdout + proc.stderr

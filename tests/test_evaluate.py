@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import evaluate
-from pipelines.settings import Settings, SettingsError, load_settings
+from predmaint.pipelines import evaluate
+from predmaint.settings import Settings, SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = evaluate.shared_data_dir()

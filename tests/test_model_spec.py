@@ -1,4 +1,4 @@
-"""Tests for models.spec.build_detector and models.sklearn_adapter.BaselineFitted.
+"""Tests for predmaint.models.spec.build_detector and predmaint.models.sklearn_adapter.BaselineFitted.
 
 Every detector family a spec can name is built here (River pipelines by name,
 FeatureDeviation, scikit-learn estimators fitted on the baseline, joblib files,
@@ -21,9 +21,9 @@ from river import compose
 from sklearn.ensemble import IsolationForest
 from sklearn.pipeline import Pipeline
 
-from models.feature_deviation import FeatureDeviation
-from models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
-from models.spec import ModelSpecError, build_detector
+from predmaint.models.feature_deviation import FeatureDeviation
+from predmaint.models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
+from predmaint.models.spec import ModelSpecError, build_detector
 
 BASELINE = 40  # windows; scikit-learn estimators are fitted on the first half
 

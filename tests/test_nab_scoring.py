@@ -1,4 +1,4 @@
-"""Tests for models.nab_scoring: NAB raw scores.
+"""Tests for predmaint.models.nab_scoring: NAB raw scores.
 
 The published-figure tests read NAB's own files (MIT, numenta/NAB commit
 ea702d7) from the shared data folder: ``$PREDMAINT_SHARED_DATA/nab`` or, by
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.nab_scoring import (
+from predmaint.models.nab_scoring import (
     CostMatrix,
     best_threshold,
     count_detections,
@@ -40,7 +40,7 @@ STANDARD = CostMatrix(tp=1.0, fp=0.11, fn=1.0, tn=1.0)
 
 @pytest.fixture(scope="module")
 def nab_dir() -> Path:
-    from pipelines.evaluate import shared_data_dir
+    from predmaint.pipelines.evaluate import shared_data_dir
 
     d = shared_data_dir() / "nab"
     needed = [

@@ -12,10 +12,12 @@ import re
 import pytest
 import yaml
 
-from connectors.storage import Point, SQLiteStore
-from pipelines.report import BAND_COLOURS, HEALTH_YLIM, _health_axes, add_parser, render_report
-from pipelines.settings import DEFAULT_CONFIG, AlertRuleSettings, load_settings
-from pipelines.summary import health_levels
+from predmaint.connectors.storage import SQLiteStore
+
+from predmaint.domain import Point
+from predmaint.pipelines.report import BAND_COLOURS, HEALTH_YLIM, _health_axes, add_parser, render_report
+from predmaint.settings import default_config_text, AlertRuleSettings, load_settings
+from predmaint.pipelines.summary import health_levels
 
 WINDOW_NS = 300 * 10**9
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -83,7 +85,7 @@ def test_report_references_existing_plots_and_names_the_alert(store, tmp_path):
 def test_report_command_reads_a_given_sqlite_store(store, tmp_path, capsys):
     settings, db, healthy, faulty = store
     # A fleet with one more asset than the store holds: it gets a plot without data, not an error.
-    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    doc = yaml.safe_load(default_config_text())
     line = doc["fleet"][0]["lines"][0]
     line["assets"] = [a for a in line["assets"] if a["asset"] in (healthy, faulty)] + \
         [{**line["assets"][0], "asset": "pump-new"}]

@@ -1,4 +1,4 @@
-"""Tests for models.sensor_model.SensorModel and models.health.HealthCalibration state."""
+"""Tests for predmaint.models.sensor_model.SensorModel and predmaint.models.health.HealthCalibration state."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pickle
 
 import numpy as np
 
-from models.health import HealthCalibration
-from models.sensor_model import SensorModel
+from predmaint.models.health import HealthCalibration
+from predmaint.models.sensor_model import SensorModel
 
 
 def windows(n: int, seed: int = 0) -> list[dict]:

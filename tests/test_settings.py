@@ -5,11 +5,11 @@ import pickle
 import pytest
 import yaml
 
-from pipelines.settings import DEFAULT_CONFIG, Secret, SettingsError, load_settings
+from predmaint.settings import default_config_text, Secret, SettingsError, load_settings
 
 
 def write(tmp_path, mutate):
-    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    doc = yaml.safe_load(default_config_text())
     mutate(doc)
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(doc))
@@ -58,7 +58,7 @@ def test_secrets_are_hidden_and_not_pickled(monkeypatch):
 
 
 def test_vibration_sensor_that_cannot_be_analysed_fails_at_start_up(tmp_path):
-    from pipelines.steps import check_registry
+    from predmaint.pipelines.steps import check_registry
 
     def slow_sampling(d):
         d["fleet"][0]["lines"][0]["assets"][0]["sensors"][0]["sample_rate_hz"] = 600
@@ -69,7 +69,7 @@ def test_vibration_sensor_that_cannot_be_analysed_fails_at_start_up(tmp_path):
 
 
 def test_a_bad_challenger_spec_fails_at_start_up_naming_its_field(tmp_path):
-    from pipelines.steps import check_registry
+    from predmaint.pipelines.steps import check_registry
 
     def bad_challenger(d):
         d["challengers"][0]["params"] = {"FeatureDeviation": {"aggregate": "median"}}

@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from connectors.telemetry import Reading, encode_reading
-from pipelines import steps
-from pipelines.settings import load_settings
+from predmaint.telemetry import Reading, encode_reading
+from predmaint.pipelines import steps
+from predmaint.settings import load_settings
 
 Msg = namedtuple("Msg", "topic partition offset key value timestamp")
 SETTINGS = load_settings()
@@ -66,7 +66,7 @@ def test_window_features_that_cannot_be_computed_become_a_dead_letter():
 def test_an_asset_rule_watches_the_worst_sensor_and_opens_one_alert():
     from dataclasses import replace as dc_replace
 
-    from pipelines.settings import AlertRuleSettings
+    from predmaint.settings import AlertRuleSettings
 
     rule = AlertRuleSettings(name="temp_rise", metric="temp_level_c", direction="above", alarm=60.0,
                              clear_at=55.0, on_delay_windows=1, off_delay_windows=1)

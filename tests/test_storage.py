@@ -2,8 +2,10 @@
 
 import pytest
 
-from connectors.storage import InfluxV1Writer, Point, SQLiteStore, StorageError
-from pipelines.settings import StorageSettings
+from predmaint.connectors.storage import InfluxV1Writer, SQLiteStore, StorageError
+
+from predmaint.domain import Point
+from predmaint.settings import StorageSettings
 
 
 def test_line_protocol_escapes_and_types():
@@ -42,7 +44,7 @@ def test_influxql_error_is_reported(influxdb):
 
 
 def test_pipelined_sink_partition_has_everything_stored_at_snapshot(tmp_path):
-    from connectors.storage_sink import _PipelinedPartition
+    from predmaint.connectors.storage_sink import _PipelinedPartition
 
     part = _PipelinedPartition(SQLiteStore(tmp_path / "s.sqlite"), max_queued_batches=2)
     for i in range(20):
@@ -53,8 +55,8 @@ def test_pipelined_sink_partition_has_everything_stored_at_snapshot(tmp_path):
 
 
 def test_pipelined_sink_partition_raises_a_failed_write_before_the_epoch_commits():
-    from connectors.local_services import free_ports
-    from connectors.storage_sink import _PipelinedPartition
+    from predmaint.connectors.local_services import free_ports
+    from predmaint.connectors.storage_sink import _PipelinedPartition
 
     port, = free_ports(1)  # nothing listens there
     settings = StorageSettings(kind="influx-v1", url=f"http://127.0.0.1:{port}", max_retries=0, timeout_s=1)

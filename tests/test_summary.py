@@ -10,10 +10,12 @@ import re
 
 import pytest
 
-from connectors.storage import Point, SQLiteStore
-from pipelines.report import render_report
-from pipelines.settings import load_settings
-from pipelines.summary import latest_and_lowest, summarise, worst_health
+from predmaint.connectors.storage import SQLiteStore
+
+from predmaint.domain import Point
+from predmaint.pipelines.report import render_report
+from predmaint.settings import load_settings
+from predmaint.pipelines.summary import latest_and_lowest, summarise, worst_health
 
 T = 300 * 10**9  # one 5-minute window, ns
 

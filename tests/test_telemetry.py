@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from connectors.telemetry import InvalidMessage, Reading, decode_reading, encode_reading
+from predmaint.telemetry import InvalidMessage, Reading, decode_reading, encode_reading
 
 
 def reading(**kw):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from connectors import cmms
-from connectors.cmms import AlertMappingError, auth_headers, build_request, extract_work_order_id
+from predmaint.connectors import cmms
+from predmaint.connectors.cmms import AlertMappingError, auth_headers, build_request, extract_work_order_id
 
 EVENT = {
     "v": 1, "event_id": "0123456789abcdef:1", "alert_id": "0123456789abcdef", "state": "raised",

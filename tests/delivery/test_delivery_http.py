@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors import delivery
-from connectors.delivery import (
+from predmaint.connectors import delivery
+from predmaint.connectors.delivery import (
     Deliverer,
     IngestRecord,
     Outbox,
@@ -39,7 +39,7 @@ from connectors.delivery import (
     attempt,
     run_notify,
 )
-from connectors.webhooks import InvalidSignature, verify
+from predmaint.connectors.webhooks import InvalidSignature, verify
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + base64.b64encode(b"predmaint-test-signing-key-0123456789").decode()
@@ -289,7 +289,7 @@ def secret_env(monkeypatch):
 
 WORKER = r"""
 import json, logging, sys
-from connectors.delivery import drain_outbox
+from predmaint.connectors.delivery import drain_outbox
 logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                     format="%(levelname)s %(name)s %(message)s")
 dead = drain_outbox(sys.argv[1], json.loads(sys.argv[2]), timeout_s=60)
@@ -415,7 +415,7 @@ def test_kill_restart_faults_exactly_once_effects(tmp_path, receiver, secret_env
 
 
 def test_always_failing_receiver_dead_letters_without_secret(receiver, secret_env, caplog):
-    caplog.set_level(logging.DEBUG, logger="connectors.delivery")
+    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.delivery")
     receiver.default = "500"
     got = []
     with Deliverer([webhook_target(receiver.url, max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02)],
@@ -435,7 +435,7 @@ def test_always_failing_receiver_dead_letters_without_secret(receiver, secret_en
 
 
 def test_permanent_errors_and_exception_messages_hide_secrets(receiver, secret_env, caplog):
-    caplog.set_level(logging.DEBUG, logger="connectors.delivery")
+    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.delivery")
     ev = make_event(alert_id(2, 1), 1, "raised", "fan-7")
     # 401: permanent, one attempt only.
     receiver.default = "401"
@@ -484,7 +484,7 @@ def test_connection_refused_and_missing_secret(secret_env, monkeypatch):
     with pytest.raises(RetryableDeliveryError, match="connection refused"):
         attempt(t, make_event(alert_id(3, 1), 1, "raised", "p"))
     monkeypatch.delenv("PREDMAINT_TEST_WEBHOOK_SECRET")
-    with pytest.raises(delivery.ConfigError) as ei:
+    with pytest.raises(delivery.TargetConfigError) as ei:
         Deliverer([webhook_target(f"http://127.0.0.1:{port}")], ":memory:")
     assert "PREDMAINT_TEST_WEBHOOK_SECRET" in str(ei.value)
 
@@ -699,9 +699,9 @@ def test_run_notify_assigns_from_outbox_offsets_and_resumes(tmp_path, receiver, 
 
 
 def test_run_notify_stop_event_and_config_errors(tmp_path, secret_env):
-    with pytest.raises(delivery.ConfigError):
+    with pytest.raises(delivery.TargetConfigError):
         run_notify(brokers="b", outbox_path=str(tmp_path / "x"), targets=[])
-    with pytest.raises(delivery.ConfigError):
+    with pytest.raises(delivery.TargetConfigError):
         run_notify(outbox_path=str(tmp_path / "x"), targets=[webhook_target("http://127.0.0.1:9")])
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
@@ -829,7 +829,7 @@ def test_tls_context_is_built_once_and_verifies(secret_env, monkeypatch):
 
 
 def test_internal_error_is_retried_then_dead_lettered(secret_env, monkeypatch, caplog):
-    caplog.set_level(logging.DEBUG, logger="connectors.delivery")
+    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.delivery")
 
     def broken(*a, **kw):
         raise KeyError("bug")

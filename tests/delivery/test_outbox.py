@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from connectors.delivery import (
-    ConfigError,
+from predmaint.connectors.delivery import (
+    TargetConfigError,
     IngestRecord,
     Outbox,
     Target,
@@ -192,15 +192,15 @@ def test_target_config_validation(monkeypatch):
         {"name": "a", "kind": "upkeep", "url": "http://x"},
     ]
     for cfg in bad:
-        with pytest.raises(ConfigError) as ei:
+        with pytest.raises(TargetConfigError) as ei:
             Target.from_config(cfg)
         assert "token-abc" not in str(ei.value)
-    with pytest.raises(ConfigError):
+    with pytest.raises(TargetConfigError):
         build_targets([{"name": "a", "kind": "webhook", "url": "http://x"}] * 2)
-    with pytest.raises(ConfigError):
+    with pytest.raises(TargetConfigError):
         build_targets([])
     monkeypatch.delenv("PM_KEY")
-    with pytest.raises(ConfigError, match="PM_KEY is not set"):
+    with pytest.raises(TargetConfigError, match="PM_KEY is not set"):
         t.secret()
 
 
@@ -241,8 +241,8 @@ def test_target_defaults_and_settings_come_from_the_dataclass():
     assert type(t.max_attempts) is int and type(t.timeout_s) is float and type(t.backoff_max_s) is float
     assert Target.from_config(dict(minimal, secret_env="")).secret_env is None
     for name in ("options", "retry_after_max", "secret"):
-        with pytest.raises(ConfigError, match="unknown settings"):
+        with pytest.raises(TargetConfigError, match="unknown settings"):
             Target.from_config(dict(minimal, **{name: 1}))
     for name in ("timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s", "retry_after_max_s"):
-        with pytest.raises(ConfigError, match="invalid number"):
+        with pytest.raises(TargetConfigError, match="invalid number"):
             Target.from_config(dict(minimal, **{name: "x"}))

@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from connectors.webhooks import InvalidSignature, decode_secret, sign, signature, verify
+from predmaint.connectors.webhooks import InvalidSignature, decode_secret, sign, signature, verify
 
 # Test vector of the reference libraries (standard-webhooks/standard-webhooks,
 # libraries/python/tests/test_webhooks.py::test_sign_function).

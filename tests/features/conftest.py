@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.evaluate import G, load_cwru, shared_data_dir
+from predmaint.pipelines.evaluate import G, load_cwru, shared_data_dir
 
 DATA_ROOT = shared_data_dir()
 

@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from features.aggregate import FeatureAccumulator, is_max_key
+from predmaint.features.aggregate import FeatureAccumulator, is_max_key
 
 KEYS = ("accel_rms", "accel_peak", "accel_peak_to_peak", "iso_zone", "kurtosis")
 SNAPSHOTS = [

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from features.bearing import BearingGeometry, DefectMultipliers, defect_frequencies_hz
+from predmaint.features.bearing import BearingGeometry, DefectMultipliers, defect_frequencies_hz
 
 SKF_6205 = BearingGeometry(
     n_elements=9, ball_diameter=0.3126, pitch_diameter=1.537, contact_angle_deg=0.0

@@ -1,6 +1,6 @@
 import math
 
-from features.bench import feature_cost_us
+from predmaint.features.bench import feature_cost_us
 
 
 def test_feature_cost_is_measured():

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from features.current import current_features
+from predmaint.features.current import current_features
 
 
 def test_rms_readings_nema_unbalance():

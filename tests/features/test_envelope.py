@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from features.bearing import BearingGeometry, defect_frequencies_hz
-from features.envelope import envelope_spectrum, line_ratio, select_envelope_band
-from features.spectrum import amplitude_spectrum, peak_near
-from features.vibration import strongest_defect_line, vibration_features
+from predmaint.features.bearing import BearingGeometry, defect_frequencies_hz
+from predmaint.features.envelope import envelope_spectrum, line_ratio, select_envelope_band
+from predmaint.features.spectrum import amplitude_spectrum, peak_near
+from predmaint.features.vibration import strongest_defect_line, vibration_features
 
 FS, N = 12800.0, 4096
 SHAFT_HZ = 29.95
@@ -101,7 +101,7 @@ def test_line_ratio_floor_excludes_the_line_and_uses_the_median():
     a = np.ones(200)
     a[100] = 8.0
     a[70] = 50.0  # a neighbouring line inside the floor neighbourhood
-    from features.envelope import EnvelopeSpectrum
+    from predmaint.features.envelope import EnvelopeSpectrum
 
     freq, amp, ratio = line_ratio(EnvelopeSpectrum(a, 1.0, 0.0, 1.0), 100.0, 0.03)
     assert (freq, amp, ratio) == (100.0, 8.0, 8.0)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from features.iso10816 import ZONE_BOUNDARIES_MM_S, ZONE_CODES, iso_zone, zone_boundaries
+from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S, ZONE_CODES, iso_zone, zone_boundaries
 
 # ISO 10816-3 (GUIDE section 5), written out independently of the module's table.
 EXPECTED = {

@@ -13,8 +13,8 @@ ball-spin line (Smith & Randall 2015), so no test claims one.
 import numpy as np
 import pytest
 
-from features.bearing import BearingGeometry
-from features.vibration import ENVELOPE_LINES, strongest_defect_line, vibration_features
+from predmaint.features.bearing import BearingGeometry
+from predmaint.features.vibration import ENVELOPE_LINES, strongest_defect_line, vibration_features
 
 SKF_6205 = BearingGeometry(9, 0.3126, 1.537, 0.0).multipliers()
 WINDOW = 4096

@@ -10,10 +10,10 @@ failure of bearing 1 (column 1). 2004.02.16.04.32.39 is snapshot 540 (about
 import numpy as np
 import pytest
 
-from features.bearing import BearingGeometry, defect_frequencies_hz
-from features.envelope import envelope_spectrum
-from features.spectrum import amplitude_spectrum
-from features.vibration import strongest_defect_line, vibration_features
+from predmaint.features.bearing import BearingGeometry, defect_frequencies_hz
+from predmaint.features.envelope import envelope_spectrum
+from predmaint.features.spectrum import amplitude_spectrum
+from predmaint.features.vibration import strongest_defect_line, vibration_features
 
 FS = 20480.0
 SHAFT_HZ = 2000.0 / 60.0

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from features.spectrum import (
+from predmaint.features.spectrum import (
     amplitude_spectrum,
     band_bins,
     band_rms,

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from features.temperature import temperature_features
+from predmaint.features.temperature import temperature_features
 
 
 def test_known_ramp():

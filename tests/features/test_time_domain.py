@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from features.time_domain import time_domain_features
+from predmaint.features.time_domain import time_domain_features
 
 KEYS = {"accel_rms", "accel_peak", "accel_peak_to_peak", "crest_factor", "kurtosis", "skewness"}
 

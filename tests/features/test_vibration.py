@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from features.bearing import BearingGeometry
-from features.vibration import ENVELOPE_LINES, strongest_defect_line, vibration_features
+from predmaint.features.bearing import BearingGeometry
+from predmaint.features.vibration import ENVELOPE_LINES, strongest_defect_line, vibration_features
 
 FS, N = 12800.0, 4096
 T = np.arange(N) / FS

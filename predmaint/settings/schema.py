@@ -1,32 +1,28 @@
-"""One validated settings object for every predmaint command.
+"""The settings schema: one frozen dataclass per section, validated on construction.
 
-Settings come from a YAML file (the packaged ``default.yaml`` unless
-``--config`` names another) and a few environment overrides for what differs
-per deployment (``PREDMAINT_KAFKA_BOOTSTRAP``, ``PREDMAINT_STORAGE_URL``...).
-Secrets are never in the file: the file names the environment variable that
-holds each one, and :class:`Secret` never prints its value.
-
-Every error names the file and the dotted path of the field.
+Field defaults here are the only place a default is written; the packaged
+``default.yaml`` overrides a few of them for the demo fleet. Loading a file
+into these classes (YAML, environment overrides, cross-checks) is
+:mod:`predmaint.settings.loading`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import yaml
+from predmaint.errors import SettingsError
+from predmaint.settings.secrets import Secret, secret_from_env
 
-DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
-
-
-class SettingsError(ValueError):
-    """A configuration file that cannot be used; the message names the field."""
+__all__ = [
+    "AlertRuleSettings", "AssetSettings", "BearingSettings", "FaultSettings", "KafkaSettings",
+    "ModelSettings", "NotifySettings", "RecoverySettings", "SensorSettings", "Settings",
+    "SimulatorSettings", "StorageSettings", "SuppressionSettings", "SuppressionWindow",
+    "WindowSettings", "parse_utc", "SENSOR_KINDS",
+]
 
 
 def parse_utc(text: str, where: str) -> datetime:
@@ -39,7 +35,7 @@ def parse_utc(text: str, where: str) -> datetime:
     >>> parse_utc("2026-01-01T00:00:00", "start")
     Traceback (most recent call last):
     ...
-    pipelines.settings.SettingsError: start: '2026-01-01T00:00:00' needs a time zone (e.g. a trailing Z)
+    predmaint.errors.SettingsError: start: '2026-01-01T00:00:00' needs a time zone (e.g. a trailing Z)
     """
     try:
         t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
@@ -49,41 +45,6 @@ def parse_utc(text: str, where: str) -> datetime:
         raise SettingsError(f"{where}: {text!r} needs a time zone (e.g. a trailing Z)")
     return t.astimezone(timezone.utc)
 
-
-class Secret:
-    """A secret read from the environment; prints as ``'***'``.
-
-    Examples
-    --------
-    >>> s = Secret("INFLUX_TOKEN", "t0ps3cret")
-    >>> s
-    Secret(INFLUX_TOKEN=***)
-    >>> s.get()
-    't0ps3cret'
-    """
-
-    __slots__ = ("env", "_value")
-
-    def __init__(self, env: str, value: str | None):
-        self.env = env
-        self._value = value
-
-    def get(self) -> str | None:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({self.env}={'***' if self._value else 'unset'})"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        # Re-read from the environment instead of pickling the value into
-        # bytewax recovery snapshots.
-        return (secret_from_env, (self.env,))
-
-
-def secret_from_env(env: str | None) -> Secret | None:
-    return Secret(env, os.environ.get(env)) if env else None
 
 
 @dataclass(frozen=True)
@@ -169,7 +130,7 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class AlertRuleSettings:
-    """One alert rule; see :mod:`models.alerting` for the lifecycle."""
+    """One alert rule; see :mod:`predmaint.models.alerting` for the lifecycle."""
 
     name: str = "health_low"
     #: ``health`` (the champion's), ``iso_zone`` or any feature name.
@@ -279,20 +240,6 @@ class BearingSettings:
             raise SettingsError("bearing: give either n_elements, ball_diameter_mm and pitch_diameter_mm "
                                 "(geometry) or bpfo, bpfi, bsf and ftf (multiples of shaft speed), not both")
 
-    def multipliers(self):
-        # Asked for on every vibration reading: computed once (the settings are frozen).
-        cached = self.__dict__.get("_multipliers")
-        if cached is None:
-            from features.bearing import BearingGeometry, DefectMultipliers
-
-            if self.bpfo > 0:
-                cached = DefectMultipliers(self.bpfo, self.bpfi, self.bsf, self.ftf)
-            else:
-                cached = BearingGeometry(self.n_elements, self.ball_diameter_mm, self.pitch_diameter_mm,
-                                         self.contact_angle_deg).multipliers()
-            object.__setattr__(self, "_multipliers", cached)
-        return cached
-
 
 @dataclass(frozen=True)
 class AssetSettings:
@@ -365,7 +312,7 @@ class NotifySettings:
 
     Each target is ``{name, kind: webhook|maintainx|upkeep|maximo, url,
     secret_env, timeout_s, max_attempts, backoff_base_s, backoff_max_s}``;
-    see :class:`connectors.delivery.Target`.
+    see :class:`predmaint.connectors.delivery.Target`.
     """
 
     outbox_path: str = ".predmaint/outbox.sqlite"
@@ -407,132 +354,3 @@ class Settings:
 
     def replace(self, **sections: Any) -> "Settings":
         return dataclasses.replace(self, **sections)
-
-
-_ENV_OVERRIDES = {
-    "PREDMAINT_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
-    "PREDMAINT_STORAGE_KIND": ("storage", "kind"),
-    "PREDMAINT_STORAGE_URL": ("storage", "url"),
-    "PREDMAINT_INFLUX_DATABASE": ("storage", "database"),
-    "PREDMAINT_INFLUX_ORG": ("storage", "org"),
-    "PREDMAINT_INFLUX_BUCKET": ("storage", "bucket"),
-    "PREDMAINT_RECOVERY_DIR": ("recovery", "dir"),
-}
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from plain YAML data, naming ``where`` on error."""
-    if dataclasses.is_dataclass(cls):
-        if not isinstance(data, dict):
-            raise SettingsError(f"{where}: expected a mapping, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise SettingsError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
-        kwargs = {k: _build(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:
-            raise SettingsError(f"{where}: {exc}") from None
-        except SettingsError as exc:
-            raise SettingsError(f"{where}: {exc}" if where else str(exc)) from None
-    origin = typing.get_origin(cls)
-    if origin is tuple:
-        args = typing.get_args(cls)
-        if not isinstance(data, (list, tuple)):
-            raise SettingsError(f"{where}: expected a list, got {type(data).__name__}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
-        if len(args) != len(data):
-            raise SettingsError(f"{where}: expected {len(args)} items, got {len(data)}")
-        return tuple(_build(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, data)))
-    if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in typing.get_args(cls):
-            return None
-        options = [t for t in typing.get_args(cls) if t is not type(None)]
-        return _build(options[0], data, where)
-    if cls is dict:
-        if not isinstance(data, dict):
-            raise SettingsError(f"{where}: expected a mapping")
-        return data
-    if cls is float and isinstance(data, int) and not isinstance(data, bool):
-        return float(data)
-    if cls in (int, float, str, bool) and not (isinstance(data, cls) and not (cls is int and isinstance(data, bool))):
-        raise SettingsError(f"{where}: expected {cls.__name__}, got {data!r}")
-    return data
-
-
-def _fleet(doc: Any, where: str) -> tuple[AssetSettings, ...]:
-    """Flatten ``sites -> lines -> assets`` into assets that know their site and line."""
-    if not isinstance(doc, list):
-        raise SettingsError(f"{where}: expected a list of sites")
-    assets: list[AssetSettings] = []
-    seen: set[str] = set()
-    for i, site in enumerate(doc):
-        w = f"{where}[{i}]"
-        if not isinstance(site, dict) or "site" not in site:
-            raise SettingsError(f"{w}: each site needs 'site' and 'lines'")
-        for j, line in enumerate(site.get("lines", [])):
-            lw = f"{w}.lines[{j}]"
-            if not isinstance(line, dict) or "line" not in line:
-                raise SettingsError(f"{lw}: each line needs 'line' and 'assets'")
-            for k, asset in enumerate(line.get("assets", [])):
-                aw = f"{lw}.assets[{k}]"
-                if not isinstance(asset, dict):
-                    raise SettingsError(f"{aw}: expected a mapping")
-                a = _build(AssetSettings, {**asset, "site": site["site"], "line": line["line"]},
-                           f"{aw}({asset.get('asset', '?')})")
-                if a.asset in seen:
-                    raise SettingsError(f"{aw}: asset id {a.asset!r} appears twice")
-                seen.add(a.asset)
-                assets.append(a)
-    return tuple(assets)
-
-
-def load_settings(path: str | os.PathLike | None = None, environ: dict | None = None) -> Settings:
-    """Load and validate settings; ``path=None`` loads the packaged defaults."""
-    env = os.environ if environ is None else environ
-    src = Path(path) if path else DEFAULT_CONFIG
-    try:
-        doc = yaml.safe_load(src.read_text()) or {}
-    except OSError as exc:
-        raise SettingsError(f"{src}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{src}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise SettingsError(f"{src}: top level must be a mapping")
-    doc = dict(doc)
-    for var, (section, key) in _ENV_OVERRIDES.items():
-        if env.get(var):
-            doc.setdefault(section, {})
-            doc[section] = {**doc[section], key: env[var]}
-    if env.get("PREDMAINT_WEBHOOK_URL") and isinstance(doc.get("notify"), dict):
-        doc["notify"] = {**doc["notify"], "targets": [
-            {**t, "url": env["PREDMAINT_WEBHOOK_URL"]} if isinstance(t, dict) and t.get("name") == "webhook" else t
-            for t in doc["notify"].get("targets", [])]}
-    try:
-        fleet = _fleet(doc.pop("fleet", []), f"{src}: fleet")
-        settings = _build(Settings, {**doc, "source": str(src)}, "")
-    except SettingsError as exc:
-        msg = str(exc)
-        raise SettingsError(msg if msg.startswith(str(src)) else f"{src}: {msg}") from None
-    settings = dataclasses.replace(settings, fleet=fleet)
-    _check_targets(settings, src)
-    labels = [m.label for m in (settings.model, *settings.challengers)]
-    if len(set(labels)) != len(labels):
-        raise SettingsError(f"{src}: model/challengers: model names must differ, got {labels}")
-    for fault in settings.simulator.faults:
-        if settings.asset(fault.asset) is None:
-            raise SettingsError(f"{src}: simulator.faults: asset {fault.asset!r} is not in the fleet")
-    return settings
-
-
-def _check_targets(settings: Settings, src: Path) -> None:
-    from connectors.delivery import ConfigError, Target
-
-    for i, cfg in enumerate(settings.notify.targets):
-        try:
-            Target.from_config(cfg)
-        except ConfigError as exc:
-            raise SettingsError(f"{src}: notify.targets[{i}]: {exc}") from None

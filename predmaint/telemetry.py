@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from predmaint.errors import InvalidMessage
+
 ENVELOPE_VERSION = 1
 KINDS = ("vibration", "temperature", "current")
 ENCODINGS = ("json", "f32le-b64")
@@ -38,17 +40,6 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
     "current": {"A": 1.0},
 }
 MAX_SAMPLES = 1 << 20
-
-
-class InvalidMessage(ValueError):
-    """A message that breaks the contract; ``reason`` says which rule."""
-
-    def __init__(self, reason: str, asset: str | None = None, sensor: str | None = None):
-        self.reason = reason
-        self.asset = asset
-        self.sensor = sensor
-        where = f"asset={asset or '?'} sensor={sensor or '?'}"
-        super().__init__(f"decode: {where}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -124,7 +115,7 @@ def decode_reading(value: bytes | None, key: bytes | None = None) -> Reading:
     >>> decode_reading(b'{"v": 2}')
     Traceback (most recent call last):
     ...
-    connectors.telemetry.InvalidMessage: decode: asset=? sensor=?: unsupported envelope version 2, expected 1
+    predmaint.errors.InvalidMessage: decode: asset=? sensor=?: unsupported envelope version 2, expected 1
     """
     if value is None:
         raise InvalidMessage("empty message value")
