@@ -1,0 +1,20 @@
+"""All I/O of predmaint: Kafka, time-series storage, alert delivery and the local servers.
+
+Alert delivery (``predmaint notify``), one concern per module, each importing
+only those after it: :mod:`~predmaint.connectors.notify` (the Kafka consumer
+loop, and the **guarantees** of the whole path: durable, at-least-once,
+ordered per asset and target, bounded retries, secrets kept secret),
+:mod:`~predmaint.connectors.deliverer` (scheduling, retries, dead-lettering),
+:mod:`~predmaint.connectors.outbox` (the SQLite outbox and Kafka offsets),
+:mod:`~predmaint.connectors.transport` (one HTTP attempt, secret redaction,
+``Retry-After``) and :mod:`~predmaint.connectors.deadletters` (the dead-letter
+record and its InfluxDB point); they use :mod:`~predmaint.connectors.cmms`
+(alert -> request mapping per CMMS), :mod:`~predmaint.connectors.webhooks`
+(Standard Webhooks signing) and :mod:`~predmaint.connectors.retry` (backoff
+timing).
+
+The rest: :mod:`~predmaint.connectors.shelves`, :mod:`~predmaint.connectors.kafka_io`,
+:mod:`~predmaint.connectors.storage`, :mod:`~predmaint.connectors.storage_sink`,
+:mod:`~predmaint.connectors.fleet_simulator`, :mod:`~predmaint.connectors.local_services`
+and :mod:`~predmaint.connectors.webhook_receiver`.
+"""

@@ -35,7 +35,7 @@ credential header, how work orders are identified); supporting another CMMS
 means adding an entry there.
 
 None of these APIs documents an idempotency header, so the caller keeps the
-alert-id -> work-order-id map (see :mod:`predmaint.connectors.delivery`) and passes the
+alert-id -> work-order-id map (see :mod:`predmaint.connectors.deliverer`) and passes the
 known id to :func:`build_request`.
 
 Status values for closing (``DONE``, ``complete``, ``RESOLVED``) are defaults
@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
+
 from predmaint.errors import AlertMappingError
 
 __all__ = [
@@ -124,7 +125,8 @@ class HttpRequest:
 
 
 def _priority(kind: str, table: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
-    severity = event.get("severity")
+    # Any JSON value: one that is not a key of the table (None, a number, a list) fails below.
+    severity: Any = event.get("severity")
     try:
         return table[severity]
     except (KeyError, TypeError):

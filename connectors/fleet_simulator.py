@@ -23,8 +23,8 @@ from typing import Iterator
 import numpy as np
 
 from predmaint.features.bearing import bearing_multipliers
-from predmaint.telemetry import Reading, encode_reading
 from predmaint.settings import AssetSettings, FaultSettings, Settings
+from predmaint.telemetry import Reading, encode_reading
 
 RESONANCE_HZ = 3200.0
 RESONANCE_DECAY_S = 0.0012

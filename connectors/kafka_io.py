@@ -55,7 +55,7 @@ def produce(kafka: KafkaSettings, topic: str, messages: Iterable, *, flush_every
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0,
-               idle_s: float = 1.0) -> list[tuple[bytes | None, bytes]]:
+               idle_s: float = 1.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every message currently in ``topic``, read with assigned partitions (no consumer group).
 
     Reads until every partition has reported its end and nothing new arrived
@@ -71,7 +71,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0,
             raise RuntimeError(f"reading {topic}: topic not found on {bootstrap}")
         parts = list(meta.topics[topic].partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-        out: list[tuple[bytes | None, bytes]] = []
+        out: list[tuple[bytes | None, bytes | None]] = []
         at_end: set[int] = set()
         deadline = time.monotonic() + timeout_s
         last_message = time.monotonic()
@@ -81,11 +81,14 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0,
                 if len(at_end) == len(parts) and time.monotonic() - last_message > idle_s:
                     break
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
+            error = msg.error()
+            if error:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    partition = msg.partition()
+                    assert partition is not None  # an end-of-partition event names its partition
+                    at_end.add(partition)
                     continue
-                raise RuntimeError(f"reading {topic}: {msg.error()}")
+                raise RuntimeError(f"reading {topic}: {error}")
             last_message = time.monotonic()
             out.append((msg.key(), msg.value()))
         return out

@@ -19,6 +19,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Self
+
 from predmaint.errors import ServiceError
 
 
@@ -66,7 +68,11 @@ class _Service:
                 self.proc.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self):
+    def start(self) -> Self:
+        """Start the server and wait until it is ready (each service implements it)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc):
@@ -104,6 +110,7 @@ class EmbeddedBroker(_Service):
             except OSError:
                 return False
 
+        assert self.proc is not None  # set by _spawn
         _wait_until(accepting, 20, "Tansu broker", self.proc, self.log_path)
         return self
 
@@ -139,6 +146,7 @@ class LocalInfluxDB(_Service):
             except (urllib.error.URLError, OSError):
                 return False
 
+        assert self.proc is not None  # set by _spawn
         _wait_until(pings, 30, "influxd", self.proc, self.log_path)
         return self
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import random
+from typing import Protocol
 
 
-def backoff_delay(attempt_no: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+class Jitter(Protocol):
+    """A source of jitter: :class:`random.Random`, the :mod:`random` module, or a test double."""
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+
+def backoff_delay(attempt_no: int, base_s: float, max_s: float, rng: Jitter | None = None) -> float:
     """Full-jitter exponential backoff before retry number ``attempt_no``.
 
     Parameters
@@ -31,7 +38,7 @@ def backoff_delay(attempt_no: int, base_s: float, max_s: float, rng: random.Rand
     >>> [backoff_delay(n, 0.5, 3.0, Top()) for n in range(1, 6)]
     [0.5, 1.0, 2.0, 3.0, 3.0]
     """
-    rng = rng or random
+    source: Jitter = rng or random
     exp = min(max(attempt_no - 1, 0), 62)  # 2**62 is plenty and avoids overflow
     window = min(max_s, base_s * (2 ** exp))
-    return rng.uniform(0.0, window)
+    return source.uniform(0.0, window)

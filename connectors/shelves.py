@@ -8,6 +8,7 @@ of event time, so a replay of the same data with the same file decides the same.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ class _Range:
                 and (not self.rule or self.rule == rule))
 
 
-def _ranges(windows, kind: str) -> list[_Range]:
+def _ranges(windows: Iterable[SuppressionWindow], kind: str) -> list[_Range]:
     # Windows were validated when built (SuppressionWindow checks its times).
     return [_Range(*w.range_ns, w.asset, w.rule, f"{kind}: {w.reason}" if w.reason else kind) for w in windows]
 
@@ -82,7 +83,7 @@ class Suppressions:
         return {"settings": self.settings}
 
     def __setstate__(self, state):
-        self.__init__(state["settings"])
+        type(self).__init__(self, state["settings"])
 
 
 def read_shelves(path: Path) -> list[SuppressionWindow]:

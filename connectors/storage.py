@@ -19,27 +19,15 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import urllib3
 
 from predmaint.connectors.retry import backoff_delay
-from predmaint.settings import StorageSettings
-from predmaint.domain import Point
+from predmaint.domain import Point, PointReader, PointWriter, QueryReader
 from predmaint.errors import StorageError, StorageUnavailable
-
+from predmaint.settings import StorageSettings
 
 log = logging.getLogger(__name__)
-
-
-class PointWriter(Protocol):
-    def write(self, points: list[Point]) -> None: ...
-    def close(self) -> None: ...
-
-
-class PointReader(Protocol):
-    def points(self, measurement: str, **tags: str) -> list[Point]: ...
-    def close(self) -> None: ...
 
 
 def _with_retries(fn, what: str, max_retries: int):
@@ -69,8 +57,9 @@ class _InfluxHTTP:
             self.headers["Authorization"] = f"Token {token.get()}"
         self.auth: dict[str, str] = {}
         password = settings.password
-        if settings.username and password is not None and password.get():
-            self.auth = {"u": settings.username, "p": password.get()}
+        password_value = password.get() if password is not None else None
+        if settings.username and password_value:
+            self.auth = {"u": settings.username, "p": password_value}
 
     def _request(self, method: str, path: str, fields: dict, body: bytes | None = None):
         try:
@@ -150,7 +139,8 @@ class InfluxV2Writer(_InfluxHTTP):
         token = settings.token.get() if settings.token else None
         if not token and settings.username and settings.password:
             token = f"{settings.username}:{settings.password.get()}"  # InfluxDB 1.8 convention
-        self.client = InfluxDBClient(url=settings.url, token=token, org=settings.org,
+        # influxdb-client annotates ``token: str = None`` (an implicit Optional) but accepts None.
+        self.client = InfluxDBClient(url=settings.url, token=token, org=settings.org,  # type: ignore[arg-type]
                                      timeout=int(settings.timeout_s * 1000))
         # Synchronous: each bytewax batch becomes one request and is stored when
         # write() returns, which is what recovery snapshots rely on.
@@ -161,8 +151,10 @@ class InfluxV2Writer(_InfluxHTTP):
 
         def send(lines):
             try:
+                # influxdb-client's WritePrecision constants are plain str, but the
+                # parameter is annotated as the WritePrecision class.
                 self.api.write(bucket=self.settings.bucket, org=self.settings.org, record=lines,
-                               write_precision="ns")
+                               write_precision="ns")  # type: ignore[arg-type]
             except ApiException as exc:
                 if exc.status is not None and (exc.status == 429 or exc.status >= 500):
                     raise StorageUnavailable(f"/api/v2/write on {self.url}: HTTP {exc.status}") from None
@@ -226,4 +218,9 @@ def open_writer(settings: StorageSettings) -> PointWriter:
 def open_reader(settings: StorageSettings) -> PointReader:
     if settings.kind == "sqlite":
         return SQLiteStore(settings.sqlite_path)
+    return _InfluxHTTP(settings)
+
+
+def open_query_reader(settings: StorageSettings) -> QueryReader:
+    """The InfluxQL reader of an InfluxDB ``settings.kind`` (the SQLite store has no query language)."""
     return _InfluxHTTP(settings)

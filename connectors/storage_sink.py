@@ -16,9 +16,8 @@ import threading
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from predmaint.connectors.storage import PointWriter, StorageError, open_writer
-
-from predmaint.domain import Point
+from predmaint.connectors.storage import StorageError, open_writer
+from predmaint.domain import Point, PointWriter
 from predmaint.settings import StorageSettings
 
 _STOP = object()

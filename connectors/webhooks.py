@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
+
 from predmaint.errors import InvalidSignature
 
 __all__ = [

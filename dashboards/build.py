@@ -4,23 +4,33 @@ Grafana's file provisioner (``dashboards/provisioning/dashboards/predmaint.yaml`
 loads these files; they are committed so ``docker compose up`` needs no build
 step. Edit the Python definitions, never the JSON, then::
 
-    python -m predmaint.dashboards.build            # rewrite the JSON
-    python -m predmaint.dashboards.build --check    # exit 1 if the committed JSON differs (CI, tests)
+    python -m predmaint.dashboards.build --out dashboards/json    # rewrite the committed JSON
+    python -m predmaint.dashboards.build --check                   # exit 1 if the packaged JSON differs (CI, tests)
     python -m predmaint.dashboards.build --config my-fleet.yaml --out /tmp/json   # another fleet's ISO classes
+
+Writing always goes where ``--out`` says, never into the installed package;
+``--check`` without ``--out`` compares the JSON packaged with predmaint (read
+through :mod:`importlib.resources`).
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.resources
 import json
 import sys
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from predmaint.dashboards.definitions import dashboards
 from predmaint.settings import Settings, load_settings
 
-JSON_DIR = Path(__file__).resolve().parent / "json"
+
+
+def packaged_json() -> Traversable:
+    """The dashboard JSON shipped in the package (what Grafana provisioning mounts from the repository)."""
+    return importlib.resources.files("predmaint.dashboards").joinpath("json")
 
 
 def render(settings: Settings) -> dict[str, str]:
@@ -29,7 +39,7 @@ def render(settings: Settings) -> dict[str, str]:
             for d in dashboards(settings)}
 
 
-def write(settings: Settings, out_dir: Path = JSON_DIR) -> list[Path]:
+def write(settings: Settings, out_dir: Path) -> list[Path]:
     """Write every dashboard to ``out_dir``; remove generated files of dashboards that no longer exist."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = render(settings)
@@ -43,13 +53,14 @@ def write(settings: Settings, out_dir: Path = JSON_DIR) -> list[Path]:
     return paths
 
 
-def differences(settings: Settings, out_dir: Path = JSON_DIR) -> list[str]:
-    """What differs between the generated and the committed JSON, one message per file."""
+def differences(settings: Settings, out_dir: Path | Traversable | None = None) -> list[str]:
+    """What differs between the generated JSON and ``out_dir`` (default: the packaged JSON), one message per file."""
+    out_dir = packaged_json() if out_dir is None else out_dir
     files = render(settings)
     problems = []
     for name, text in files.items():
         path = out_dir / name
-        if not path.exists():
+        if not path.is_file():
             problems.append(f"{path}: missing")
             continue
         committed = path.read_text()
@@ -57,27 +68,32 @@ def differences(settings: Settings, out_dir: Path = JSON_DIR) -> list[str]:
             diff = difflib.unified_diff(committed.splitlines(), text.splitlines(), f"{name} (committed)",
                                         f"{name} (generated)", lineterm="", n=1)
             problems.append(f"{path}: differs from the definitions:\n" + "\n".join(list(diff)[:40]))
-    for path in out_dir.glob("predmaint-*.json"):
-        if path.name not in files:
+    for path in out_dir.iterdir():
+        if path.name.startswith("predmaint-") and path.name.endswith(".json") and path.name not in files:
             problems.append(f"{path}: no longer generated")
     return problems
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the JSON in --out differs from the definitions")
-    parser.add_argument("--out", type=Path, default=JSON_DIR, help=f"output directory (default {JSON_DIR})")
+                        help="do not write; exit 1 if the JSON in --out (default: the packaged JSON) "
+                             "differs from the definitions")
+    parser.add_argument("--out", type=Path, help="output directory (required unless --check)")
 
 
 def run(settings: Settings, args) -> int:
+    if not args.check and args.out is None:
+        print("dashboards build: give --out DIR (e.g. --out dashboards/json in a checkout)", file=sys.stderr)
+        return 2
     if args.check:
         problems = differences(settings, args.out)
         for p in problems:
             print(p, file=sys.stderr)
         if problems:
-            print("dashboards: run `python -m predmaint.dashboards.build` and commit the JSON", file=sys.stderr)
+            print("dashboards: run `python -m predmaint.dashboards.build --out dashboards/json` and commit the JSON",
+                  file=sys.stderr)
             return 1
-        print(f"dashboards: {args.out} is up to date")
+        print(f"dashboards: {args.out or 'the packaged JSON'} is up to date")
         return 0
     for path in write(settings, args.out):
         print(f"wrote {path}")

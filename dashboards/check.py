@@ -67,7 +67,7 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     (``predmaint notify`` gave up on an alert event). Their keys come from their
     writers (:func:`predmaint.pipelines.steps.alert_point`,
     :func:`predmaint.pipelines.steps.dead_letter_point`,
-    :func:`predmaint.connectors.delivery.deadletter_to_influx`) applied to a record with
+    :func:`predmaint.connectors.deadletters.deadletter_to_influx`) applied to a record with
     every item set, so they follow the writers.
 
     Examples
@@ -80,10 +80,10 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     >>> {"reason", "attempts", "http_status", "alert_id"} <= keys["delivery_deadletter"][0]
     True
     """
-    from predmaint.connectors.delivery import deadletter_to_influx
+    from predmaint.connectors.deadletters import deadletter_to_influx
+    from predmaint.domain import DeadLetter
     from predmaint.models.alerting import AlertEvent
     from predmaint.pipelines.steps import alert_point, dead_letter_point
-    from predmaint.domain import DeadLetter
 
     asset = {"site": "site", "line": "line", "asset": "asset"}
     points = [alert_point(asset, AlertEvent("a", 0, "raised", "alarm", "rule", "asset", "sensor", 0, 1.0), 1.0),

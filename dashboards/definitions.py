@@ -43,8 +43,8 @@ from predmaint.dashboards.model import (
     value_mappings,
 )
 from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
-from predmaint.settings import Settings
 from predmaint.pipelines.summary import HealthLevels, health_levels
+from predmaint.settings import Settings
 
 TIME = "$timeFilter"
 CHAMPION = '"champion" = true'
@@ -333,7 +333,8 @@ def model_comparison(levels: HealthLevels) -> Dashboard:
         targets=[Target(f'SELECT mean("raw_score") FROM "health" {where(FLEET, models, TIME)} '
                         f'{PER_INTERVAL}, "model", "asset" fill(null)', alias="$tag_model $tag_asset")],
         defaults={"unit": "none"})
-    variables = location_variables() + [
+    variables: list[QueryVariable | CustomVariable] = [
+        *location_variables(),
         QueryVariable("model", "Model", 'SHOW TAG VALUES FROM "health" WITH KEY = "model"'),
         CustomVariable("health_threshold", "Health at or below", tuple(f"{v:g}" for v in levels.thresholds),
                        f"Threshold for counting unhealthy windows; the choices are the levels of the {levels.describe()}."),

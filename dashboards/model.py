@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,7 +226,7 @@ class Dashboard:
     title: str
     description: str = ""
     panels: list[Panel] = field(default_factory=list)
-    variables: list[QueryVariable | CustomVariable] = field(default_factory=list)
+    variables: Sequence[QueryVariable | CustomVariable] = field(default_factory=list)
     annotations: list[Annotation] = field(default_factory=list)
     time_from: str = "now-6h"
     refresh: str = "1m"

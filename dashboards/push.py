@@ -22,14 +22,13 @@ import argparse
 import json
 import logging
 import os
-import sys
 from datetime import datetime, timedelta, timezone
 
 from predmaint.dashboards import build
 from predmaint.dashboards.definitions import dashboards as all_dashboards
 from predmaint.dashboards.model import Dashboard
+from predmaint.errors import ConfigurationError, DashboardError
 from predmaint.settings import load_settings
-from predmaint.errors import DashboardError
 
 log = logging.getLogger(__name__)
 
@@ -122,26 +121,20 @@ def run(args) -> int:
         return _run_check(settings, args)
     token = os.environ.get(args.token_env, "")
     if not token:
-        print(f"predmaint dashboards push: set {args.token_env} to a Grafana API token", file=sys.stderr)
-        return 2
-    try:
-        urls = push(args.url, token, args.folder, all_dashboards(settings))
-    except DashboardError as exc:
-        print(f"predmaint dashboards push: {exc}", file=sys.stderr)
-        return 1
+        raise ConfigurationError(f"--token-env: set {args.token_env} to a Grafana API token")
+    urls = push(args.url, token, args.folder, all_dashboards(settings))
     for u in urls:
         print(f"pushed {args.url.rstrip('/')}{u}")
     return 0
 
 
 def _run_check(settings, args) -> int:
-    from predmaint.connectors.storage import open_reader
+    from predmaint.connectors.storage import open_query_reader
     from predmaint.dashboards.check import Schema, TimeRange, check_dashboard, summarise, tag_values
 
     if settings.storage.kind == "sqlite":
-        print("predmaint dashboards check: storage.kind is sqlite; the dashboards need InfluxDB", file=sys.stderr)
-        return 2
-    reader = open_reader(settings.storage)
+        raise ConfigurationError(f"{settings.source}: storage.kind is sqlite; the dashboards need InfluxDB")
+    reader = open_query_reader(settings.storage)
     end = datetime.fromisoformat(args.end.replace("Z", "+00:00")) if args.end else datetime.now(timezone.utc)
     start = end - timedelta(hours=args.hours)
     time_range = TimeRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000)).with_grafana_interval()

@@ -74,7 +74,7 @@ class FeatureAccumulator:
             raise ValueError(f"features must be a mapping, got {type(features).__name__}")
         if _COUNT_KEY in features:
             raise ValueError(f"'{_COUNT_KEY}' is reserved for the snapshot count")
-        items = []
+        items: list[tuple[str, float]] = []
         for key, value in features.items():
             if not isinstance(key, str):
                 raise ValueError(f"feature names must be str, got {key!r}")

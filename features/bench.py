@@ -11,10 +11,11 @@ what else runs on it: compare medians from the same host.
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
 import numpy as np
 
-from predmaint.features.bearing import BearingGeometry
+from predmaint.features.bearing import BearingGeometry, DefectMultipliers
 from predmaint.features.vibration import vibration_features
 
 __all__ = ["feature_cost_us"]
@@ -24,6 +25,16 @@ _BEARING = BearingGeometry(9, 0.3126, 1.537, 0.0).multipliers()
 _SHAFT_HZ = 1797.0 / 60.0
 _BANDS_HZ = ((10.0, 1000.0), (1000.0, 3000.0), (3000.0, 5000.0))
 _WARMUP_CALLS = 20
+
+
+class _Options(TypedDict):
+    """The keyword arguments passed to :func:`vibration_features`."""
+
+    shaft_hz: float
+    bearing: DefectMultipliers
+    iso_group: int
+    iso_foundation: str
+    bands_hz: tuple[tuple[float, float], ...]
 
 
 def _test_signal(n: int, fs: float) -> np.ndarray:
@@ -61,7 +72,7 @@ def feature_cost_us(n: int = 4096, fs: float = 12800.0, repeats: int = 200) -> f
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     x = _test_signal(int(n), float(fs))
-    kwargs = dict(
+    kwargs = _Options(
         shaft_hz=_SHAFT_HZ,
         bearing=_BEARING,
         iso_group=2,

@@ -272,7 +272,7 @@ def _mm_s_per_m_s2(k_lo: int, k_hi: int, bin_hz: float) -> np.ndarray:
 
 
 def _check_bands(bands_hz, nyquist: float) -> list[tuple[float, float, str]]:
-    out = []
+    out: list[tuple[float, float, str]] = []
     seen: set[str] = set()
     if bands_hz is None:  # a config file's empty entry
         return out

@@ -163,5 +163,6 @@ class AlertState:
         # Re-notification counts from the last event of the alert, notified or not,
         # so a shelf does not cause a burst of reminders when it expires.
         self.last_notified_ns = time_ns
+        assert self.open_id is not None  # update() makes events only while an alert is open
         return AlertEvent(self.open_id, self.seq, state, self.open_severity, r.name, asset, sensor, time_ns,
                           value, explanation, notify, suppressed_by)

@@ -120,13 +120,16 @@ class BaselineFitted(AnomalyDetector):
 
     def _row(self, x: dict) -> np.ndarray:
         """``x`` in column order, NaN where a feature is missing or not finite."""
-        out = np.empty(len(self._order(x)))
-        for i, k in enumerate(self.features):
+        features = self._order(x)
+        out = np.empty(len(features))
+        for i, k in enumerate(features):
             v = x.get(k)
             out[i] = float(v) if v is not None and math.isfinite(v) else math.nan
         return out
 
     def _means(self) -> np.ndarray:
+        # Called only after _row, whose _order sets both accumulators.
+        assert self._sum is not None and self._count is not None
         with np.errstate(invalid="ignore", divide="ignore"):
             means = self._sum / self._count
         return np.where(self._count > 0, means, 0.0)
@@ -137,12 +140,14 @@ class BaselineFitted(AnomalyDetector):
 
     def learn_one(self, x: dict) -> None:
         row = self._row(x)
+        assert self._sum is not None and self._count is not None  # set by _row's _order
         seen = ~np.isnan(row)
         self._sum[seen] += row[seen]
         self._count[seen] += 1
         if self.fitted:
             return
         self._rows.append(row)
+        assert self.fit_after is not None  # not fitted yet implies a fit_after was given
         if len(self._rows) >= self.fit_after:
             # Missing values of the buffered rows take the baseline mean, which
             # is only known now that the whole baseline has been seen.

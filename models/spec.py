@@ -39,10 +39,9 @@ from pathlib import Path
 
 from river import anomaly, compose, feature_extraction, preprocessing
 
+from predmaint.errors import ModelSpecError
 from predmaint.models.feature_deviation import FeatureDeviation
 from predmaint.models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
-from predmaint.errors import ModelSpecError
-
 
 _OWN = {"FeatureDeviation": FeatureDeviation}
 _RIVER_MODULES = (preprocessing, anomaly, feature_extraction)

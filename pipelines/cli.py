@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from predmaint.settings import Settings, SettingsError, load_settings
+from predmaint.errors import ConfigurationError, PredmaintError
+from predmaint.settings import Settings, load_settings
 
 log = logging.getLogger("predmaint")
 
@@ -81,6 +82,7 @@ def cmd_demo(args) -> int:
     where = storage.url if storage.kind != "sqlite" else storage.sqlite_path
     print(f"demo: results in {storage.kind} store {where}; {len(dead)} message(s) in the dead-letter topic:")
     for _, value in dead:
+        assert value is not None  # the pipeline writes every dead letter with a value
         d = json.loads(value)
         print(f"  - step={d['step']} asset={d['asset']} reason={d['reason']}")
     print(delivered)
@@ -105,7 +107,8 @@ def cmd_notify(args) -> int:
     import signal
     import threading
 
-    from predmaint.connectors.delivery import TargetConfigError, deadletter_to_influx, run_notify
+    from predmaint.connectors.deadletters import deadletter_to_influx
+    from predmaint.connectors.notify import run_notify
     from predmaint.connectors.storage import open_writer
     from predmaint.domain import Point
 
@@ -129,9 +132,6 @@ def cmd_notify(args) -> int:
         stats = run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
                            outbox_path=settings.notify.outbox_path, targets=settings.notify.targets,
                            stop_after_idle_s=args.exit_when_idle, on_deadletter=record_dead_letter, stop=stop)
-    except TargetConfigError as exc:
-        print(f"predmaint notify: configuration error: {exc}", file=sys.stderr)
-        return 2
     finally:
         if writer is not None:
             writer.close()
@@ -147,8 +147,7 @@ def cmd_receiver(args) -> int:
 
     secret = os.environ.get(args.secret_env)
     if not secret:
-        print(f"predmaint receiver: set the signing secret in ${args.secret_env}", file=sys.stderr)
-        return 2
+        raise ConfigurationError(f"set the signing secret in ${args.secret_env}")
     logging.getLogger().setLevel(logging.INFO)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -169,11 +168,9 @@ def cmd_shelve(args) -> int:
 
     settings = _settings(args)
     if settings.asset(args.asset) is None:
-        print(f"predmaint shelve: asset {args.asset!r} is not in the fleet", file=sys.stderr)
-        return 2
+        raise ConfigurationError(f"--asset: {args.asset!r} is not in the fleet of {settings.source}")
     if args.rule and args.rule not in {r.name for r in settings.alert_rules}:
-        print(f"predmaint shelve: no alert rule named {args.rule!r}", file=sys.stderr)
-        return 2
+        raise ConfigurationError(f"--rule: no alert rule named {args.rule!r} in {settings.source}")
     shelf = add_shelf(Path(settings.suppression.shelves_path), asset=args.asset, rule=args.rule or "",
                       until=args.until, reason=args.reason, start=args.start)
     print(f"shelved {shelf.asset} rule={shelf.rule or '*'} from {shelf.start} until {shelf.end}: {shelf.reason}")
@@ -185,7 +182,7 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     import base64
     import secrets as secrets_module
 
-    from predmaint.connectors.delivery import run_notify
+    from predmaint.connectors.notify import run_notify
     from predmaint.connectors.webhook_receiver import WebhookReceiver
 
     secret = "whsec_" + base64.b64encode(secrets_module.token_bytes(24)).decode()
@@ -268,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The one place errors become messages and exit codes (predmaint.errors):
+    # 2 when a setting or argument must change, 1 for other failures. Anything
+    # else is a bug and keeps its traceback.
     try:
         return args.func(args)
-    except SettingsError as exc:
-        print(f"predmaint: configuration error: {exc}", file=sys.stderr)
-        return 2
+    except PredmaintError as exc:
+        kind = "configuration error" if isinstance(exc, ConfigurationError) else type(exc).__name__
+        print(f"predmaint {args.command}: {kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

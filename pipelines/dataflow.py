@@ -24,9 +24,9 @@ from bytewax.operators import windowing as win
 from predmaint.connectors.kafka_io import dead_letter_value
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage_sink import StorageSink
+from predmaint.domain import DeadLetter
 from predmaint.pipelines import steps
 from predmaint.settings import Settings
-from predmaint.domain import DeadLetter
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -57,15 +57,14 @@ from pathlib import Path
 
 import numpy as np
 
+from predmaint.errors import ConfigurationError, EvaluationError
 from predmaint.features.aggregate import FeatureAccumulator
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent, AlertState
 from predmaint.models.sensor_model import Assessment, SensorModel
-from predmaint.settings import AssetSettings, BearingSettings, Settings, SettingsError, load_settings
 from predmaint.pipelines.steps import assess_window, new_model, temperature_window_features, vibration_parameters
-from predmaint.errors import EvaluationError
+from predmaint.settings import AssetSettings, BearingSettings, Settings, SettingsError, load_settings
 
-REPO = Path(__file__).resolve().parents[1]
 G = 9.80665  # IMS and CWRU record acceleration in g; the stream's features are in m/s^2
 NAB_DEFAULT_SERIES = "realKnownCause/machine_temperature_system_failure.csv"
 NAB_PUBLISHED = "results/standard_scores_machine_temperature.csv"
@@ -83,9 +82,17 @@ IMS_TO_STREAM = {
 }
 
 
+#: Names the folder that holds the datasets (``nab/``, ``ims_bearing_test2/``...), when ``--data`` does not.
+SHARED_DATA_ENV = "PREDMAINT_SHARED_DATA"
+
+
 def shared_data_dir() -> Path:
-    """``$PREDMAINT_SHARED_DATA``, or ``../shared/data`` next to the repository."""
-    return Path(os.environ.get("PREDMAINT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    """The datasets' folder, ``$PREDMAINT_SHARED_DATA``; never guessed from where predmaint is installed."""
+    value = os.environ.get(SHARED_DATA_ENV)
+    if not value:
+        raise ConfigurationError(f"no dataset folder: give --data DIR or set {SHARED_DATA_ENV} "
+                              f"(the folder holding nab/, ims_bearing_test2/, cwru_bearing/)")
+    return Path(value)
 
 
 # ----------------------------------------------------------------------------
@@ -165,7 +172,7 @@ class EventWindow:
         return (self.window_id + 1) * length_s
 
 
-def event_time_windows(times_s: Sequence[float], length_s: float,
+def event_time_windows(times_s: Sequence[float] | np.ndarray, length_s: float,
                        allowed_lateness_s: float) -> tuple[list[EventWindow], list[int]]:
     """Group rows into tumbling windows the way the dataflow does, in arrival (row) order.
 
@@ -176,7 +183,7 @@ def event_time_windows(times_s: Sequence[float], length_s: float,
 
     Parameters
     ----------
-    times_s : sequence of float
+    times_s : sequence or array of float
         Event time of each row, seconds since the epoch, in arrival order.
     length_s, allowed_lateness_s : float
 
@@ -451,9 +458,10 @@ def evaluate_ims(settings: Settings, index: np.ndarray, timestamps: Sequence[dat
             raised[b].extend(int(index[r]) for e in events if e.state == "raised")
     first = {b: (v[0] if v else None) for b, v in raised.items()}
     lead_h = 0.0
-    if first[failed] is not None:
+    first_failed = first[failed]
+    if first_failed is not None:
         row_of = {int(i): r for r, i in enumerate(index)}
-        lead_h = (timestamps[row_of[last_live]] - timestamps[row_of[first[failed]]]).total_seconds() / 3600.0
+        lead_h = (timestamps[row_of[last_live]] - timestamps[row_of[first_failed]]).total_seconds() / 3600.0
     false_alerts = sum(1 for v in raised.values() for s in v if s < quiet_before)
     return ImsResult(failed, float(lead_h), int(false_alerts), first, raised, health, last_live, quiet_before,
                      {"features": [IMS_TO_STREAM.get(s, (s,))[0] for s in stats]})
@@ -590,7 +598,7 @@ def targets_met(settings: Settings, name: str, payload: dict) -> dict[str, bool]
     out = {}
     for key, target in (eval_config(settings, name).get("targets") or {}).items():
         metric, _, bound = key.rpartition("_")
-        value = payload
+        value: object = payload
         for part in metric.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, (int, float)):
@@ -601,7 +609,7 @@ def targets_met(settings: Settings, name: str, payload: dict) -> dict[str, bool]
 
 
 def format_nab(r: NabResult) -> str:
-    rows = [("predmaint (this run)", f"{r.score:.3f}", r.counts["tp"], r.counts["fp"], len(r.detections))]
+    rows: list[tuple] = [("predmaint (this run)", f"{r.score:.3f}", r.counts["tp"], r.counts["fp"], len(r.detections))]
     rows += [(d, f"{s:.3f}", "", "", "") for d, s in r.published]
     head = (f"NAB {r.series}, profile {r.params.get('profile')}: {len(r.window_rows)} windows of "
             f"{r.params['window_s']:g} s, {r.late_rows} late rows dropped, detections = "
@@ -700,7 +708,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     def common(q: argparse.ArgumentParser, name: str) -> None:
         q.add_argument("--data", type=Path, default=None,
-                       help=f"dataset folder (default: $PREDMAINT_SHARED_DATA/{name} or ../shared/data/{name})")
+                       help=f"dataset folder (default: $PREDMAINT_SHARED_DATA/{name})")
         q.add_argument("--plot", type=Path, default=None,
                        help=f"PNG to write (default: .predmaint/evaluate-{name}.png)")
         q.add_argument("--json", action="store_true", help="print one JSON object (the table goes to stderr)")
@@ -724,25 +732,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one evaluation; print the table (or JSON), write the plot. 0 ok, 1 target missed (--check), 2 error."""
+    """Run one evaluation; print the table (or JSON), write the plot. 0 ok, 1 target missed (--check).
+
+    Errors are raised (:class:`~predmaint.errors.EvaluationError`, settings errors) for the CLI to report."""
     name = args.dataset
-    try:
-        settings = load_settings(getattr(args, "config", None))
-        data = args.data or shared_data_dir() / args.dataset_dir
-        if not data.is_dir():
-            raise EvaluationError(f"data folder not found: {data} (give --data or set PREDMAINT_SHARED_DATA)")
-        if name == "nab":
-            result = run_nab(settings, data, args.series)
-            text, plotter = format_nab(result), lambda path: plot_nab(result, path)  # noqa: E731
-        elif name == "ims":
-            result = run_ims(settings, data, args.features, args.bearing)
-            text, plotter = format_ims(result), lambda path: plot_ims(result, path)  # noqa: E731
-        else:
-            result = run_cwru(settings, data)
-            text, plotter = format_cwru(result), lambda path: plot_cwru(result, path)  # noqa: E731
-    except (EvaluationError, SettingsError) as exc:
-        print(f"predmaint evaluate {name}: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings(getattr(args, "config", None))
+    data = args.data or shared_data_dir() / args.dataset_dir
+    if not data.is_dir():
+        raise ConfigurationError(f"--data: folder not found: {data} (give --data or set {SHARED_DATA_ENV})")
+    result: NabResult | ImsResult | CwruResult
+    if name == "nab":
+        result = run_nab(settings, data, args.series)
+        text, plotter = format_nab(result), lambda path: plot_nab(result, path)  # noqa: E731
+    elif name == "ims":
+        result = run_ims(settings, data, args.features, args.bearing)
+        text, plotter = format_ims(result), lambda path: plot_ims(result, path)  # noqa: E731
+    else:
+        result = run_cwru(settings, data)
+        text, plotter = format_cwru(result), lambda path: plot_cwru(result, path)  # noqa: E731
     payload = result.to_json()
     met = targets_met(settings, name, payload)
     payload["targets_met"] = met

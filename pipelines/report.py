@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import html
 import re
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from predmaint.connectors.storage import PointReader
-
-from predmaint.domain import Point
+from predmaint.domain import Point, PointReader
 from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
-from predmaint.settings import AssetSettings, Settings
 from predmaint.pipelines.summary import HealthLevels, health_levels, is_number, latest_and_lowest, worst_health
+from predmaint.settings import AssetSettings, Settings
+
+if TYPE_CHECKING:
+    from matplotlib.typing import ColorType
 
 #: Alert states that mean "open" (marked red); ``cleared`` is marked green.
 OPEN_STATES = ("raised", "escalated", "renotified")
@@ -113,7 +114,7 @@ def safe_name(asset_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", asset_id)
 
 
-def _mark_alerts(ax, alerts: list[Point], colour: str | None = None) -> None:
+def _mark_alerts(ax, alerts: list[Point], colour: ColorType | None = None) -> None:
     """Dashed vertical lines at alert events: red when opened, green when cleared, or all ``colour``."""
     for p in alerts:
         state = p.fields.get("state")
@@ -158,8 +159,9 @@ def plot_fleet(assets: list[AssetData], path: Path, levels: HealthLevels) -> Pat
     ax = fig.add_subplot()
     for d in assets:
         if d.worst:
-            (line,) = ax.plot([_dt(t) for t, _ in d.worst], [h for _, h in d.worst], label=d.asset.asset,
-                              linewidth=1.5)
+            # matplotlib plots datetimes through its units registry, but its stubs accept only array-likes.
+            (line,) = ax.plot([_dt(t) for t, _ in d.worst], [h for _, h in d.worst],  # type: ignore[arg-type]
+                              label=d.asset.asset, linewidth=1.5)
             # In the asset's colour, so a mark says which asset raised it.
             _mark_alerts(ax, d.raised, line.get_color())
     _health_axes(ax, levels)
@@ -306,13 +308,13 @@ def run(args) -> int:
     import dataclasses
 
     from predmaint.connectors.storage import open_reader
+    from predmaint.errors import ConfigurationError
     from predmaint.settings import load_settings
 
     settings = load_settings(getattr(args, "config", None))
     if args.sqlite:
         if not Path(args.sqlite).is_file():
-            print(f"predmaint report: no SQLite store at {args.sqlite}", file=sys.stderr)
-            return 2
+            raise ConfigurationError(f"--sqlite: no SQLite store at {args.sqlite}")
         settings = settings.replace(storage=dataclasses.replace(settings.storage, kind="sqlite",
                                                                 sqlite_path=args.sqlite))
     reader = open_reader(settings.storage)

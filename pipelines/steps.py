@@ -19,7 +19,6 @@ import numpy as np
 import river
 
 from predmaint.domain import DeadLetter, Point
-from predmaint.telemetry import InvalidMessage, Reading, decode_reading
 from predmaint.features.aggregate import FeatureAccumulator
 from predmaint.features.bearing import bearing_multipliers
 from predmaint.features.current import current_features
@@ -29,6 +28,8 @@ from predmaint.models.alerting import AlertEvent, AlertState
 from predmaint.models.health import iso_capped
 from predmaint.models.sensor_model import Assessment, SensorModel
 from predmaint.settings import AssetSettings, ModelSettings, Settings
+from predmaint.telemetry import InvalidMessage, Reading, decode_reading
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -186,9 +187,11 @@ def check_registry(settings: Settings) -> None:
 def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLetter:
     """Step ``snapshot_features``: per-reading work done before windowing (the FFTs)."""
     if reading.kind == "vibration":
+        asset = settings.asset(reading.asset)
+        assert asset is not None  # decode dead-letters readings of assets not in the registry
         try:
             feats = vibration_features(reading.samples, reading.sample_rate_hz,
-                                       **vibration_parameters(settings.asset(reading.asset), reading.rpm))
+                                       **vibration_parameters(asset, reading.rpm))
         except ValueError as exc:
             return DeadLetter(f"vibration features: {exc}", "snapshot_features", reading.asset, reading.sensor)
         return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms, features=feats)
@@ -218,6 +221,7 @@ def window_merge(a: AssetWindow, b: AssetWindow) -> AssetWindow:
 def sensor_window_add(acc: SensorWindow, snap: Snapshot) -> SensorWindow:
     acc.kind, acc.asset, acc.sensor = snap.kind, snap.asset, snap.sensor
     if snap.kind == "vibration":
+        assert snap.features is not None  # snapshot_features sets them for every vibration snapshot
         acc.vibration.add(snap.features)
     else:
         for row in snap.values:
@@ -262,7 +266,9 @@ def _window_features(settings: Settings, window_id: int, acc: SensorWindow) -> W
     if acc.kind == "vibration":
         feats = acc.vibration.result()
     elif acc.kind == "temperature":
-        ambient_channel = settings.sensor(acc.asset, acc.sensor).ambient_channel
+        sensor = settings.sensor(acc.asset, acc.sensor)
+        assert sensor is not None  # decode dead-letters readings of sensors not in the registry
+        ambient_channel = sensor.ambient_channel
         feats = temperature_window_features(acc.times_s, acc.values, ambient_channel)
         feats["readings"] = float(len(acc.values))
     else:
@@ -365,6 +371,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
 def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = None) -> list[Point]:
     """Step ``to_points``: features, health per model and alert events as InfluxDB points."""
     asset = settings.asset(s.asset)
+    assert asset is not None  # decode dead-letters readings of assets not in the registry
     base = {"site": asset.site, "line": asset.line, "asset": s.asset}
     # How long after the window closed in event time it was processed: lag for
     # live data; for replays it measures how old the data is.
@@ -373,7 +380,8 @@ def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = Non
     for sw in s.sensors:
         w = sw.window
         tags = {**base, "sensor": w.sensor}
-        fields = {k: float(v) for k, v in w.features.items() if math.isfinite(v)}
+        fields: dict[str, float | int | bool | str] = {k: float(v) for k, v in w.features.items()
+                                                       if math.isfinite(v)}
         points.append(Point("features", {**tags, "kind": w.kind}, fields, w.end_ns))
         for name, a in sw.by_model.items():
             points.append(Point("health", {**tags, "model": name},
@@ -396,6 +404,7 @@ def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float) -> Poi
 def alert_message(settings: Settings, e: AlertEvent, health: float) -> tuple[bytes, bytes]:
     """Step ``alert_messages``: the alert event as published on the alerts topic."""
     asset = settings.asset(e.asset)
+    assert asset is not None  # decode dead-letters readings of assets not in the registry
     doc = {
         "v": 1, "event_id": e.event_id, "alert_id": e.alert_id, "state": e.state, "severity": e.severity,
         "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,

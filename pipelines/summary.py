@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Iterable, TypeGuard, cast
 
-from predmaint.connectors.storage import PointReader
-
-from predmaint.domain import Point
+from predmaint.domain import Point, PointReader
 from predmaint.features.vibration import strongest_defect_line
 from predmaint.models.alerting import SEVERITIES
 from predmaint.settings import AlertRuleSettings, Settings
@@ -29,7 +27,7 @@ DEFAULT_HEALTH_RULE = Settings().alert_rules[0]
 BAND_LEVELS = ("critical", "alarm", "warning", "clearing", "healthy")
 
 
-def is_number(v) -> bool:
+def is_number(v: object) -> TypeGuard[float]:
     """A real number that is not NaN (``bool`` is not a number here)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
@@ -187,9 +185,10 @@ def summarise(settings: Settings, reader: PointReader, truth: dict) -> list[Asse
         health_last, health_min = latest_and_lowest(
             worst_health(reader.points("health", asset=asset.asset, model=settings.model.label)))
         feats = reader.points("features", asset=asset.asset)
-        last = {}
+        last: dict[str | None, dict[str, float]] = {}
         for p in feats:
-            last[p.tags.get("kind")] = p.fields
+            # Feature fields are all floats: steps.to_points writes them so.
+            last[p.tags.get("kind")] = cast("dict[str, float]", p.fields)
         vib = last.get("vibration", {})
         line = strongest_defect_line(vib) if vib else None
         raised = [p for p in reader.points("alerts", asset=asset.asset) if p.fields.get("state") == "raised"]
@@ -246,6 +245,9 @@ def verdict(rows: list[AssetSummary]) -> tuple[bool, str]:
                 problems.append(f"{r.asset}: alert before the injected fault")
     if problems:
         return False, "; ".join(problems)
-    lead = [f"{r.asset} alerted {(r.first_alert_ns - r.fault_start_ns) / 3.6e12:.2f} h after fault onset"
-            for r in rows if r.fault_start_ns is not None]
+    lead = []
+    for r in rows:
+        if r.fault_start_ns is not None:
+            assert r.first_alert_ns is not None  # otherwise it was a problem above
+            lead.append(f"{r.asset} alerted {(r.first_alert_ns - r.fault_start_ns) / 3.6e12:.2f} h after fault onset")
     return True, "; ".join(lead) + "; no healthy asset alerted"

@@ -9,8 +9,9 @@ type so that every writer formats a point the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["DeadLetter", "Point"]
+__all__ = ["DeadLetter", "Point", "PointReader", "PointWriter", "QueryReader"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,27 @@ class DeadLetter:
     offset: int | None = None
     original: bytes | None = None
     time_ns: int = 0
+
+
+class PointWriter(Protocol):
+    """Where points go: ``write`` returns once the batch is stored (implemented in :mod:`predmaint.connectors.storage`)."""
+
+    def write(self, points: list[Point]) -> None: ...
+    def close(self) -> None: ...
+
+
+class PointReader(Protocol):
+    """What the summary, the report and the tests read points through."""
+
+    def points(self, measurement: str, **tags: str) -> list[Point]: ...
+    def close(self) -> None: ...
+
+
+class QueryReader(PointReader, Protocol):
+    """A reader that also runs InfluxQL (InfluxDB only): what ``predmaint dashboards check`` needs.
+
+    ``query`` returns the result's series, each a dict with ``name``, ``tags``,
+    ``columns`` and ``values``.
+    """
+
+    def query(self, q: str) -> list[dict]: ...

@@ -137,16 +137,21 @@ def decode_reading(value: bytes | None, key: bytes | None = None) -> Reading:
                  f"message key {key!r} differs from asset {asset!r}", a, s)
     kind = doc.get("kind")
     _require(kind in KINDS, f"field 'kind' must be one of {KINDS}, got {kind!r}", a, s)
+    # _require raised unless these hold; the asserts only tell the type checker.
+    assert isinstance(asset, str) and isinstance(sensor, str) and isinstance(kind, str)
     ts_ms = doc.get("ts_ms")
     _require(isinstance(ts_ms, int) and not isinstance(ts_ms, bool) and 0 < ts_ms < 32503680000000,
              f"field 'ts_ms' must be epoch milliseconds, got {ts_ms!r}", a, s)
+    assert isinstance(ts_ms, int)  # checked by _require above
     rate = doc.get("sample_rate_hz")
     _require(isinstance(rate, (int, float)) and not isinstance(rate, bool)
              and math.isfinite(rate) and rate > 0,
              f"field 'sample_rate_hz' must be a positive number, got {rate!r}", a, s)
+    assert isinstance(rate, (int, float))  # checked by _require above
     unit = doc.get("unit")
     factors = UNIT_FACTORS[kind]
     _require(unit in factors, f"unit {unit!r} not accepted for kind {kind!r}, expected one of {sorted(factors)}", a, s)
+    assert isinstance(unit, str)  # a key of factors, checked by _require above
     channels = doc.get("channels", 1)
     _require(isinstance(channels, int) and 1 <= channels <= 16,
              f"field 'channels' must be an integer 1..16, got {channels!r}", a, s)
@@ -163,6 +168,7 @@ def decode_reading(value: bytes | None, key: bytes | None = None) -> Reading:
         samples = np.asarray(raw, dtype=np.float64)
     elif encoding == "f32le-b64":
         _require(isinstance(raw, str), "field 'samples' must be a base64 string", a, s)
+        assert isinstance(raw, str)  # checked by _require above
         try:
             buf = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+# The datasets sit beside the checkout (../shared/data) unless the environment says otherwise;
+# the product itself never guesses this path (it takes --data or PREDMAINT_SHARED_DATA).
+os.environ.setdefault("PREDMAINT_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 from predmaint.connectors import kafka_io
 from predmaint.connectors.fleet_simulator import fleet_messages, ground_truth, invalid_messages

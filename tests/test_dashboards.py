@@ -14,7 +14,6 @@ records what a Grafana would receive.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import subprocess
@@ -44,10 +43,11 @@ from predmaint.dashboards.check import (
     tag_values,
 )
 from predmaint.dashboards.model import DATASOURCE_UID
+from predmaint.dashboards.push import push
 from predmaint.errors import DashboardError
-from predmaint.dashboards.push import add_parser, push
-from predmaint.settings import AlertRuleSettings, Settings, load_settings
+from predmaint.pipelines import cli
 from predmaint.pipelines.summary import DEFAULT_HEALTH_RULE
+from predmaint.settings import AlertRuleSettings, Settings, load_settings
 from tests.pipeline_runs import write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -437,12 +437,9 @@ def test_push_refused_reports_grafana_not_the_token(grafana, monkeypatch, capsys
     assert token not in str(err.value) and token not in caplog.text
     # The command reads the token from the environment and exits non-zero without echoing it.
     monkeypatch.setenv("GRAFANA_TOKEN", token)
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["dashboards", "push", "--url", url])
-    assert args.func(args) == 1
+    # Through the command line, where errors become messages and exit codes.
+    assert cli.main(["dashboards", "push", "--url", url]) == 1
     out = capsys.readouterr()
     assert "401" in out.err and token not in out.out + out.err
     monkeypatch.delenv("GRAFANA_TOKEN")
-    assert args.func(args) == 2 and "GRAFANA_TOKEN" in capsys.readouterr().err
+    assert cli.main(["dashboards", "push", "--url", url]) == 2 and "GRAFANA_TOKEN" in capsys.readouterr().err

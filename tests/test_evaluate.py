@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from predmaint.pipelines import evaluate
+from predmaint.pipelines.cli import main as cli_main
 from predmaint.settings import Settings, SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,11 +46,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
-    """Run ``predmaint <argv>`` through add_parser/run; returns (exit code, stdout, stderr)."""
-    args = parser().parse_args(list(argv))
+    """Run ``predmaint <argv>`` through the command line's main; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = args.func(args)
+        rc = cli_main(list(argv))
     return rc, out.getvalue(), err.getvalue()
 
 

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from predmaint.connectors.storage import SQLiteStore
-
 from predmaint.domain import Point
+from predmaint.pipelines import cli
 from predmaint.pipelines.report import BAND_COLOURS, HEALTH_YLIM, _health_axes, add_parser, render_report
-from predmaint.settings import default_config_text, AlertRuleSettings, load_settings
 from predmaint.pipelines.summary import health_levels
+from predmaint.settings import AlertRuleSettings, default_config_text, load_settings
 
 WINDOW_NS = 300 * 10**9
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -102,8 +102,8 @@ def test_report_command_reads_a_given_sqlite_store(store, tmp_path, capsys):
     assert str(out / "index.html") in capsys.readouterr().out
     assert {p.name for p in out.glob("*.png")} == {"fleet_health.png", f"asset_{healthy}.png",
                                                     f"asset_{faulty}.png", "asset_pump-new.png"}
-    args = parser.parse_args(["report", "--sqlite", str(tmp_path / "missing.sqlite")])
-    assert args.func(args) == 2
+    # Errors become exit codes in the command line (predmaint.errors): 2 for a bad argument.
+    assert cli.main(["report", "--sqlite", str(tmp_path / "missing.sqlite")]) == 2
 
 
 def shaded(settings) -> list[tuple[float, float, str]]:

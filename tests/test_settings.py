@@ -5,7 +5,7 @@ import pickle
 import pytest
 import yaml
 
-from predmaint.settings import default_config_text, Secret, SettingsError, load_settings
+from predmaint.settings import Secret, SettingsError, default_config_text, load_settings
 
 
 def write(tmp_path, mutate):

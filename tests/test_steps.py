@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from predmaint.telemetry import Reading, encode_reading
 from predmaint.pipelines import steps
 from predmaint.settings import load_settings
+from predmaint.telemetry import Reading, encode_reading
 
 Msg = namedtuple("Msg", "topic partition offset key value timestamp")
 SETTINGS = load_settings()

@@ -3,7 +3,6 @@
 import pytest
 
 from predmaint.connectors.storage import InfluxV1Writer, SQLiteStore, StorageError
-
 from predmaint.domain import Point
 from predmaint.settings import StorageSettings
 

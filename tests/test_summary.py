@@ -11,11 +11,10 @@ import re
 import pytest
 
 from predmaint.connectors.storage import SQLiteStore
-
 from predmaint.domain import Point
 from predmaint.pipelines.report import render_report
-from predmaint.settings import load_settings
 from predmaint.pipelines.summary import latest_and_lowest, summarise, worst_health
+from predmaint.settings import load_settings
 
 T = 300 * 10**9  # one 5-minute window, ns
 

@@ -156,7 +156,7 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
     return settings
 
 
-def _check_targets(settings: Settings, src: str) -> None:
+def _check_targets(settings: Settings, src: Path) -> None:
     for i, cfg in enumerate(settings.notify.targets):
         try:
             Target.from_config(cfg)

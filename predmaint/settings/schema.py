@@ -312,7 +312,7 @@ class NotifySettings:
 
     Each target is ``{name, kind: webhook|maintainx|upkeep|maximo, url,
     secret_env, timeout_s, max_attempts, backoff_base_s, backoff_max_s}``;
-    see :class:`predmaint.connectors.delivery.Target`.
+    see :class:`predmaint.settings.targets.Target`.
     """
 
     outbox_path: str = ".predmaint/outbox.sqlite"

@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
 from urllib.parse import urlsplit
 
 from predmaint.errors import TargetConfigError
@@ -107,6 +107,7 @@ class Target:
         if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
             # The URL is not echoed: incoming-webhook URLs often embed a token.
             raise TargetConfigError(f"target {name!r}: 'url' must be an absolute http(s) URL")
+        assert isinstance(url, str)  # parts is None unless url is a string
         # Every field is a setting except 'options', whose keys are settings themselves.
         known = {f.name for f in fields(cls) if f.name != "options"} | set(_OPTION_KEYS)
         unknown = sorted(set(cfg) - known)
@@ -157,7 +158,9 @@ def _number_settings() -> dict[str, tuple[type, int | float]]:
     default is written.
     """
     hints = get_type_hints(Target)
-    return {f.name: (hints[f.name], f.default) for f in fields(Target) if hints[f.name] in (int, float)}
+    # Every numeric field has a default (only name, kind and url are required).
+    return {f.name: (hints[f.name], cast("int | float", f.default))
+            for f in fields(Target) if hints[f.name] in (int, float)}
 
 
 def build_targets(configs: Iterable[Mapping[str, Any] | Target]) -> dict[str, Target]:

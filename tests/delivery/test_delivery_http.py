@@ -28,18 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from predmaint.connectors import delivery
-from predmaint.connectors.delivery import (
-    Deliverer,
-    IngestRecord,
-    Outbox,
-    PermanentDeliveryError,
-    RetryableDeliveryError,
-    Target,
-    attempt,
-    run_notify,
-)
+from predmaint.connectors import deliverer, transport
+from predmaint.connectors.deadletters import deadletter_to_influx
+from predmaint.connectors.deliverer import Deliverer
+from predmaint.connectors.notify import run_notify
+from predmaint.connectors.outbox import IngestRecord, Outbox
+from predmaint.connectors.transport import attempt
 from predmaint.connectors.webhooks import InvalidSignature, verify
+from predmaint.errors import PermanentDeliveryError, RetryableDeliveryError, TargetConfigError
+from predmaint.settings.targets import Target
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + base64.b64encode(b"predmaint-test-signing-key-0123456789").decode()
@@ -289,7 +286,7 @@ def secret_env(monkeypatch):
 
 WORKER = r"""
 import json, logging, sys
-from predmaint.connectors.delivery import drain_outbox
+from predmaint.connectors.deliverer import drain_outbox
 logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                     format="%(levelname)s %(name)s %(message)s")
 dead = drain_outbox(sys.argv[1], json.loads(sys.argv[2]), timeout_s=60)
@@ -415,7 +412,7 @@ def test_kill_restart_faults_exactly_once_effects(tmp_path, receiver, secret_env
 
 
 def test_always_failing_receiver_dead_letters_without_secret(receiver, secret_env, caplog):
-    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.delivery")
+    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.deliverer")
     receiver.default = "500"
     got = []
     with Deliverer([webhook_target(receiver.url, max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02)],
@@ -429,13 +426,13 @@ def test_always_failing_receiver_dead_letters_without_secret(receiver, secret_en
     assert dl["reason"] == "HTTP 500; gave up after 3 attempts" and dl["attempts"] == 3
     assert dl["asset"] == "pump-01" and dl["target"] == "ops-hook" and dl["permanent"] is False
     assert len(receiver.arrivals) == 3
-    text = caplog.text + json.dumps(dl) + json.dumps(delivery.deadletter_to_influx(dl))
+    text = caplog.text + json.dumps(dl) + json.dumps(deadletter_to_influx(dl))
     assert "pump-01" in caplog.text and "dead letter" in caplog.text
     assert SECRET not in text and SECRET_CORE not in text
 
 
 def test_permanent_errors_and_exception_messages_hide_secrets(receiver, secret_env, caplog):
-    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.delivery")
+    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.deliverer")
     ev = make_event(alert_id(2, 1), 1, "raised", "fan-7")
     # 401: permanent, one attempt only.
     receiver.default = "401"
@@ -484,7 +481,7 @@ def test_connection_refused_and_missing_secret(secret_env, monkeypatch):
     with pytest.raises(RetryableDeliveryError, match="connection refused"):
         attempt(t, make_event(alert_id(3, 1), 1, "raised", "p"))
     monkeypatch.delenv("PREDMAINT_TEST_WEBHOOK_SECRET")
-    with pytest.raises(delivery.TargetConfigError) as ei:
+    with pytest.raises(TargetConfigError) as ei:
         Deliverer([webhook_target(f"http://127.0.0.1:{port}")], ":memory:")
     assert "PREDMAINT_TEST_WEBHOOK_SECRET" in str(ei.value)
 
@@ -699,9 +696,9 @@ def test_run_notify_assigns_from_outbox_offsets_and_resumes(tmp_path, receiver, 
 
 
 def test_run_notify_stop_event_and_config_errors(tmp_path, secret_env):
-    with pytest.raises(delivery.TargetConfigError):
+    with pytest.raises(TargetConfigError):
         run_notify(brokers="b", outbox_path=str(tmp_path / "x"), targets=[])
-    with pytest.raises(delivery.TargetConfigError):
+    with pytest.raises(TargetConfigError):
         run_notify(outbox_path=str(tmp_path / "x"), targets=[webhook_target("http://127.0.0.1:9")])
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
@@ -818,7 +815,7 @@ def test_tls_context_is_built_once_and_verifies(secret_env, monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr(delivery.http.client, "HTTPSConnection", RefusingHTTPS)
+    monkeypatch.setattr(transport.http.client, "HTTPSConnection", RefusingHTTPS)
     ev = make_event(alert_id(70, 1), 1, "raised", "t-70")
     for url in ("https://a.example.com/h", "https://b.example.com/h", "https://a.example.com/h"):
         with pytest.raises(RetryableDeliveryError, match="connection refused"):
@@ -829,12 +826,12 @@ def test_tls_context_is_built_once_and_verifies(secret_env, monkeypatch):
 
 
 def test_internal_error_is_retried_then_dead_lettered(secret_env, monkeypatch, caplog):
-    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.delivery")
+    caplog.set_level(logging.DEBUG, logger="predmaint.connectors.deliverer")
 
     def broken(*a, **kw):
         raise KeyError("bug")
 
-    monkeypatch.setattr(delivery, "attempt", broken)
+    monkeypatch.setattr(deliverer, "attempt", broken)
     cfg = webhook_target("http://127.0.0.1:9", max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02)
     with Deliverer([cfg], ":memory:") as d:
         d.submit(make_event(alert_id(80, 1), 1, "raised", "i-80"))

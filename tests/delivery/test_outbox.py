@@ -7,16 +7,12 @@ import sqlite3
 
 import pytest
 
-from predmaint.connectors.delivery import (
-    TargetConfigError,
-    IngestRecord,
-    Outbox,
-    Target,
-    backoff_delay,
-    build_targets,
-    deadletter_to_influx,
-    parse_retry_after,
-)
+from predmaint.connectors.deadletters import deadletter_to_influx
+from predmaint.connectors.outbox import IngestRecord, Outbox
+from predmaint.connectors.retry import backoff_delay
+from predmaint.connectors.transport import parse_retry_after
+from predmaint.errors import TargetConfigError
+from predmaint.settings.targets import Target, build_targets
 
 TARGETS = ["hook", "cmms"]
 

@@ -1,0 +1,283 @@
+"""One delivery attempt of one alert event to one target, over HTTP.
+
+Pipeline position: :class:`~predmaint.connectors.deliverer.Deliverer` calls
+:func:`attempt` on a worker thread for each due delivery; everything here is
+stateless (no outbox, no scheduling), so one attempt can be tested alone.
+
+Why these belong together: building the request (signing, auth headers),
+sending it, and classifying the answer (2xx, retryable, permanent, and the
+``Retry-After`` it carries) are one step, and the secret redaction applied
+to failure reasons is part of how that step reports. Scheduling what to
+send when lives in :mod:`predmaint.connectors.deliverer`; the guarantees of
+the whole delivery path are listed in :mod:`predmaint.connectors.notify`.
+
+HTTP is done with the standard library's :mod:`http.client`: one request per
+attempt, no redirects, no hidden retry layer. (In this environment ``import
+urllib3`` resolves to ``urllib3-future`` 2.25, which overwrote urllib3 2.8;
+avoiding it keeps timeout and retry behaviour exactly what is written here.)
+The timeout applies to connecting and to each socket read.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import http.client
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from predmaint.connectors import cmms, webhooks
+from predmaint.errors import PermanentDeliveryError, RetryableDeliveryError, TargetConfigError
+from predmaint.settings.targets import Target
+
+__all__ = [
+    "Delivered",
+    "Redactor",
+    "attempt",
+    "event_ids",
+    "parse_retry_after",
+]
+
+_USER_AGENT = "predmaint-notify/0.1"
+# Response bodies are only parsed for a work-order id; cap what we read so a
+# misbehaving server cannot make us buffer megabytes.
+_MAX_RESPONSE_BYTES = 256 * 1024
+_RETRYABLE_STATUS = {408, 425, 429}
+_RETRY_AFTER_STATUS = {429, 503}
+
+
+class Redactor:
+    """Replace configured secret values in free text (defence in depth)."""
+
+    def __init__(self, targets: Iterable[Target]) -> None:
+        self._env = sorted({t.secret_env for t in targets if t.secret_env})
+
+    def __call__(self, text: str) -> str:
+        for name in self._env:
+            value = os.environ.get(name)
+            if value and len(value) >= 4 and value in text:
+                text = text.replace(value, "***")
+            if value and value.startswith(webhooks.SECRET_PREFIX):
+                core = value[len(webhooks.SECRET_PREFIX):]
+                if len(core) >= 4 and core in text:
+                    text = text.replace(core, "***")
+        return text
+
+
+# --------------------------------------------------------------------------
+# Retry timing
+# --------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header into seconds from ``now``.
+
+    Parameters
+    ----------
+    value : str or None
+        Delay in seconds (``"120"``) or an HTTP date
+        (``"Wed, 21 Oct 2015 07:28:00 GMT"``).
+    now : float, optional
+        Unix time the date form is measured from (default ``time.time()``).
+
+    Returns
+    -------
+    float or None
+        Seconds to wait (0 for a date in the past), or ``None`` when absent
+        or unparsable.
+
+    Examples
+    --------
+    >>> parse_retry_after("1")
+    1.0
+    >>> parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=90.0)
+    10.0
+    >>> parse_retry_after("soon") is None
+    True
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value))
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    current = time.time() if now is None else now
+    return max(0.0, dt.timestamp() - current)
+
+
+# --------------------------------------------------------------------------
+# One attempt
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A successful (2xx) attempt.
+
+    Attributes
+    ----------
+    status : int
+        HTTP status.
+    action : str
+        ``notify``, ``create``, ``update`` or ``close``.
+    work_order_id : str or None
+        Work order created by a ``create`` (CMMS targets).
+    elapsed_s : float
+        Request duration.
+    """
+
+    status: int
+    action: str
+    work_order_id: str | None
+    elapsed_s: float
+
+
+def event_ids(event: Mapping[str, Any]) -> dict[str, str]:
+    """The identifiers of an event that logs, errors and dead letters name (``"?"`` when absent)."""
+    return {"asset": str(event.get("asset", "?")), "alert_id": str(event.get("alert_id", "?")),
+            "event_id": str(event.get("event_id", "?"))}
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The process's TLS client context (certificates and host names verified).
+
+    Building one loads the CA store, which costs far more than a request; one
+    context is safe to share between the worker threads.
+    """
+    return ssl.create_default_context()
+
+
+def _http(method: str, url: str, headers: Mapping[str, str], body: bytes,
+          timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout_s, context=_tls_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        data = resp.read(_MAX_RESPONSE_BYTES)
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def _network_reason(exc: BaseException, timeout_s: float) -> str:
+    # Reasons are built from the exception *class* only: messages of socket,
+    # ssl and http.client errors can contain host names, paths or echoed data.
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"timeout after {timeout_s:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                        ConnectionAbortedError, http.client.IncompleteRead, http.client.BadStatusLine)):
+        return f"connection dropped without a complete response ({type(exc).__name__})"
+    if isinstance(exc, socket.gaierror):
+        return "host name resolution failed"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({type(exc).__name__})"
+    return f"network error ({type(exc).__name__})"
+
+
+def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | None = None,
+            now: float | None = None, redact: Callable[[str], str] | None = None) -> Delivered:
+    """Make one delivery attempt of one event to one target.
+
+    Parameters
+    ----------
+    target : Target
+        Where to send.
+    event : mapping
+        The alert event.
+    work_order_id : str, optional
+        Known work order of this alert on this target (CMMS kinds): update or
+        close it instead of creating one.
+    now : float, optional
+        Unix time for the ``webhook-timestamp`` (default: the current time;
+        each retry is signed afresh, as the spec requires).
+    redact : callable, optional
+        Scrubber applied to failure reasons.
+
+    Returns
+    -------
+    Delivered
+        On a 2xx answer.
+
+    Raises
+    ------
+    RetryableDeliveryError
+        Timeout, connection failure, 408/425/429/5xx (``retry_after`` set
+        from ``Retry-After`` on 429/503).
+    PermanentDeliveryError
+        3xx, other 4xx, an event that cannot be mapped, or a missing secret.
+    """
+    ids = dict(event_ids(event), target=target.name)
+    scrub = redact or (lambda s: s)
+    try:
+        req = cmms.build_request(target.kind, event, work_order_id, target.options)
+    except cmms.AlertMappingError as exc:
+        raise PermanentDeliveryError(scrub(f"cannot map event: {exc}"), **ids) from None
+    try:
+        secret = target.secret()
+    except TargetConfigError as exc:
+        raise PermanentDeliveryError(str(exc), **ids) from None
+    body = req.body_bytes()
+    headers = {"User-Agent": _USER_AGENT, **req.headers}
+    if target.kind == "webhook":
+        event_id = ids["event_id"]
+        ts = int(time.time() if now is None else now)
+        if secret:
+            try:
+                headers.update(webhooks.sign(secret, event_id, ts, body))
+            except ValueError as exc:
+                # Only our own messages ('empty', 'not valid base64', bad id).
+                raise PermanentDeliveryError(f"cannot sign: {exc}", **ids) from None
+        else:
+            # Unsigned, but still carrying the idempotency key receivers dedup on.
+            headers.update({"webhook-id": event_id, "webhook-timestamp": str(ts)})
+    headers.update(cmms.auth_headers(target.kind, secret))
+    url = target.url.rstrip("/") + req.path if req.path else target.url
+
+    t0 = time.monotonic()
+    try:
+        status, resp_headers, data = _http(req.method, url, headers, body, target.timeout_s)
+    except (OSError, http.client.HTTPException) as exc:
+        raise RetryableDeliveryError(scrub(_network_reason(exc, target.timeout_s)), **ids) from None
+    elapsed = time.monotonic() - t0
+
+    if 200 <= status < 300:
+        wo = None
+        if req.action == "create":
+            wo = cmms.extract_work_order_id(target.kind, status, resp_headers, data)
+        return Delivered(status=status, action=req.action, work_order_id=wo, elapsed_s=elapsed)
+    retry_after = None
+    if status in _RETRY_AFTER_STATUS:
+        retry_after = parse_retry_after(resp_headers.get("retry-after"))
+    if status in _RETRYABLE_STATUS or 500 <= status < 600:
+        raise RetryableDeliveryError(f"HTTP {status}", http_status=status, retry_after=retry_after, **ids)
+    if 300 <= status < 400:
+        raise PermanentDeliveryError(f"HTTP {status} redirect (redirects are not followed; fix the URL)",
+                                     http_status=status, **ids)
+    raise PermanentDeliveryError(f"HTTP {status}", http_status=status, **ids)
