@@ -52,7 +52,10 @@ def bare_loop(settings: Settings, messages) -> float:
     t0 = time.perf_counter()
     for i, m in enumerate(messages):
         reading = steps.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
+        # The bench fleet sends only valid messages (bench_settings: invalid_messages=0).
+        assert isinstance(reading, steps.Reading)
         snap = steps.snapshot_features(settings, reading)
+        assert isinstance(snap, steps.Snapshot)
         acc = steps.window_add(steps.window_new(), snap)
         window_id = int(snap.ts_ms // (settings.window.length_s * 1000))
         w = steps.window_features(settings, (window_id, acc))
@@ -73,7 +76,10 @@ def state_bytes_per_sensor(settings: Settings, messages, sensors: int = 200) -> 
     windows = []
     for i, m in enumerate(messages[:60]):
         reading = steps.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
-        acc = steps.window_add(steps.window_new(), steps.snapshot_features(settings, reading))
+        assert isinstance(reading, steps.Reading)  # valid messages only, as in bare_loop
+        snap = steps.snapshot_features(settings, reading)
+        assert isinstance(snap, steps.Snapshot)
+        acc = steps.window_add(steps.window_new(), snap)
         windows.append(steps.window_features(settings, (i, acc)))
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

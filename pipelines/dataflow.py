@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta, timezone
+from typing import TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.operators import KeyedStream
 from bytewax.operators import windowing as win
 
 from predmaint.connectors.kafka_io import dead_letter_value
@@ -50,8 +52,13 @@ def _snapshot_time(item: steps.Snapshot) -> datetime:
     return item.event_time
 
 
-def _is(cls, x) -> bool:
-    return isinstance(x, cls)
+def _is_reading(x: steps.Reading | DeadLetter) -> TypeGuard[steps.Reading]:
+    # A named TypeGuard (not a partial of a generic one) so that bytewax's branch types its true side.
+    return isinstance(x, steps.Reading)
+
+
+def _snapshot_ok(kv: tuple[str, steps.Snapshot | DeadLetter]) -> TypeGuard[tuple[str, steps.Snapshot]]:
+    return isinstance(kv[1], steps.Snapshot)
 
 
 def _kafka_error(err) -> DeadLetter:
@@ -87,12 +94,12 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     kin = kop.input("telemetry_in", flow, brokers=brokers, topics=[k.telemetry_topic], tail=tail)
 
     decoded = op.map("decode", kin.oks, functools.partial(steps.decode, settings))
-    valid = op.branch("valid", decoded, functools.partial(_is, steps.Reading))
+    valid = op.branch("valid", decoded, _is_reading)
     # Keyed by asset: all of an asset's sensors share one window state and one
     # worker, so the asset's alert rules see its windows in a deterministic order.
     keyed = op.key_on("key_asset", valid.trues, lambda r: r.asset)
     snaps = op.map_value("snapshot_features", keyed, functools.partial(steps.snapshot_features, settings))
-    snapped = op.branch("snapshot_ok", snaps, lambda kv: isinstance(kv[1], steps.Snapshot))
+    snapped = op.branch("snapshot_ok", snaps, _snapshot_ok)
 
     wait = timedelta(seconds=settings.window.allowed_lateness_s)
     clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
@@ -111,8 +118,12 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
               KafkaSink(brokers, k.alerts_topic))
 
     late = op.map("late", windows.late, lambda kv: _late(kv[1]))
-    dead = op.merge("dead_letters", valid.falses, op.map("kafka_errors", kin.errs, _kafka_error),
-                    op.map("snapshot_failed", snapped.falses, lambda kv: kv[1]),
+    # bytewax's branch narrows only its true side (TypeGuard); the false sides
+    # hold only what the predicates reject, i.e. dead letters.
+    rejected = cast("Stream[DeadLetter]", valid.falses)
+    snapshot_failed = cast("KeyedStream[DeadLetter]", snapped.falses)
+    dead = op.merge("dead_letters", rejected, op.map("kafka_errors", kin.errs, _kafka_error),
+                    op.map("snapshot_failed", snapshot_failed, lambda kv: kv[1]),
                     features_bad, late)
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               KafkaSink(brokers, k.dead_letter_topic))

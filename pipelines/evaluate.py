@@ -745,8 +745,9 @@ def run(args: argparse.Namespace) -> int:
         result = run_nab(settings, data, args.series)
         text, plotter = format_nab(result), lambda path: plot_nab(result, path)  # noqa: E731
     elif name == "ims":
-        result = run_ims(settings, data, args.features, args.bearing)
-        text, plotter = format_ims(result), lambda path: plot_ims(result, path)  # noqa: E731
+        # A name of its own: the lambda would see ``result`` as the union of the three results.
+        ims = result = run_ims(settings, data, args.features, args.bearing)
+        text, plotter = format_ims(ims), lambda path: plot_ims(ims, path)  # noqa: E731
     else:
         result = run_cwru(settings, data)
         text, plotter = format_cwru(result), lambda path: plot_cwru(result, path)  # noqa: E731

@@ -16,7 +16,7 @@ import predmaint
 
 #: Packages whose folders are not under predmaint/ (package-dir mapping) are listed explicitly.
 PACKAGES = ("predmaint", "predmaint.settings", "predmaint.features", "predmaint.models",
-            "predmaint.connectors", "predmaint.pipelines", "predmaint.dashboards")
+            "predmaint.connectors", "predmaint.connectors.datasets", "predmaint.pipelines", "predmaint.dashboards")
 
 
 def _modules() -> list[str]:
