@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,7 +98,8 @@ class Deliverer:
             if t.kind == "webhook" and not t.secret_env:
                 log.warning("target %s: webhook deliveries will be unsigned (no secret_env)", t.name)
         self._own_outbox = not isinstance(outbox, Outbox)
-        self.outbox = Outbox(outbox) if self._own_outbox else outbox  # type: ignore[arg-type]
+        # A path opens an outbox owned (and closed) by this deliverer.
+        self.outbox: Outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
         self._names = list(self.targets)
         self._pool = cf.ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="deliver")
         self._in_flight: dict[tuple[str, str], _InFlight] = {}
@@ -244,7 +246,7 @@ class Deliverer:
     def _futures(self) -> list[cf.Future[Delivered]]:
         return [f.future for f in self._in_flight.values()]
 
-    def _due_at(self, head: Mapping[str, Any]) -> float:
+    def _due_at(self, head: sqlite3.Row) -> float:
         # A paused target (Retry-After) holds back every asset, due or not.
         return max(float(head["next_attempt_at"]), self._paused_until.get(head["target"], 0.0))
 
@@ -266,7 +268,7 @@ class Deliverer:
         # which this query could not return.
         self._next_due_stale = uncovered
 
-    def _start(self, head: Mapping[str, Any], dead: list[dict[str, Any]], now: float) -> bool:
+    def _start(self, head: sqlite3.Row, dead: list[dict[str, Any]], now: float) -> bool:
         """Start an attempt for a due head; ``False`` when the head is closed without one."""
         target = self.targets[head["target"]]
         seq = int(head["seq"])

@@ -24,7 +24,7 @@ import urllib3
 
 from predmaint.connectors.retry import backoff_delay
 from predmaint.domain import Point, PointReader, PointWriter, QueryReader
-from predmaint.errors import StorageError, StorageUnavailable
+from predmaint.errors import SettingsError, StorageError, StorageUnavailable
 from predmaint.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,13 @@ class InfluxV2Writer(_InfluxHTTP):
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         token = settings.token.get() if settings.token else None
-        if not token and settings.username and settings.password:
-            token = f"{settings.username}:{settings.password.get()}"  # InfluxDB 1.8 convention
+        password = settings.password  # a Secret whenever password_env is named, set or not
+        if not token and settings.username and password is not None:
+            if not password.get():
+                instead = f" (or set {settings.token_env} to an API token)" if settings.token_env else ""
+                raise SettingsError(f"storage.password_env: {settings.username_env} is set but "
+                                    f"{settings.password_env} is not; set it{instead}")
+            token = f"{settings.username}:{password.get()}"  # InfluxDB 1.8 convention
         # influxdb-client annotates ``token: str = None`` (an implicit Optional) but accepts None.
         self.client = InfluxDBClient(url=settings.url, token=token, org=settings.org,  # type: ignore[arg-type]
                                      timeout=int(settings.timeout_s * 1000))

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from predmaint.connectors import cmms, webhooks
@@ -39,6 +39,7 @@ from predmaint.settings.targets import Target
 
 __all__ = [
     "Delivered",
+    "EventIds",
     "Redactor",
     "attempt",
     "event_ids",
@@ -148,7 +149,21 @@ class Delivered:
     elapsed_s: float
 
 
-def event_ids(event: Mapping[str, Any]) -> dict[str, str]:
+class EventIds(TypedDict):
+    """The identifiers :func:`event_ids` returns (keyword arguments of :class:`~predmaint.errors.DeliveryError`)."""
+
+    asset: str
+    alert_id: str
+    event_id: str
+
+
+class _DeliveryIds(EventIds):
+    """:class:`EventIds` plus the target name: every identifying field of a delivery error."""
+
+    target: str
+
+
+def event_ids(event: Mapping[str, Any]) -> EventIds:
     """The identifiers of an event that logs, errors and dead letters name (``"?"`` when absent)."""
     return {"asset": str(event.get("asset", "?")), "alert_id": str(event.get("alert_id", "?")),
             "event_id": str(event.get("event_id", "?"))}
@@ -167,14 +182,19 @@ def _tls_context() -> ssl.SSLContext:
 def _http(method: str, url: str, headers: Mapping[str, str], body: bytes,
           timeout_s: float) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        # Unreachable for a Target (from_config rejects URLs without a host).
+        # The URL itself is not in the message: its path or query may carry a token.
+        raise TargetConfigError("target URL has no host name (targets must be built by Target.from_config)")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout_s, context=_tls_context())
+            host, parts.port, timeout=timeout_s, context=_tls_context())
     else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout_s)
     try:
         conn.request(method, path, body=body, headers=dict(headers))
         resp = conn.getresponse()
@@ -233,7 +253,7 @@ def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | No
     PermanentDeliveryError
         3xx, other 4xx, an event that cannot be mapped, or a missing secret.
     """
-    ids = dict(event_ids(event), target=target.name)
+    ids: _DeliveryIds = {**event_ids(event), "target": target.name}
     scrub = redact or (lambda s: s)
     try:
         req = cmms.build_request(target.kind, event, work_order_id, target.options)

@@ -134,17 +134,20 @@ def _run_check(settings, args) -> int:
 
     if settings.storage.kind == "sqlite":
         raise ConfigurationError(f"{settings.source}: storage.kind is sqlite; the dashboards need InfluxDB")
-    reader = open_query_reader(settings.storage)
     end = datetime.fromisoformat(args.end.replace("Z", "+00:00")) if args.end else datetime.now(timezone.utc)
     start = end - timedelta(hours=args.hours)
     time_range = TimeRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000)).with_grafana_interval()
-    schema = Schema.load(reader.query)
-    # Every value of every variable: the "All" selection.
-    selection = {name: tuple(tag_values(reader.query, f'SHOW TAG VALUES FROM "health" WITH KEY = "{name}"'))
-                 for name in ("site", "line", "asset", "model")}
-    failed = 0
-    for text in build.render(settings).values():
-        results = check_dashboard(json.loads(text), reader.query, schema, selection, time_range)
-        print(summarise(results))
-        failed += sum(not r.ok and (args.require_data or not r.empty) for r in results)
+    reader = open_query_reader(settings.storage)
+    try:
+        schema = Schema.load(reader.query)
+        # Every value of every variable: the "All" selection.
+        selection = {name: tuple(tag_values(reader.query, f'SHOW TAG VALUES FROM "health" WITH KEY = "{name}"'))
+                     for name in ("site", "line", "asset", "model")}
+        failed = 0
+        for text in build.render(settings).values():
+            results = check_dashboard(json.loads(text), reader.query, schema, selection, time_range)
+            print(summarise(results))
+            failed += sum(not r.ok and (args.require_data or not r.empty) for r in results)
+    finally:
+        reader.close()
     return 1 if failed else 0

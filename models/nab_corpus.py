@@ -73,7 +73,15 @@ def as_datetime64_ms(values: Iterable[Any] | np.ndarray) -> np.ndarray:
     >>> as_datetime64_ms([1388534400000, "2014-01-01 00:05:00"])
     array(['2014-01-01T00:00:00.000', '2014-01-01T00:05:00.000'], dtype='datetime64[ms]')
     """
-    arr = np.asarray(values if isinstance(values, np.ndarray) else list(values))
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuM":
+        arr = values
+    else:
+        items = list(values)
+        if items and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+            arr = np.array(items, dtype=np.int64)
+        else:
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = items
     if arr.size == 0:
         return np.empty(0, dtype="datetime64[ms]")
     if arr.dtype.kind in "iu":
@@ -88,6 +96,8 @@ def as_datetime64_ms(values: Iterable[Any] | np.ndarray) -> np.ndarray:
             out.append(np.datetime64(v, "ms"))
         elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             out.append(np.datetime64(int(v), "ms"))
+        elif isinstance(v, np.datetime64):
+            out.append(v.astype("datetime64[ms]"))
         else:
             out.append(np.datetime64(str(v), "ms"))
     return np.array(out, dtype="datetime64[ms]")
@@ -112,7 +122,7 @@ class NabLabels:
 
     Examples
     --------
-    >>> t = np.arange(10).astype("datetime64[m]").astype("datetime64[ms]") * 5
+    >>> t = np.datetime64("1970-01-01T00:00", "ms") + np.arange(10) * np.timedelta64(5, "m")
     >>> lab = NabLabels("cat/x.csv", t, ((datetime(1970, 1, 1, 0, 15), datetime(1970, 1, 1, 0, 25)),))
     >>> lab.category, lab.rows
     ('cat', 10)
@@ -249,7 +259,7 @@ def score_corpus(
 
     Examples
     --------
-    >>> t = np.arange(20).astype("datetime64[m]").astype("datetime64[ms]") * 5
+    >>> t = np.datetime64("1970-01-01T00:00", "ms") + np.arange(20) * np.timedelta64(5, "m")
     >>> w = ((datetime(1970, 1, 1, 0, 50), datetime(1970, 1, 1, 1, 5)),)
     >>> lab = NabLabels("cat/x.csv", t, w)
     >>> s = score_corpus([lab], {"cat/x.csv": [datetime(1970, 1, 1, 0, 50)]}, probationary_percent=0.0)
@@ -309,7 +319,7 @@ def score_published(
 
     Examples
     --------
-    >>> t = np.arange(20).astype("datetime64[m]").astype("datetime64[ms]") * 5
+    >>> t = np.datetime64("1970-01-01T00:00", "ms") + np.arange(20) * np.timedelta64(5, "m")
     >>> lab = NabLabels("cat/x.csv", t, ((datetime(1970, 1, 1, 0, 50), datetime(1970, 1, 1, 1, 5)),))
     >>> pub = {"good": {"standard": {"cat/x.csv": 0.5}}}
     >>> score_published([lab], pub, {"standard": NAB_PROFILES["standard"]})["good"]["standard"].score

@@ -58,7 +58,7 @@ def bare_loop(settings: Settings, messages) -> float:
         assert isinstance(snap, steps.Snapshot)
         acc = steps.window_add(steps.window_new(), snap)
         window_id = int(snap.ts_ms // (settings.window.length_s * 1000))
-        w = steps.window_features(settings, (window_id, acc))
+        w = steps.window_features(settings, settings.window.length_s, (window_id, acc))
         states[reading.asset], scored = steps.assess(settings, None, states.get(reading.asset), w)
         steps.to_points(settings, scored)
     return time.perf_counter() - t0
@@ -80,7 +80,7 @@ def state_bytes_per_sensor(settings: Settings, messages, sensors: int = 200) -> 
         snap = steps.snapshot_features(settings, reading)
         assert isinstance(snap, steps.Snapshot)
         acc = steps.window_add(steps.window_new(), snap)
-        windows.append(steps.window_features(settings, (i, acc)))
+        windows.append(steps.window_features(settings, settings.window.length_s, (i, acc)))
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     states = []

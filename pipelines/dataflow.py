@@ -2,7 +2,7 @@
 
 ::
 
-    telemetry (Kafka) -> decode -> snapshot_features -> event-time window per asset (all its sensors)
+    telemetry (Kafka) -> decode -> snapshot_features -> event-time window per asset and window length
       -> window_features -> assess (model, health, alert rules) -> InfluxDB / alerts topic
     every error stream (Kafka errors, invalid messages, late data) -> dead-letter topic + InfluxDB
 
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
 from typing import TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 from bytewax.operators import KeyedStream
 from bytewax.operators import windowing as win
 
@@ -85,15 +88,50 @@ def _alert_message(settings: Settings, item) -> KafkaSinkMessage:
     return KafkaSinkMessage(key=key, value=value)
 
 
-def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
+@dataclass(frozen=True)
+class FlowIO:
+    """Where the flow reads telemetry and writes its results; ``None`` means the configured default.
+
+    The defaults are the Kafka telemetry topic (input), the configured storage
+    (points), and the alerts and dead-letter topics. ``predmaint evaluate``
+    replaces them with bytewax's testing source and sinks, so that it measures
+    exactly the flow ``predmaint run`` runs.
+
+    Attributes
+    ----------
+    telemetry : bytewax Source, optional
+        Items shaped like ``KafkaSourceMessage`` (``key``, ``value``, ``topic``,
+        ``partition``, ``offset``, ``timestamp``).
+    points : bytewax Sink, optional
+        Receives ``(key, Point)`` pairs: features, health, alerts and dead letters.
+    alerts, dead_letters : bytewax Sink, optional
+        Receive ``KafkaSinkMessage`` items, as published on the alerts and dead-letter topics.
+    """
+
+    telemetry: Source | None = None
+    points: Sink | None = None
+    alerts: Sink | None = None
+    dead_letters: Sink | None = None
+
+
+def window_step_id(settings: Settings, length_s: float) -> str:
+    """The windowing step of one window length (the default length keeps the historical id "window")."""
+    return "window" if length_s == settings.window.length_s else f"window_{length_s:g}s"
+
+
+def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) -> Dataflow:
     """The dataflow for ``settings``; ``tail=False`` stops at the end of the topic (demo, tests, bench)."""
     steps.check_registry(settings)
     k = settings.kafka
     brokers = [k.bootstrap]
     flow = Dataflow("predmaint")
-    kin = kop.input("telemetry_in", flow, brokers=brokers, topics=[k.telemetry_topic], tail=tail)
+    if io.telemetry is None:
+        kin = kop.input("telemetry_in", flow, brokers=brokers, topics=[k.telemetry_topic], tail=tail)
+        messages, kafka_errors = kin.oks, op.map("kafka_errors", kin.errs, _kafka_error)
+    else:
+        messages, kafka_errors = op.input("telemetry_in", flow, io.telemetry), None
 
-    decoded = op.map("decode", kin.oks, functools.partial(steps.decode, settings))
+    decoded = op.map("decode", messages, functools.partial(steps.decode, settings))
     valid = op.branch("valid", decoded, _is_reading)
     # Keyed by asset: all of an asset's sensors share one window state and one
     # worker, so the asset's alert rules see its windows in a deterministic order.
@@ -101,13 +139,24 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     snaps = op.map_value("snapshot_features", keyed, functools.partial(steps.snapshot_features, settings))
     snapped = op.branch("snapshot_ok", snaps, _snapshot_ok)
 
+    # One tumbling windower per window length in the fleet (a vibration
+    # window holds several snapshots, a 1 Hz process value a few readings);
+    # the sensors of an asset that share a length close together.
     wait = timedelta(seconds=settings.window.allowed_lateness_s)
-    clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
-                           now_getter=_frozen_now, to_system_utc=_no_wakeup)
-    windower = win.TumblingWindower(length=timedelta(seconds=settings.window.length_s), align_to=EPOCH)
-    windows = win.fold_window("window", snapped.trues, clock, windower,
-                              steps.window_new, steps.window_add, steps.window_merge)
-    features = op.map_value("window_features", windows.down, functools.partial(steps.window_features, settings))
+    features_by_length, late_by_length = [], []
+    for length_s in settings.window_lengths():
+        step = window_step_id(settings, length_s)
+        mine = op.filter_value(f"{step}_sensors", snapped.trues,
+                               functools.partial(steps.has_window_length, settings, length_s))
+        clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
+                               now_getter=_frozen_now, to_system_utc=_no_wakeup)
+        windower = win.TumblingWindower(length=timedelta(seconds=length_s), align_to=EPOCH)
+        windows = win.fold_window(step, mine, clock, windower,
+                                  steps.window_new, steps.window_add, steps.window_merge)
+        features_by_length.append(op.map_value(f"{step}_features", windows.down,
+                                               functools.partial(steps.window_features, settings, length_s)))
+        late_by_length.append(op.map(f"{step}_late", windows.late, lambda kv: _late(kv[1])))
+    features = op.merge("windows_closed", *features_by_length)
     features_bad = op.flat_map("window_features_failed", features, lambda kv: kv[1].dead)
     suppressions = Suppressions(settings.suppression)
     scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings, suppressions))
@@ -115,20 +164,21 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     points = op.flat_map("to_points", scored, lambda kv: steps.to_points(settings, kv[1]))
     events = op.flat_map("alert_events", scored, lambda kv: [(e, kv[1].health_of(e.sensor)) for e in kv[1].events])
     op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
-              KafkaSink(brokers, k.alerts_topic))
+              io.alerts or KafkaSink(brokers, k.alerts_topic))
 
-    late = op.map("late", windows.late, lambda kv: _late(kv[1]))
     # bytewax's branch narrows only its true side (TypeGuard); the false sides
     # hold only what the predicates reject, i.e. dead letters.
     rejected = cast("Stream[DeadLetter]", valid.falses)
     snapshot_failed = cast("KeyedStream[DeadLetter]", snapped.falses)
-    dead = op.merge("dead_letters", rejected, op.map("kafka_errors", kin.errs, _kafka_error),
-                    op.map("snapshot_failed", snapshot_failed, lambda kv: kv[1]),
-                    features_bad, late)
+    errors = [rejected, op.map("snapshot_failed", snapshot_failed, lambda kv: kv[1]), features_bad,
+              *late_by_length]
+    if kafka_errors is not None:
+        errors.insert(1, kafka_errors)
+    dead = op.merge("dead_letters", *errors)
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
-              KafkaSink(brokers, k.dead_letter_topic))
+              io.dead_letters or KafkaSink(brokers, k.dead_letter_topic))
     dead_points = op.map("dead_letter_points", dead, steps.dead_letter_point)
     keyed_points = op.key_on("key_points", op.merge("all_points", points, dead_points),
                              lambda p: p.tags.get("asset") or p.measurement)
-    op.output("storage_out", keyed_points, StorageSink(settings.storage))
+    op.output("storage_out", keyed_points, io.points or StorageSink(settings.storage))
     return flow

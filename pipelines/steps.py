@@ -22,6 +22,7 @@ from predmaint.domain import DeadLetter, Point
 from predmaint.features.aggregate import FeatureAccumulator
 from predmaint.features.bearing import bearing_multipliers
 from predmaint.features.current import current_features
+from predmaint.features.process import process_features
 from predmaint.features.temperature import temperature_features
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent, AlertState
@@ -81,6 +82,8 @@ class AssetWindowFeatures:
     end_ns: int
     windows: tuple[WindowFeatures, ...]  # sorted by sensor
     dead: tuple["DeadLetter", ...] = ()
+    #: The window length of these sensors (an asset's sensors of other lengths close in other windows).
+    length_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,16 @@ class ScoredAssetWindow:
     end_ns: int
     sensors: tuple[ScoredWindow, ...]
     events: tuple[AlertEvent, ...]
+    #: Champion health of sensors of this asset whose windows have another length (latest known).
+    other_health: dict[str, float] = field(default_factory=dict)
 
-    def health_of(self, sensor: str) -> float:
-        return next(s.assessment.health for s in self.sensors if s.window.sensor == sensor)
+    def health_of(self, sensor: str) -> float | None:
+        """The champion health of ``sensor`` at this window (latest known for sensors of other lengths).
+
+        ``None`` when the sensor has no window here and none recently (it fell silent).
+        """
+        own = next((s.assessment.health for s in self.sensors if s.window.sensor == sensor), None)
+        return own if own is not None else self.other_health.get(sensor)
 
 
 def decode(settings: Settings, msg) -> Reading | DeadLetter:
@@ -135,6 +145,10 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
                           "decode", reading.asset, reading.sensor, **where)
     if reading.kind == "current" and reading.channels != 3:
         return DeadLetter(f"current needs 3 phase channels, got {reading.channels}", "decode",
+                          reading.asset, reading.sensor, **where)
+    if reading.kind == "process" and (reading.channels != 1 or reading.unit != sensor.unit):
+        return DeadLetter(f"process value needs 1 channel in the registered unit {sensor.unit!r}, got "
+                          f"{reading.channels} channel(s) in {reading.unit!r}", "decode",
                           reading.asset, reading.sensor, **where)
     return reading
 
@@ -242,27 +256,33 @@ def window_end_ns(window_id: int, length_s: float) -> int:
     return int(round((window_id + 1) * length_s * 1e9))
 
 
-def window_features(settings: Settings, item: tuple[int, AssetWindow]) -> AssetWindowFeatures:
+def has_window_length(settings: Settings, length_s: float, snap: Snapshot) -> bool:
+    """Whether ``snap``'s sensor uses windows of ``length_s`` (one windowing step per length)."""
+    return settings.window_length_s(snap.asset, snap.sensor) == length_s
+
+
+def window_features(settings: Settings, length_s: float, item: tuple[int, AssetWindow]) -> AssetWindowFeatures:
     """Step ``window_features``: each sensor's features in the closed window, stamped at the window end."""
     window_id, acc = item
-    results = [sensor_window_features(settings, (window_id, acc.sensors[s])) for s in sorted(acc.sensors)]
+    results = [sensor_window_features(settings, length_s, (window_id, acc.sensors[s])) for s in sorted(acc.sensors)]
     windows = tuple(r for r in results if isinstance(r, WindowFeatures))
     dead = tuple(r for r in results if isinstance(r, DeadLetter))
     asset = next(iter(acc.sensors.values())).asset
-    return AssetWindowFeatures(asset, window_end_ns(window_id, settings.window.length_s), windows, dead)
+    return AssetWindowFeatures(asset, window_end_ns(window_id, length_s), windows, dead, length_s)
 
 
-def sensor_window_features(settings: Settings, item: tuple[int, SensorWindow]) -> WindowFeatures | DeadLetter:
+def sensor_window_features(settings: Settings, length_s: float,
+                           item: tuple[int, SensorWindow]) -> WindowFeatures | DeadLetter:
     """One sensor's window features, or a dead letter saying why they cannot be computed."""
     window_id, acc = item
     try:
-        return _window_features(settings, window_id, acc)
+        return _window_features(settings, window_end_ns(window_id, length_s), acc)
     except ValueError as exc:
-        end_ns = window_end_ns(window_id, settings.window.length_s)
+        end_ns = window_end_ns(window_id, length_s)
         return DeadLetter(f"window features: {exc}", "window_features", acc.asset, acc.sensor, time_ns=end_ns)
 
 
-def _window_features(settings: Settings, window_id: int, acc: SensorWindow) -> WindowFeatures:
+def _window_features(settings: Settings, end_ns: int, acc: SensorWindow) -> WindowFeatures:
     if acc.kind == "vibration":
         feats = acc.vibration.result()
     elif acc.kind == "temperature":
@@ -271,11 +291,13 @@ def _window_features(settings: Settings, window_id: int, acc: SensorWindow) -> W
         ambient_channel = sensor.ambient_channel
         feats = temperature_window_features(acc.times_s, acc.values, ambient_channel)
         feats["readings"] = float(len(acc.values))
+    elif acc.kind == "process":
+        feats = process_features(np.asarray(acc.values, dtype=float)[:, 0])
+        feats["readings"] = float(len(acc.values))
     else:
         feats = current_features(np.asarray(acc.values, dtype=float))
         feats["readings"] = float(len(acc.values))
-    return WindowFeatures(acc.asset, acc.sensor, acc.kind, window_end_ns(window_id, settings.window.length_s),
-                          feats)
+    return WindowFeatures(acc.asset, acc.sensor, acc.kind, end_ns, feats)
 
 
 def temperature_window_features(times_s, values, ambient_channel: int = -1) -> dict[str, float]:
@@ -297,12 +319,29 @@ def temperature_window_features(times_s, values, ambient_channel: int = -1) -> d
 NOT_MODELLED = ("snapshots", "readings", "env_band_lo_hz", "env_band_hi_hz", "iso_zone")
 
 
+@dataclass(frozen=True)
+class RuleValue:
+    """A rule's latest value for one sensor, remembered for the asset's windows of other lengths."""
+
+    value: float
+    explanation: list
+    health: float
+    end_ns: int
+    length_s: float
+
+
 @dataclass
 class AssetState:
-    """Everything the ``assess`` step remembers per asset: each sensor's models, each rule's alert state."""
+    """Everything the ``assess`` step remembers per asset: each sensor's models, each rule's alert state.
+
+    ``recent`` holds, per rule and sensor, the latest value from windows of
+    each length, so that a rule sees the asset's worst sensor even when its
+    sensors close windows of different lengths at different times.
+    """
 
     models: dict[str, dict[str, SensorModel]]  # sensor -> model label -> model (champion first)
     alerts: dict[str, AlertState]
+    recent: dict[str, dict[str, RuleValue]] = field(default_factory=dict)  # rule -> sensor -> value
 
 
 def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None) -> SensorModel:
@@ -352,20 +391,43 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     """
     if state is None:
         state = AssetState({}, {r.name: AlertState(r) for r in settings.alert_rules})
-    scored = tuple(score_sensor(settings, state.models.setdefault(w.sensor, _new_models(settings)), w)
-                   for w in aw.windows)
+    if not hasattr(state, "recent"):  # a snapshot from before windows of several lengths
+        state.recent = {}
+    scored = []
+    for w in aw.windows:
+        models = state.models.get(w.sensor)
+        if models is None:  # built only for a sensor's first window (setdefault would build every time)
+            models = state.models[w.sensor] = _new_models(settings)
+        scored.append(score_sensor(settings, models, w))
     events: list[AlertEvent] = []
+    other_health: dict[str, float] = {}
     for rule_state in state.alerts.values():
         rule = rule_state.rule
-        candidates = [(v, s) for s in scored if (v := rule_value(rule, s.window, s.assessment)) is not None]
+        recent = state.recent.setdefault(rule.name, {})
+        candidates = []
+        for s in scored:
+            v = rule_value(rule, s.window, s.assessment)
+            if v is None:
+                recent.pop(s.window.sensor, None)
+                continue
+            candidates.append((v, s.window.sensor, s.assessment.explanation, s.assessment.health))
+            recent[s.window.sensor] = RuleValue(v, s.assessment.explanation, s.assessment.health,
+                                                aw.end_ns, aw.length_s)
+        for sensor, r in list(recent.items()):
+            if r.length_s == aw.length_s:
+                continue  # a sensor of this length that is absent from this window has no value now
+            if r.end_ns + 2 * r.length_s * 1e9 < aw.end_ns:
+                del recent[sensor]  # too old to stand for the sensor's present state
+                continue
+            candidates.append((r.value, sensor, r.explanation, r.health))
+            other_health[sensor] = r.health
         if not candidates:
             continue
         pick = min if rule.direction == "below" else max
-        value, worst = pick(candidates, key=lambda c: c[0])
+        value, sensor, explanation, _ = pick(candidates, key=lambda c: c[0])
         suppressed_by = suppressions.reason(aw.asset, rule.name, aw.end_ns) if suppressions else ""
-        events.extend(rule_state.update(aw.asset, worst.window.sensor, aw.end_ns, value,
-                                        worst.assessment.explanation, suppressed_by))
-    return state, ScoredAssetWindow(aw.asset, aw.end_ns, scored, tuple(events))
+        events.extend(rule_state.update(aw.asset, sensor, aw.end_ns, value, explanation, suppressed_by))
+    return state, ScoredAssetWindow(aw.asset, aw.end_ns, tuple(scored), tuple(events), other_health)
 
 
 def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = None) -> list[Point]:
@@ -392,16 +454,21 @@ def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = Non
     return points
 
 
-def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float) -> Point:
-    """An alert event as an ``alerts`` point; ``asset_tags`` are site, line and asset."""
+def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float | None) -> Point:
+    """An alert event as an ``alerts`` point; ``asset_tags`` are site, line and asset.
+
+    ``health`` is left out when the sensor has none at this moment (it fell silent).
+    """
+    fields: dict[str, float | int | bool | str] = {
+        "alert_id": e.alert_id, "event_id": e.event_id, "state": e.state, "value": e.value,
+        "notify": e.notify, "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)}
+    if health is not None:
+        fields["health"] = health
     return Point("alerts", {**asset_tags, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
-                 {"alert_id": e.alert_id, "event_id": e.event_id, "state": e.state,
-                  "value": e.value, "health": health, "notify": e.notify,
-                  "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)},
-                 e.time_ns)
+                 fields, e.time_ns)
 
 
-def alert_message(settings: Settings, e: AlertEvent, health: float) -> tuple[bytes, bytes]:
+def alert_message(settings: Settings, e: AlertEvent, health: float | None) -> tuple[bytes, bytes]:
     """Step ``alert_messages``: the alert event as published on the alerts topic."""
     asset = settings.asset(e.asset)
     assert asset is not None  # decode dead-letters readings of assets not in the registry

@@ -30,7 +30,7 @@ import numpy as np
 from predmaint.errors import InvalidMessage
 
 ENVELOPE_VERSION = 1
-KINDS = ("vibration", "temperature", "current")
+KINDS = ("vibration", "temperature", "current", "process")
 ENCODINGS = ("json", "f32le-b64")
 #: Units accepted per kind, with the factor that converts to the unit used
 #: by ``features`` (m/s2 for acceleration, degC, A).
@@ -39,6 +39,9 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
     "temperature": {"degC": 1.0},
     "current": {"A": 1.0},
 }
+#: ``process`` (any scalar process value: pressure, flow, voltage, load, a temperature that is
+#: not a bearing's...) takes its unit as registered, unconverted; this bounds its length.
+MAX_PROCESS_UNIT_CHARS = 32
 MAX_SAMPLES = 1 << 20
 
 
@@ -149,9 +152,17 @@ def decode_reading(value: bytes | None, key: bytes | None = None) -> Reading:
              f"field 'sample_rate_hz' must be a positive number, got {rate!r}", a, s)
     assert isinstance(rate, (int, float))  # checked by _require above
     unit = doc.get("unit")
-    factors = UNIT_FACTORS[kind]
-    _require(unit in factors, f"unit {unit!r} not accepted for kind {kind!r}, expected one of {sorted(factors)}", a, s)
-    assert isinstance(unit, str)  # a key of factors, checked by _require above
+    if kind == "process":
+        _require(isinstance(unit, str) and 0 < len(unit) <= MAX_PROCESS_UNIT_CHARS,
+                 f"field 'unit' must be a string of 1..{MAX_PROCESS_UNIT_CHARS} characters for kind 'process'", a, s)
+        assert isinstance(unit, str)  # checked by _require above
+        factors = {unit: 1.0}
+    else:
+        factors = UNIT_FACTORS[kind]
+        # A list or mapping is not hashable: test the type before membership.
+        _require(isinstance(unit, str) and unit in factors,
+                 f"unit {unit!r} not accepted for kind {kind!r}, expected one of {sorted(factors)}", a, s)
+        assert isinstance(unit, str)  # a key of factors, checked by _require above
     channels = doc.get("channels", 1)
     _require(isinstance(channels, int) and 1 <= channels <= 16,
              f"field 'channels' must be an integer 1..16, got {channels!r}", a, s)

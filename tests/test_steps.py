@@ -53,13 +53,13 @@ def test_rpm_from_the_message_moves_the_defect_lines():
 
 def test_a_window_with_a_single_temperature_reading_has_a_level():
     acc = steps.SensorWindow("temperature", "pump-01", "bearing-temp", times_s=[0.0], values=[(50.0, 24.0)])
-    w = steps.sensor_window_features(SETTINGS, (0, acc))
+    w = steps.sensor_window_features(SETTINGS, SETTINGS.window.length_s, (0, acc))
     assert w.features["temp_level_c"] == 50.0 and w.features["temp_rise_over_ambient_c"] == 26.0
 
 
 def test_window_features_that_cannot_be_computed_become_a_dead_letter():
     broken = steps.SensorWindow("current", "pump-01", "motor-current", times_s=[0.0], values=[(1.0, 2.0)])
-    dead = steps.sensor_window_features(SETTINGS, (0, broken))
+    dead = steps.sensor_window_features(SETTINGS, SETTINGS.window.length_s, (0, broken))
     assert isinstance(dead, steps.DeadLetter) and dead.step == "window_features" and dead.asset == "pump-01"
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from predmaint.connectors.storage import InfluxV1Writer, SQLiteStore, StorageError
+from predmaint.connectors.storage import InfluxV1Writer, InfluxV2Writer, SQLiteStore, StorageError
+from predmaint.errors import SettingsError
 from predmaint.domain import Point
 from predmaint.settings import StorageSettings
 
@@ -63,3 +64,33 @@ def test_pipelined_sink_partition_raises_a_failed_write_before_the_epoch_commits
     part.write_batch([Point("health", {"asset": "a"}, {"health": 1.0}, 1)])
     with pytest.raises(StorageError, match="storage_out: writing points failed"):
         part.snapshot()
+
+
+_INFLUX_ENV = ("PREDMAINT_INFLUX_TOKEN", "PREDMAINT_INFLUX_USERNAME", "PREDMAINT_INFLUX_PASSWORD")
+
+
+def _v2_writer_auth(monkeypatch, **env):
+    """The Authorization header an InfluxV2Writer built with ``env`` sends (no request is made)."""
+    for name in _INFLUX_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    w = InfluxV2Writer(StorageSettings(kind="influx-v2", url="http://127.0.0.1:9"))
+    try:
+        return w.client.api_client.default_headers.get("Authorization")
+    finally:
+        w.close()
+
+
+def test_influx_v2_writer_username_without_password_is_a_settings_error(monkeypatch):
+    # The password Secret exists (password_env is named) but its variable is
+    # unset: this used to send the token "user:None".
+    with pytest.raises(SettingsError, match=r"storage\.password_env: .*PREDMAINT_INFLUX_PASSWORD"):
+        _v2_writer_auth(monkeypatch, PREDMAINT_INFLUX_USERNAME="user")
+
+
+def test_influx_v2_writer_token_precedence(monkeypatch):
+    assert _v2_writer_auth(monkeypatch, PREDMAINT_INFLUX_USERNAME="user",
+                           PREDMAINT_INFLUX_PASSWORD="pw") == "Token user:pw"
+    assert _v2_writer_auth(monkeypatch, PREDMAINT_INFLUX_TOKEN="tok", PREDMAINT_INFLUX_USERNAME="user") == "Token tok"
+    assert _v2_writer_auth(monkeypatch) is None

@@ -59,9 +59,42 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class WindowSettings:
+    """Event-time windows: one length per sensor kind, overridable per sensor (``window_s``).
+
+    A vibration window should hold several snapshots, a 1 Hz process value a
+    handful of readings; a slower series (5-minute or hourly values) then gets
+    one reading per window, which the scalar models score as it comes. So no
+    series needs a setting of its own.
+    """
+
+    #: Default length for kinds not in ``kind_length_s``.
     length_s: float = 300.0
+    #: Length per sensor kind, in seconds.
+    kind_length_s: dict = field(default_factory=lambda: {"process": 10.0})
     # How far behind the newest event an event may arrive and still count.
     allowed_lateness_s: float = 120.0
+
+    def __post_init__(self):
+        if not self.length_s > 0:
+            raise SettingsError(f"window.length_s: must be > 0, got {self.length_s!r}")
+        for kind, length in self.kind_length_s.items():
+            if kind not in SENSOR_KINDS:
+                raise SettingsError(f"window.kind_length_s: {kind!r} is not one of {SENSOR_KINDS}")
+            if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0:
+                raise SettingsError(f"window.kind_length_s.{kind}: must be a number of seconds > 0, got {length!r}")
+
+    def length_for(self, kind: str, sensor_window_s: float = 0.0) -> float:
+        """The window length of a sensor: its own ``window_s``, else its kind's, else ``length_s``.
+
+        Examples
+        --------
+        >>> w = WindowSettings()
+        >>> w.length_for("vibration"), w.length_for("process"), w.length_for("process", 60.0)
+        (300.0, 10.0, 60.0)
+        """
+        if sensor_window_s > 0:
+            return float(sensor_window_s)
+        return float(self.kind_length_s.get(kind, self.length_s))
 
 
 @dataclass(frozen=True)
@@ -200,7 +233,8 @@ class SuppressionSettings:
     shelves_path: str = ".predmaint/shelves.yaml"
 
 
-SENSOR_KINDS = ("vibration", "temperature", "current")
+#: ``process`` is any scalar process value (pressure, flow, voltage, load, a temperature...).
+SENSOR_KINDS = ("vibration", "temperature", "current", "process")
 
 
 @dataclass(frozen=True)
@@ -212,6 +246,8 @@ class SensorSettings:
     axis: str = ""
     #: Temperature only: the channel of a 2-channel reading that holds ambient temperature.
     ambient_channel: int = -1
+    #: This sensor's window length in seconds; 0: its kind's (``window.kind_length_s``).
+    window_s: float = 0.0
 
     def __post_init__(self):
         if self.kind not in SENSOR_KINDS:
@@ -344,6 +380,18 @@ class Settings:
     def sensor(self, asset_id: str, sensor_id: str) -> SensorSettings | None:
         a = self.asset(asset_id)
         return None if a is None else a.sensor(sensor_id)
+
+    def window_length_s(self, asset_id: str, sensor_id: str) -> float:
+        """The event-time window length of a registered sensor (see :class:`WindowSettings`)."""
+        s = self.sensor(asset_id, sensor_id)
+        if s is None:
+            raise KeyError(f"sensor {sensor_id!r} of asset {asset_id!r} is not in the registry")
+        return self.window.length_for(s.kind, s.window_s)
+
+    def window_lengths(self) -> tuple[float, ...]:
+        """Every distinct window length the fleet uses, shortest first (one windowing step each)."""
+        lengths = {self.window.length_for(s.kind, s.window_s) for a in self.fleet for s in a.sensors}
+        return tuple(sorted(lengths or {self.window.length_s}))
 
     def _assets(self) -> dict[str, AssetSettings]:
         cache = self.__dict__.get("_asset_index")

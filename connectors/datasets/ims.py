@@ -1,0 +1,354 @@
+"""IMS adapter: the per-snapshot feature tables of an IMS run to failure, one asset per bearing.
+
+Source: NSF I/UCR Center for Intelligent Maintenance Systems (IMS), University
+of Cincinnati, with Rexnord Technical Services, "Bearing Data Set", NASA Ames
+Prognostics Data Repository (J. Lee, H. Qiu, G. Yu, J. Lin, 2007). The
+per-snapshot tables were computed by a third party (``fatemeh-studio/nasa-bearing-anomaly``
+commit ``a651f94``); see ``ims_bearing_test2/SOURCE.md`` and
+``ims_bearing_test1/SOURCE.md`` in the shared data.
+
+A run is one or more CSV tables joined on ``file_index`` (the snapshot's
+position in the run); one of them has the ``timestamp`` column (the original
+snapshot file name's time, no zone: taken as UTC). Feature columns are named
+``Bearing<N>_ch<M>_<stat>``: test 2 has one channel per bearing
+(``test2_raw.csv``: rms, mean, std, max, kurt (excess), skew; optionally
+``test2_spectral.csv``: 18 more), test 1 two (``test1_raw.csv``). Any table
+with that column pattern works.
+
+Each bearing ``N`` becomes asset ``ims-<run>-bearing<N>``: rig facts ``rpm``
+2000 and the Rexnord ZA-2115 geometry (16 rollers per row, roller 0.331 in,
+pitch 2.815 in, contact angle 15.17 deg; Qiu et al. 2006), and one ``process``
+sensor ``ch<M>_<stat>`` per feature column (units in :data:`IMS_UNITS`: the
+amplitudes are conventionally g). Readings: one per snapshot and sensor, at
+the snapshot's real time (test 1 has 24 gaps longer than 15 min, the largest
+6 d 4 h 26 min: they stay gaps); ``sample_rate_hz`` = 1 / the median step
+(10 min for both runs).
+
+Labels (:class:`ImsLabels`) come from :data:`IMS_RUNS`, a table of the runs'
+facts keyed by the run's fingerprint (its first snapshot's file name, e.g.
+``2004.02.12.10.32.39``), each fact with its source. An unknown run still
+loads: its labels say ``"unknown"`` and the last snapshot is the last row.
+Snapshots recorded after the rig stopped (test 2's 982 and 983) are dropped
+from the readings unless ``include_after_stop=True``.
+
+Examples
+--------
+>>> ims_column("Bearing3_ch2_kurt")
+(3, 'ch2_kurt', 'kurt')
+>>> ims_column("file_index") is None
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from predmaint.connectors.datasets.base import (
+    Recording,
+    natural_key,
+    nominal_rate_hz,
+    parse_floats,
+    parse_times_ms,
+    process_sensor,
+    read_table,
+    safe_id,
+    scalar_readings,
+)
+from predmaint.errors import EvaluationError
+from predmaint.telemetry import Reading
+
+__all__ = [
+    "IMS_RIG",
+    "IMS_RUNS",
+    "IMS_UNITS",
+    "ImsLabels",
+    "ImsRunFacts",
+    "ims_column",
+    "ims_tables",
+    "load_ims",
+]
+
+_COLUMN = re.compile(r"^Bearing(\d+)_(ch\d+)_(.+)$")
+
+#: Unit of each table statistic. Amplitudes are g by convention (the IMS readme states none);
+#: ``energy`` is the sum of squared samples; band energies were defined by the third party
+#: (arbitrary units here). A statistic not listed gets ``"a.u."``.
+IMS_UNITS = {
+    "rms": "g", "mean": "g", "std": "g", "max": "g", "mean_abs": "g", "kurt": "1", "skew": "1",
+    "crest_factor": "1", "shape_factor": "1", "impulse_factor": "1", "clearance_factor": "1",
+    "energy": "g2", "spectral_entropy": "1", "high_freq_ratio": "1", "dominant_freq_hz": "Hz",
+    "psd_mean": "g2/Hz", "psd_std": "g2/Hz", "env_kurtosis": "1",
+    "bpfo_energy": "a.u.", "bpfi_energy": "a.u.", "bsf_energy": "a.u.",
+    "env_bpfo_energy": "a.u.", "env_bpfi_energy": "a.u.", "env_bsf_energy": "a.u.",
+}
+
+#: The rig (both runs): shaft speed and Rexnord ZA-2115 geometry (ims_bearing_test2/SOURCE.md,
+#: from Qiu et al. 2006: pitch 2.815 in, roller 0.331 in, 16 rollers per row, 15.17 deg).
+IMS_RIG: dict[str, Any] = {
+    "rpm": 2000.0,
+    "bearing": {"n_elements": 16, "ball_diameter_mm": round(0.331 * 25.4, 4),
+                "pitch_diameter_mm": round(2.815 * 25.4, 4), "contact_angle_deg": 15.17},
+}
+
+
+@dataclass(frozen=True)
+class ImsRunFacts:
+    """What is known of one IMS run, each fact with its source.
+
+    Attributes
+    ----------
+    run : str
+        ``"test1"``, ``"test2"``...
+    first_snapshot : str
+        The fingerprint: file name of the run's first snapshot.
+    failed : dict
+        Bearing -> fault (``"outer_race"``, ``"inner_race"``, ``"roller"``) of
+        the bearings that failed; the other bearings of the run did not.
+    last_live_snapshot : int
+        ``file_index`` of the last snapshot recorded while the rig ran.
+    quiet_before_snapshot : int
+        No alert is acceptable on any bearing before this ``file_index``.
+    sources : dict
+        Fact name -> where it comes from.
+    """
+
+    run: str
+    first_snapshot: str
+    failed: dict[int, str]
+    last_live_snapshot: int
+    quiet_before_snapshot: int
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+#: Known runs keyed by fingerprint (the first snapshot's file name).
+IMS_RUNS: dict[str, ImsRunFacts] = {
+    "2004.02.12.10.32.39": ImsRunFacts(
+        run="test2",
+        first_snapshot="2004.02.12.10.32.39",
+        failed={1: "outer_race"},
+        last_live_snapshot=981,
+        quiet_before_snapshot=500,
+        sources={
+            "failed": "ims_bearing_test2/SOURCE.md 'Labels / ground truth': the run ended in an outer-race "
+                      "failure of bearing 1 (IMS readme); bearings 2-4 did not fail",
+            "last_live_snapshot": "ims_bearing_test2/SOURCE.md: snapshots 982 and 983 were recorded after the "
+                                  "rig had stopped (RMS ~0.001-0.004); the last live snapshot is 981",
+            "quiet_before_snapshot": "ims_bearing_test2/SOURCE.md: bearing-1 RMS stays at its early-run level "
+                                     "over snapshots 0-499 (mean 0.0772, max 0.0802); the incipient defect is "
+                                     "first seen at 540 (envelope BPFO line); evaluation.ims.quiet_before_snapshot",
+        },
+    ),
+    "2003.10.22.12.06.24": ImsRunFacts(
+        run="test1",
+        first_snapshot="2003.10.22.12.06.24",
+        failed={3: "inner_race", 4: "roller"},
+        last_live_snapshot=2155,
+        quiet_before_snapshot=368,
+        sources={
+            "failed": "ims_bearing_test1/SOURCE.md 'Ground truth' (IMS readme): at the end of the test bearing 3 "
+                      "had an inner-race defect and bearing 4 a roller-element defect; bearings 1 and 2 did not fail",
+            "last_live_snapshot": "ims_bearing_test1/SOURCE.md: no post-shutdown tail, the last snapshot (2155) "
+                                  "is the live, highest-RMS state",
+            "quiet_before_snapshot": "ims_bearing_test1/SOURCE.md: alerts on bearings 3 and 4 early in the run "
+                                     "(the first days) are false; it gives no snapshot, so this adapter takes "
+                                     "the first ten calendar days (snapshots before 2003-11-01 00:00, i.e. "
+                                     "0-367 of 2156)",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ImsLabels:
+    """Ground truth of one bearing of an IMS run.
+
+    Attributes
+    ----------
+    run : str
+        Run id (``"test2"``...; the table's name prefix for an unknown run).
+    known : bool
+        Whether the run's fingerprint is in :data:`IMS_RUNS`.
+    bearing : int
+    failed : bool or None
+        None when unknown.
+    fault : str
+        ``"outer_race"``, ``"inner_race"``, ``"roller"``, ``"none"`` or ``"unknown"``.
+    failed_bearings : tuple of int or None
+        Every bearing of the run that failed (None when unknown).
+    file_index, ts_ms : numpy.ndarray
+        Snapshot numbers and times (epoch ms) of the readings, in order.
+    last_live_snapshot, last_live_ts_ms : int
+        The last snapshot while the rig ran (for an unknown run: the last row).
+    quiet_before_snapshot, quiet_before_ts_ms : int or None
+        No alert is acceptable before this snapshot (None when unknown).
+    dropped_after_stop : int
+        Snapshots after ``last_live_snapshot`` left out of the readings.
+    sources : dict
+        Fact name -> source.
+    """
+
+    run: str
+    known: bool
+    bearing: int
+    failed: bool | None
+    fault: str
+    failed_bearings: tuple[int, ...] | None
+    file_index: np.ndarray = field(repr=False, compare=False)
+    ts_ms: np.ndarray = field(repr=False, compare=False)
+    last_live_snapshot: int = -1
+    last_live_ts_ms: int = -1
+    quiet_before_snapshot: int | None = None
+    quiet_before_ts_ms: int | None = None
+    dropped_after_stop: int = 0
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def ims_column(name: str) -> tuple[int, str, str] | None:
+    """``(bearing, sensor id, statistic)`` of a feature column, or None for other columns."""
+    m = _COLUMN.match(name)
+    if m is None:
+        return None
+    return int(m.group(1)), f"{m.group(2)}_{m.group(3)}", m.group(3)
+
+
+def ims_tables(folder: Path) -> list[list[Path]]:
+    """The runs in a folder (searched recursively): tables named ``<run>_<part>.csv`` grouped by ``<run>``.
+
+    ``ims_bearing_test2`` gives ``[[features/test2_raw.csv, features/test2_spectral.csv]]``.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise EvaluationError(f"IMS: folder not found: {root}")
+    groups: dict[str, list[Path]] = {}
+    for p in sorted(root.rglob("*.csv"), key=lambda q: natural_key(q.as_posix())):
+        groups.setdefault(p.stem.split("_", 1)[0], []).append(p)
+    if not groups:
+        raise EvaluationError(f"IMS: no feature table (*.csv) under {root}")
+    return list(groups.values())
+
+
+def _join(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, list[str] | None, dict[str, np.ndarray]]:
+    """(file_index, ts_ms, filenames or None, feature columns) of tables joined on file_index."""
+    index = ts = None
+    filenames: list[str] | None = None
+    features: dict[str, np.ndarray] = {}
+    for path in paths:
+        cols = read_table(Path(path))
+        if "file_index" not in cols:
+            raise EvaluationError(f"{path}: expected a file_index column")
+        idx = parse_floats(cols["file_index"], f"{path}: file_index").astype(np.int64)
+        order = np.argsort(idx, kind="stable")
+        idx = idx[order]
+        if np.any(np.diff(idx) <= 0):
+            raise EvaluationError(f"{path}: file_index values repeat")
+        if index is not None and not np.array_equal(idx, index):
+            raise EvaluationError(f"{path}: its file_index values differ from the other tables'")
+        index = idx
+        if "timestamp" in cols:
+            ts = parse_times_ms([cols["timestamp"][i] for i in order], str(path))
+        if "filename" in cols:
+            filenames = [cols["filename"][i] for i in order]
+        for name, cells in cols.items():
+            if ims_column(name) is not None:
+                if name in features:
+                    raise EvaluationError(f"{path}: column {name} is also in another table")
+                features[name] = parse_floats([cells[i] for i in order], f"{path}: {name}")
+    if index is None or ts is None:
+        raise EvaluationError(f"IMS tables {[str(p) for p in paths]}: need a file_index and a timestamp column")
+    if not features:
+        raise EvaluationError(f"IMS tables {[str(p) for p in paths]}: no Bearing<N>_ch<M>_<stat> column")
+    if np.any(np.diff(ts) <= 0):
+        raise EvaluationError(f"IMS tables {[str(p) for p in paths]}: timestamps do not increase with file_index")
+    return index, ts, filenames, features
+
+
+def _fingerprint(ts_ms: np.ndarray, filenames: list[str] | None) -> str:
+    if filenames:
+        return filenames[0]
+    return datetime.fromtimestamp(int(ts_ms[0]) / 1000, tz=timezone.utc).strftime("%Y.%m.%d.%H.%M.%S")
+
+
+def _position(index: np.ndarray, snapshot: int) -> int | None:
+    hits = np.flatnonzero(index == snapshot)
+    return int(hits[0]) if hits.size else None
+
+
+def load_ims(source: Path | Sequence[Path], include_after_stop: bool = False) -> list[Recording[ImsLabels]]:
+    """One :class:`Recording` per bearing of one IMS run.
+
+    Parameters
+    ----------
+    source : Path or sequence of Path
+        The tables of one run (joined on ``file_index``), or a folder holding
+        exactly one run (:func:`ims_tables`).
+    include_after_stop : bool, default False
+        Keep snapshots recorded after the rig stopped in the readings.
+
+    Raises
+    ------
+    EvaluationError
+        Missing or inconsistent tables, or a folder with several runs.
+    """
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        runs = ims_tables(Path(source))
+        if len(runs) != 1:
+            raise EvaluationError(f"IMS: {source} holds {len(runs)} runs {[[p.name for p in r] for r in runs]}; "
+                                  f"pass one run's tables")
+        paths = runs[0]
+    else:
+        paths = [Path(source)] if isinstance(source, (str, Path)) else [Path(p) for p in source]
+    index, ts, filenames, features = _join(paths)
+    facts = IMS_RUNS.get(_fingerprint(ts, filenames))
+    run = facts.run if facts else paths[0].stem.split("_", 1)[0]
+    last_live = facts.last_live_snapshot if facts and _position(index, facts.last_live_snapshot) is not None \
+        else int(index[-1])
+    live = index <= last_live if not include_after_stop else np.ones(index.shape[0], dtype=bool)
+    rate = nominal_rate_hz(ts, str(paths[0]))
+    by_bearing: dict[int, list[tuple[str, str]]] = {}
+    for name in features:
+        col = ims_column(name)
+        assert col is not None  # features holds matching columns only
+        by_bearing.setdefault(col[0], []).append((name, col[1]))
+    out = []
+    for bearing in sorted(by_bearing):
+        asset = safe_id(f"ims-{run}-bearing{bearing}")
+        columns = by_bearing[bearing]
+        sensors = [process_sensor(sensor, IMS_UNITS.get(sensor.split("_", 1)[1], "a.u."), rate)
+                   for _, sensor in columns]
+        values = np.column_stack([features[name][live] for name, _ in columns])
+        t_live = ts[live]
+        registry = {"asset": asset, "rpm": IMS_RIG["rpm"], "bearing": dict(IMS_RIG["bearing"]), "sensors": sensors}
+        quiet = facts.quiet_before_snapshot if facts else None
+        qpos = _position(index, quiet) if quiet is not None else None
+        labels = ImsLabels(
+            run=run,
+            known=facts is not None,
+            bearing=bearing,
+            failed=(bearing in facts.failed) if facts else None,
+            fault=(facts.failed.get(bearing, "none")) if facts else "unknown",
+            failed_bearings=tuple(sorted(facts.failed)) if facts else None,
+            file_index=index[live],
+            ts_ms=t_live,
+            last_live_snapshot=last_live,
+            last_live_ts_ms=int(ts[index == last_live][0]),
+            quiet_before_snapshot=quiet,
+            quiet_before_ts_ms=int(ts[qpos]) if qpos is not None else None,
+            dropped_after_stop=int((~live).sum()),
+            sources=dict(facts.sources) if facts else {"run": "unknown run: first snapshot "
+                                                              f"{_fingerprint(ts, filenames)} not in IMS_RUNS"},
+        )
+
+        def readings(asset: str = asset, sensors: list = sensors, t: np.ndarray = t_live,
+                     v: np.ndarray = values) -> Iterator[Reading]:
+            return scalar_readings(asset, sensors, t, v)
+
+        name = f"{run}/bearing{bearing}"
+        out.append(Recording("ims", name, asset, registry, readings, labels))
+    return out
