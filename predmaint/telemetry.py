@@ -81,12 +81,12 @@ def encode_reading(reading: Reading, encoding: str = "f32le-b64") -> bytes:
     """Serialise a reading to the v1 envelope."""
     if encoding not in ENCODINGS:
         raise ValueError(f"encode: unknown encoding {encoding!r}, expected one of {ENCODINGS}")
-    samples = np.asarray(reading.samples, dtype="<f4")
     payload: object
     if encoding == "json":
-        payload = [float(x) for x in samples]
+        # JSON numbers carry the full float64 value (a few scalars per message).
+        payload = [float(x) for x in np.asarray(reading.samples, dtype=np.float64)]
     else:
-        payload = base64.b64encode(samples.tobytes()).decode("ascii")
+        payload = base64.b64encode(np.asarray(reading.samples, dtype="<f4").tobytes()).decode("ascii")
     return json.dumps(
         {
             "v": ENVELOPE_VERSION,

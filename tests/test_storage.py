@@ -3,8 +3,8 @@
 import pytest
 
 from predmaint.connectors.storage import InfluxV1Writer, InfluxV2Writer, SQLiteStore, StorageError
-from predmaint.errors import SettingsError
 from predmaint.domain import Point
+from predmaint.errors import SettingsError
 from predmaint.settings import StorageSettings
 
 
