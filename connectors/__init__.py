@@ -18,3 +18,32 @@ The rest: :mod:`~predmaint.connectors.shelves`, :mod:`~predmaint.connectors.kafk
 :mod:`~predmaint.connectors.fleet_simulator`, :mod:`~predmaint.connectors.local_services`
 and :mod:`~predmaint.connectors.webhook_receiver`.
 """
+
+import importlib
+
+__all__ = [
+    "cmms",
+    "datasets",
+    "deadletters",
+    "deliverer",
+    "fleet_simulator",
+    "kafka_io",
+    "local_services",
+    "notify",
+    "outbox",
+    "retry",
+    "shelves",
+    "storage",
+    "storage_sink",
+    "transport",
+    "webhook_receiver",
+    "webhooks",
+]
+
+
+def __getattr__(name: str):
+    # Submodules load on first use (PEP 562): importing one connector must not
+    # start every client library.
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
