@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,8 @@ from predmaint.errors import EvaluationError
 from predmaint.models.nab_scoring import CostMatrix, label_rows
 
 __all__ = [
-    "CorpusScore",
     "NAB_PROFILES",
+    "CorpusScore",
     "NabLabels",
     "as_datetime64_ms",
     "normalised_score",
@@ -92,7 +92,7 @@ def as_datetime64_ms(values: Iterable[Any] | np.ndarray) -> np.ndarray:
     for v in arr.ravel():
         if isinstance(v, datetime):
             if v.tzinfo is not None:
-                v = v.astimezone(timezone.utc).replace(tzinfo=None)
+                v = v.astimezone(UTC).replace(tzinfo=None)
             out.append(np.datetime64(v, "ms"))
         elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             out.append(np.datetime64(int(v), "ms"))

@@ -54,12 +54,12 @@ import numpy as np
 from predmaint.models.nab_scoring import CostMatrix
 
 __all__ = [
-    "ChangepointScore",
-    "OutlierScore",
     "SKAB_PROFILES",
-    "SkabPublished",
     "TRAIN_ROWS",
     "WINDOW_S",
+    "ChangepointScore",
+    "OutlierScore",
+    "SkabPublished",
     "changepoint_score",
     "changepoint_windows",
     "changepoints_from_outliers",
@@ -167,11 +167,10 @@ def changepoint_windows(ts_ms, true_cp, window_s: float = WINDOW_S) -> list[tupl
     """
     ts = np.asarray(ts_ms, dtype=np.int64)
     cps = ts[_binary(true_cp, "true_cp")]
-    width = int(round(window_s * 1000))
-    wins = [[int(t), int(t) + width] for t in np.sort(cps)]
+    width = round(window_s * 1000)
+    wins = [[t, t + width] for t in np.sort(cps).tolist()]
     for i in range(len(wins) - 1):
-        if wins[i][1] >= wins[i + 1][0]:
-            wins[i + 1][0] = wins[i][1]
+        wins[i + 1][0] = max(wins[i][1], wins[i + 1][0])
     return [(a, b) for a, b in wins]
 
 

@@ -62,7 +62,7 @@ __all__ = [
 
 #: The corpora with an adapter.
 CORPORA = ("nab", "skab", "ims", "cwru")
-#: Kind of generic scalar channels (being added to the telemetry contract with a free-form unit).
+#: The telemetry contract's kind for generic scalar channels (free-form unit, as registered).
 PROCESS_KIND = "process"
 
 LabelsT = TypeVar("LabelsT")
@@ -78,7 +78,8 @@ class Recording(Generic[LabelsT]):
         ``"nab"``, ``"skab"``, ``"ims"`` or ``"cwru"``.
     name : str
         Id relative to the corpus folder, e.g.
-        ``"realKnownCause/machine_temperature_system_failure.csv"``.
+        ``"realKnownCause/machine_temperature_system_failure.csv"``, ``"valve1/0.csv"``,
+        ``"test2/bearing1"`` (IMS: run and bearing), ``"normal_0_97.mat"``.
     asset : str
         Asset id, safe for the registry and InfluxDB tags (:func:`safe_id`).
     registry : dict

@@ -28,9 +28,9 @@ as recorded; the telemetry decoder converts g to m/s², factor :data:`G`),
 evaluation config (the 2 hp test motor is below the standard's 15 kW range).
 Readings are consecutive, non-overlapping snapshots of 4,096 samples (the
 remainder is dropped); a snapshot lasts 0.34 s but their ``ts_ms`` are spaced
-**1 s** apart, from the time the ``.mat`` file was written (its header's
-"Created on", UTC assumed): the recordings carry no acquisition time, so this
-only orders the snapshots.
+**1 s** apart by default (``snapshot_spacing_s``), from the time the ``.mat``
+file was written (its header's "Created on", UTC assumed): the recordings carry
+no acquisition time, so this only orders the snapshots.
 
 Labels (:class:`CwruLabels`): fault ``"normal"``, ``"inner_race"``,
 ``"outer_race"`` or ``"ball"``, with diameter, load and the file's facts.
@@ -48,7 +48,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,12 @@ from predmaint.telemetry import Reading
 
 __all__ = [
     "CWRU_SENSOR",
-    "CwruLabels",
-    "G",
     "NOMINAL_RPM",
     "SAMPLE_RATE_HZ",
     "SKF_6205",
     "SNAPSHOT_SAMPLES",
+    "CwruLabels",
+    "G",
     "cwru_files",
     "load_cwru",
     "parse_cwru_name",
@@ -199,7 +199,7 @@ def _created_ms(path: Path) -> int:
             when = datetime.strptime(" ".join(m.group(1).decode("ascii").split()), "%a %b %d %H:%M:%S %Y")
         except ValueError:
             pass
-    return int(when.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(when.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def cwru_files(data: Path, files: str | Sequence[str] | None = None) -> list[str]:
@@ -213,8 +213,8 @@ def cwru_files(data: Path, files: str | Sequence[str] | None = None) -> list[str
     return names
 
 
-def load_cwru(data: Path, files: str | Sequence[str] | None = None,
-              snapshot_samples: int = SNAPSHOT_SAMPLES) -> list[Recording[CwruLabels]]:
+def load_cwru(data: Path, files: str | Sequence[str] | None = None, snapshot_samples: int = SNAPSHOT_SAMPLES,
+              snapshot_spacing_s: float = 1.0) -> list[Recording[CwruLabels]]:
     """One :class:`Recording` per CWRU file (see the module docstring).
 
     Parameters
@@ -224,6 +224,9 @@ def load_cwru(data: Path, files: str | Sequence[str] | None = None,
     files : str or sequence of str, optional
         Glob(s) on the file names; default every ``.mat``.
     snapshot_samples : int, default 4096
+    snapshot_spacing_s : float, default 1.0
+        Event time between consecutive snapshots' ``ts_ms`` (the recordings are
+        continuous; e.g. the stream's window length puts one snapshot per window).
 
     Raises
     ------
@@ -231,6 +234,9 @@ def load_cwru(data: Path, files: str | Sequence[str] | None = None,
         Missing folder or file, a name off CWRU's convention, a sampling rate
         that is not a multiple of 12 kHz, or a recording shorter than one snapshot.
     """
+    if not snapshot_spacing_s > 0:
+        raise ValueError(f"snapshot_spacing_s must be > 0, got {snapshot_spacing_s}")
+    step_ms = round(snapshot_spacing_s * 1000)
     out = []
     for filename in cwru_files(Path(data), files):
         path = Path(data) / filename
@@ -257,7 +263,8 @@ def load_cwru(data: Path, files: str | Sequence[str] | None = None,
 
         def readings(asset: str = asset, snaps: np.ndarray = snaps, t0: int = t0) -> Iterator[Reading]:
             for i in range(snaps.shape[0]):
-                yield Reading(asset, CWRU_SENSOR, "vibration", t0 + 1000 * i, SAMPLE_RATE_HZ, "g", snaps[i].copy(), 1)
+                yield Reading(asset, CWRU_SENSOR, "vibration", t0 + step_ms * i, SAMPLE_RATE_HZ, "g",
+                              snaps[i].copy(), 1)
 
         labels = CwruLabels(facts["fault"], facts["diameter_in"], facts["load_hp"], facts["number"], rpm,
                             rpm_source, facts["rate_hz"], int(ratio), n, facts["clock"])

@@ -79,7 +79,7 @@ PROFILES_FILE = "config/profiles.json"
 
 def nab_asset_id(name: str) -> str:
     """The asset id of a series (its name without ``.csv``, ``/`` as ``-``, prefixed ``nab-``)."""
-    stem = name[:-4] if name.endswith(".csv") else name
+    stem = name.removesuffix(".csv")
     return "nab-" + safe_id(stem.replace("/", "-"))
 
 

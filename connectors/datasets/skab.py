@@ -62,7 +62,7 @@ from predmaint.errors import EvaluationError
 from predmaint.models.skab_scoring import TRAIN_ROWS
 from predmaint.telemetry import Reading
 
-__all__ = ["SKAB_UNITS", "SkabLabels", "TRAIN_ROWS", "load_skab", "skab_asset_id", "skab_experiments"]
+__all__ = ["SKAB_UNITS", "TRAIN_ROWS", "SkabLabels", "load_skab", "skab_asset_id", "skab_experiments"]
 
 #: Column -> unit (SOURCE.md "Columns").
 SKAB_UNITS = {
@@ -121,7 +121,7 @@ def skab_asset_id(name: str) -> str:
     ('skab-valve1-0', 'skab-anomaly-free')
     """
     folder, _, file = name.rpartition("/")
-    stem = file[:-4] if file.endswith(".csv") else file
+    stem = file.removesuffix(".csv")
     return "skab-" + safe_id(stem if stem == folder or not folder else f"{folder}-{stem}")
 
 

@@ -1,0 +1,150 @@
+"""The IMS adapter on the real feature tables of tests 1 and 2, read in place from the shared data."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from predmaint.connectors.datasets.ims import IMS_RUNS, ims_column, ims_tables, load_ims
+from predmaint.errors import EvaluationError
+from predmaint.settings import load_settings
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    d = Path(os.environ["PREDMAINT_SHARED_DATA"])
+    for sub in ("ims_bearing_test1", "ims_bearing_test2"):
+        if not (d / sub).is_dir():
+            pytest.fail(f"IMS shared data not found at {d / sub} (set PREDMAINT_SHARED_DATA)")
+    return d
+
+
+@pytest.fixture(scope="module")
+def test2(data):
+    return load_ims(data / "ims_bearing_test2")
+
+
+@pytest.fixture(scope="module")
+def test1(data):
+    return load_ims(data / "ims_bearing_test1" / "test1_raw.csv")
+
+
+def _check_readings(rec) -> list:
+    readings = list(rec.stream())
+    sensors = rec.sensors
+    assert all(x.asset == rec.asset and x.kind == "process" and x.unit == sensors[x.sensor]["unit"]
+               and x.sample_rate_hz == sensors[x.sensor]["sample_rate_hz"] and x.channels == 1
+               and x.samples.shape == (1,) for x in readings)
+    ts = np.array([x.ts_ms for x in readings])
+    assert np.all(np.diff(ts) >= 0)
+    return readings
+
+
+def test_test2_run_with_spectral_features(data, test2):
+    assert ims_tables(data / "ims_bearing_test2") == [[data / "ims_bearing_test2/features/test2_raw.csv",
+                                                        data / "ims_bearing_test2/features/test2_spectral.csv"]]
+    assert [r.asset for r in test2] == [f"ims-test2-bearing{b}" for b in (1, 2, 3, 4)]
+    for r in test2:
+        assert len(r.registry["sensors"]) == 6 + 18
+        assert r.registry["rpm"] == 2000.0 and r.registry["bearing"]["n_elements"] == 16
+        readings = _check_readings(r)
+        assert len(readings) == 982 * 24  # snapshots 0-981: 982 and 983 were after the rig stopped
+        assert r.labels.file_index.tolist() == list(range(982))
+    b1 = test2[0].labels
+    assert (b1.run, b1.known, b1.failed, b1.fault, b1.failed_bearings) == ("test2", True, True, "outer_race", (1,))
+    assert (b1.last_live_snapshot, b1.last_live_ts_ms) == (981, _ms("2004-02-19 06:02:39"))
+    assert (b1.quiet_before_snapshot, b1.quiet_before_ts_ms) == (500, _ms("2004-02-12 10:32:39") + 500 * 600_000)
+    assert b1.dropped_after_stop == 2 and "outer-race" in b1.sources["failed"]
+    assert [(r.labels.failed, r.labels.fault) for r in test2[1:]] == [(False, "none")] * 3
+
+
+def test_test2_values_and_units(test2):
+    r = test2[0]
+    sensors = r.sensors
+    assert sensors["ch1_rms"]["unit"] == "g" and sensors["ch1_kurt"]["unit"] == "1"
+    assert sensors["ch1_dominant_freq_hz"]["unit"] == "Hz" and sensors["ch1_energy"]["unit"] == "g2"
+    assert sensors["ch1_rms"]["sample_rate_hz"] == 1 / 600
+    at_700 = [x for x in r.stream() if x.ts_ms == _ms("2004-02-17 07:12:39")]
+    rms = next(x for x in at_700 if x.sensor == "ch1_rms").samples[0]
+    assert rms == pytest.approx(0.1128, abs=5e-5)  # SOURCE.md: snapshot 700, bearing-1 RMS 0.1128
+
+
+def test_after_stop_snapshots_on_request(data):
+    (b1, *_) = load_ims([data / "ims_bearing_test2/features/test2_raw.csv"], include_after_stop=True)
+    assert len(b1.registry["sensors"]) == 6 and b1.labels.dropped_after_stop == 0
+    assert b1.labels.file_index[-1] == 983 and b1.labels.last_live_snapshot == 981
+    last_rms = [x.samples[0] for x in b1.stream() if x.sensor == "ch1_rms"][-2:]
+    assert max(last_rms) < 0.005  # the rig had stopped
+
+
+def test_test1_two_channels_and_real_gaps(test1):
+    assert [r.asset for r in test1] == [f"ims-test1-bearing{b}" for b in (1, 2, 3, 4)]
+    for r in test1:
+        assert [s["sensor"] for s in r.registry["sensors"]] == [
+            f"ch{c}_{s}" for c in (1, 2) for s in ("rms", "mean", "std", "max", "kurt", "skew")]
+        assert len(_check_readings(r)) == 2156 * 12
+    lab = test1[2].labels
+    assert (lab.failed, lab.fault) == (True, "inner_race")
+    assert (test1[3].labels.failed, test1[3].labels.fault) == (True, "roller")
+    assert [r.labels.failed for r in test1[:2]] == [False, False]
+    assert lab.last_live_snapshot == 2155 and lab.dropped_after_stop == 0
+    assert lab.quiet_before_snapshot == 1000 and lab.quiet_before_ts_ms > _ms("2003-11-01 00:00:00")
+    assert lab.ts_ms[367] < _ms("2003-11-01 00:00:00")
+    steps = np.diff(lab.ts_ms)
+    assert int((steps > 15 * 60_000).sum()) == 24  # SOURCE.md: 24 gaps longer than 15 min
+    assert int(steps.max()) == (6 * 86400 + 4 * 3600 + 25 * 60 + 33) * 1000  # 2003-10-23 -> 10-29
+    assert int((steps == 300_000).sum()) == 145
+    ts = sorted({x.ts_ms for x in test1[2].stream()})
+    assert int(np.diff(ts).max()) == int(steps.max())  # the readings keep the gap
+    last = [x for x in test1[2].stream() if x.sensor == "ch1_rms"][-1]
+    assert last.samples[0] == pytest.approx(0.594, abs=5e-4)  # SOURCE.md: bearing 3 ch1 RMS at the end
+
+
+def test_fingerprints():
+    assert {f.run for f in IMS_RUNS.values()} == {"test1", "test2"}
+    assert all(key == f.first_snapshot and set(f.sources) >= {"failed", "last_live_snapshot",
+                                                            "quiet_before_snapshot"} for key, f in IMS_RUNS.items())
+    assert ims_column("Bearing2_ch1_env_bpfo_energy") == (2, "ch1_env_bpfo_energy", "env_bpfo_energy")
+
+
+def test_an_unknown_run_still_loads(tmp_path):
+    lines = ["file_index,timestamp,Bearing1_ch1_rms,Bearing1_ch1_kurt,Bearing2_ch1_rms,Bearing2_ch1_kurt"]
+    times = ["2005-01-01 00:00:00", "2005-01-01 00:10:00", "2005-01-01 06:10:00", "2005-01-01 06:20:00"]
+    lines += [f"{i},{t},{0.1 + i / 100},{0.2},{0.3},{0.4}" for i, t in enumerate(times)]
+    (tmp_path / "test3_raw.csv").write_text("\n".join(lines) + "\n")
+    recs = load_ims(tmp_path)
+    assert [r.asset for r in recs] == ["ims-test3-bearing1", "ims-test3-bearing2"]
+    lab = recs[0].labels
+    assert (lab.run, lab.known, lab.failed, lab.fault, lab.failed_bearings) == ("test3", False, None, "unknown", None)
+    assert (lab.last_live_snapshot, lab.last_live_ts_ms, lab.quiet_before_snapshot) == (3, _ms(times[-1]), None)
+    ts = [x.ts_ms for x in recs[0].stream() if x.sensor == "ch1_rms"]
+    assert np.diff(ts).tolist() == [600_000, 21_600_000, 600_000]  # the 6 h gap is kept
+
+
+def test_inconsistent_tables_are_refused(tmp_path, data):
+    (tmp_path / "a.csv").write_text("file_index,timestamp,Bearing1_ch1_rms\n0,2005-01-01 00:00:00,0.1\n")
+    (tmp_path / "b.csv").write_text("file_index,Bearing1_ch1_kurt\n1,0.2\n")
+    with pytest.raises(EvaluationError, match="file_index"):
+        load_ims([tmp_path / "a.csv", tmp_path / "b.csv"])
+    with pytest.raises(EvaluationError, match="not found"):
+        load_ims(tmp_path / "missing.csv")
+
+
+def test_registry_entries_validate_in_the_settings(test1, test2, tmp_path):
+    entries = [r.registry for r in (*test1, *test2)]
+    doc = {"fleet": [{"site": "evaluation", "lines": [{"line": "ims", "assets": entries}]}]}
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(doc))
+    settings = load_settings(tmp_path / "fleet.yaml")
+    assert len(settings.fleet) == 8
+    a = settings.asset("ims-test2-bearing1")
+    assert a.rpm == 2000.0 and a.bearing.n_elements == 16 and a.bearing.contact_angle_deg == 15.17
+    assert {s.kind for s in a.sensors} == {"process"}

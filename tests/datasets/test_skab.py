@@ -1,0 +1,131 @@
+"""The SKAB adapter on the real experiments, read in place from the shared data.
+
+SKAB is GPL-3.0: nothing of it is copied into the repository. These tests only
+read ``$PREDMAINT_SHARED_DATA/skab``; the "new experiment" test writes made-up
+numbers in SKAB's layout to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from predmaint.connectors.datasets.skab import TRAIN_ROWS, load_skab, skab_asset_id, skab_experiments
+from predmaint.errors import EvaluationError
+from predmaint.settings import load_settings
+
+SENSORS = [("accelerometer1rms", "g"), ("accelerometer2rms", "g"), ("current", "A"), ("pressure", "bar"),
+           ("temperature", "degC"), ("thermocouple", "degC"), ("voltage", "V"), ("volumeflowraterms", "l/min")]
+HEADER = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;Voltage;"
+          "Volume Flow RateRMS;anomaly;changepoint")
+
+
+@pytest.fixture(scope="module")
+def skab_dir() -> Path:
+    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / "skab"
+    if not (d / "valve1").is_dir():
+        pytest.fail(f"SKAB shared data not found at {d} (set PREDMAINT_SHARED_DATA to the folder holding skab/)")
+    return d
+
+
+@pytest.fixture(scope="module")
+def recordings(skab_dir):
+    return {r.name: r for r in load_skab(skab_dir)}
+
+
+def test_experiments_found(recordings):
+    assert len(recordings) == 28
+    assert Counter(n.split("/")[0] for n in recordings) == {"valve1": 16, "other": 11, "anomaly-free": 1}
+    valve1 = [n for n in recordings if n.startswith("valve1/")]
+    assert valve1[:3] == ["valve1/0.csv", "valve1/1.csv", "valve1/2.csv"] and valve1[-1] == "valve1/15.csv"
+    assert recordings["valve1/0.csv"].asset == "skab-valve1-0"
+
+
+def test_label_counts(recordings):
+    labelled = [r.labels for n, r in recordings.items() if r.labels.labelled]
+    assert len(labelled) == 27
+    assert sum(lab.rows for lab in labelled) == 29_867
+    assert sum(int(lab.anomaly.sum()) for lab in labelled) == 10_474
+    assert sum(int(lab.changepoint.sum()) for lab in labelled) == 103
+    tests = [lab.test_part() for lab in labelled]
+    assert all(lab.train_rows == TRAIN_ROWS == 400 for lab in labelled)
+    assert sum(ts.size for ts, _, _ in tests) == 29_867 - 27 * 400
+    assert sum(int(a.sum()) for _, a, _ in tests) == 10_178
+    assert sum(int(cp.sum()) for _, _, cp in tests) == 101
+    # other/2.csv is the one experiment whose anomaly starts inside the 400 training rows
+    lab = recordings["other/2.csv"].labels
+    assert int(lab.anomaly[:TRAIN_ROWS].sum()) == 296 and int(np.flatnonzero(lab.anomaly)[0]) == 104
+
+
+def test_valve1_0(recordings):
+    r = recordings["valve1/0.csv"]
+    assert r.registry == {"asset": "skab-valve1-0", "sensors": [
+        {"sensor": s, "kind": "process", "unit": u, "sample_rate_hz": 1.0} for s, u in SENSORS]}
+    lab = r.labels
+    assert lab.rows == 1147 and int(lab.anomaly.sum()) == 401
+    assert np.flatnonzero(lab.changepoint).tolist() == [573, 630, 917, 974]
+    start = int(datetime(2020, 3, 9, 10, 14, 33, tzinfo=UTC).timestamp() * 1000)
+    assert int(lab.ts_ms[0]) == start
+    first = list(r.stream())[:8]
+    assert [(x.sensor, x.ts_ms) for x in first] == [(s, start) for s, _ in SENSORS]
+    assert first[0].samples.tolist() == [0.0265878] and first[0].samples.dtype == np.float64
+
+
+def test_readings_match_the_registry_and_keep_real_time(recordings):
+    for name, r in recordings.items():
+        readings = list(r.stream())
+        assert len(readings) == 8 * r.labels.rows, name  # no missing value in SKAB
+        units = dict(SENSORS)
+        assert all(x.asset == r.asset and x.kind == "process" and x.unit == units[x.sensor] and x.channels == 1
+                   and x.sample_rate_hz == 1.0 and x.samples.shape == (1,) for x in readings), name
+        ts = np.array([x.ts_ms for x in readings[::8]])
+        assert np.array_equal(ts, r.labels.ts_ms) and np.all(np.diff(ts) > 0), name
+    gaps = np.diff(recordings["other/2.csv"].labels.ts_ms)
+    assert int(gaps.max()) == 247_000  # a 4-minute pause in the recording stays a pause
+
+
+def test_anomaly_free_run(recordings):
+    lab = recordings["anomaly-free/anomaly-free.csv"].labels
+    assert recordings["anomaly-free/anomaly-free.csv"].asset == "skab-anomaly-free"
+    assert (lab.labelled, lab.rows, lab.train_rows) == (False, 9405, 9405)
+    assert lab.test_part()[0].size == 0 and not lab.anomaly.any()
+
+
+def test_globs(skab_dir):
+    assert skab_experiments(skab_dir, "other/1*.csv") == ["other/1.csv", "other/10.csv", "other/11.csv",
+                                                          "other/12.csv", "other/14.csv"]
+    assert "anomaly-free/anomaly-free.csv" not in skab_experiments(skab_dir, anomaly_free=False)
+    with pytest.raises(EvaluationError):
+        skab_experiments(skab_dir, "valve9/*")
+
+
+def test_a_new_experiment_in_the_same_format_needs_no_change(tmp_path):
+    (tmp_path / "valve2").mkdir()
+    rows = [HEADER] + [f"2021-05-01 12:00:{s:02d};0.02;0.03;1.3;0.05;79.3;26.0;233.0;32.0;{int(s >= 5)};{int(s == 5)}"
+                       for s in range(10)]
+    (tmp_path / "valve2" / "1.csv").write_text("\n".join(rows) + "\n")
+    (r,) = load_skab(tmp_path)
+    assert (r.name, r.asset, r.labels.rows, int(r.labels.changepoint.sum())) == ("valve2/1.csv", "skab-valve2-1", 10, 1)
+    assert len(list(r.stream())) == 80
+    (tmp_path / "valve2" / "2.csv").write_text("\n".join(rows[:1] + rows[2:1:-1] + rows[1:2]) + "\n")
+    with pytest.raises(EvaluationError, match="not strictly increasing"):
+        load_skab(tmp_path)
+
+
+def test_asset_ids():
+    assert skab_asset_id("other/14.csv") == "skab-other-14"
+
+
+def test_registry_entries_validate_in_the_settings(recordings, tmp_path):
+    entries = [r.registry for r in recordings.values()]
+    doc = {"fleet": [{"site": "evaluation", "lines": [{"line": "skab", "assets": entries}]}]}
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(doc))
+    settings = load_settings(tmp_path / "fleet.yaml")
+    assert [a.asset for a in settings.fleet] == [r.asset for r in recordings.values()]
+    assert [(s.sensor, s.kind, s.unit) for s in settings.fleet[0].sensors] == [(s, "process", u) for s, u in SENSORS]
