@@ -4,8 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The labelled datasets (NAB, SKAB, IMS, CWRU) beside the checkout unless set.
+export PREDMAINT_SHARED_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup influxdb demo test bench clean
+.PHONY: setup influxdb demo test bench evaluate clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +32,10 @@ test: setup influxdb
 
 bench: setup influxdb
 	$(BIN)/predmaint bench
+
+# Every corpus through the real dataflow with the default configuration: scoreboards, then one JSON line each.
+evaluate: setup
+	$(BIN)/predmaint evaluate --json --plot .predmaint/evaluate
 
 clean:
 	rm -rf .predmaint

@@ -10,7 +10,36 @@ the scores the same model gave the same sensor during its baseline:
 
 So 100 means "indistinguishable from this sensor's healthy baseline", 50 "the
 anomaly score is three times further from normal than anything routinely seen
-in the baseline", 0 "five times or more".
+in the baseline", 0 "five times or more". Used for detectors that do not
+calibrate themselves (:class:`~predmaint.models.feature_deviation.FeatureDeviation`,
+scikit-learn estimators, custom classes).
+
+Detectors that calibrate themselves
+(:class:`~predmaint.models.robust_deviation.RobustDeviation`,
+:class:`~predmaint.models.calibrated.CalibratedDetector`) score a *surprise*
+``s = -log10 p``, where ``p`` is the probability of a window at least this
+unusual under the sensor's own healthy history (after the Bonferroni
+correction for the number of tests, so ``p`` is a false-alarm probability per
+window). :func:`health_from_surprise` maps it linearly:
+
+==========  =========  ===============================================
+surprise    p          health
+==========  =========  ===============================================
+<= 2        >= 1e-2    100: as ordinary as one window in a hundred
+3.2         6.3e-4     70: the alert rules' ``clear_at`` and the default learning gate
+4           1e-4       50: the ``warning`` threshold, one window in ten thousand
+4.8         1.6e-5     30: ``alarm``
+5.6         2.5e-6     10: ``critical``
+>= 6        <= 1e-6    0
+==========  =========  ===============================================
+
+So an alert threshold is a probability level: the same health means the same
+false-alarm rate on every sensor and for every such detector, whatever the
+scale of its raw score. The rate is nominal: ``p = 1e-4`` per window is about ten
+5-minute windows per sensor and year, but the tail models overestimate ``p``
+for light-tailed statistics (an exponential tail on a Gaussian one), so fewer
+happen in practice (``tests/test_default_detection.py``: none in 5,000 healthy
+readings), and a rule's ``on_delay_windows`` divides the rate further.
 """
 
 from __future__ import annotations
@@ -19,6 +48,33 @@ import numpy as np
 
 FULL_HEALTH_D = 1.0
 ZERO_HEALTH_D = 5.0
+#: Surprise (-log10 p) up to which health is 100, and from which it is 0.
+FULL_HEALTH_SURPRISE = 2.0
+ZERO_HEALTH_SURPRISE = 6.0
+
+
+def health_from_surprise(surprise: float) -> float:
+    """Health 0-100 of a surprise ``-log10 p``: 100 up to 2, 0 from 6, linear between.
+
+    Examples
+    --------
+    >>> [health_from_surprise(s) for s in (0.0, 2.0, 3.2, 4.0, 4.8, 6.0, 9.0)]
+    [100.0, 100.0, 70.0, 50.0, 30.0, 0.0, 0.0]
+    """
+    frac = (surprise - FULL_HEALTH_SURPRISE) / (ZERO_HEALTH_SURPRISE - FULL_HEALTH_SURPRISE)
+    return float(round(100.0 * min(1.0, max(0.0, 1.0 - frac)), 3))
+
+
+def surprise_for_health(health: float) -> float:
+    """The largest surprise whose health is still ``health`` (inverse of :func:`health_from_surprise`).
+
+    Examples
+    --------
+    >>> [surprise_for_health(h) for h in (100.0, 70.0, 50.0, 0.0)]
+    [2.0, 3.2, 4.0, 6.0]
+    """
+    h = min(100.0, max(0.0, float(health)))
+    return round(FULL_HEALTH_SURPRISE + (1.0 - h / 100.0) * (ZERO_HEALTH_SURPRISE - FULL_HEALTH_SURPRISE), 9)
 
 
 class HealthCalibration:

@@ -1,89 +1,73 @@
-"""``predmaint evaluate {nab,ims,cwru}``: the stream's feature and model code, offline, on public data.
+"""``predmaint evaluate``: any labelled corpus through the real dataflow, scored beside the published detectors.
 
-Each evaluation replays a dataset through the functions the dataflow calls --
-:mod:`features` for window features, :class:`predmaint.models.sensor_model.SensorModel`
-built from ``settings.model`` (spec, params, baseline, learning gate, health
-calibration) and :class:`predmaint.models.alerting.AlertState` with the first alert rule
--- without Kafka, and measures the result against the dataset's ground truth:
+Every recording of a corpus (:mod:`predmaint.connectors.datasets`) becomes one
+asset of a one-asset fleet added to the user's settings (the packaged default
+unless ``--config``), and its readings go through
+:func:`predmaint.pipelines.runner.replay`: the same
+:func:`~predmaint.pipelines.dataflow.build_flow` as ``predmaint run``, with
+bytewax's testing source and sinks. What is scored is what the flow emits:
+the champion's health points and the alert events of the rules on health.
+Nothing here is a parameter of a file or a corpus: the windows, models and
+rules are the settings' own, the facts of each dataset come from its adapter,
+and the targets from :data:`TARGETS_FILE` (not the product's configuration).
 
-``nab``
-    NAB's machine-temperature series (5-minute readings). Readings are grouped
-    into event-time tumbling windows of ``evaluation.nab.window_s`` the way the
-    stream groups a temperature sensor's readings (late readings are dropped,
-    a window is emitted when the watermark passes its end), each window gets
-    :func:`predmaint.features.temperature.temperature_features`, the model scores it and
-    the alert rule runs on its health. A NAB *detection* is a row where an
-    alert event of a kind listed in ``evaluation.nab.detections`` is emitted
-    (the row whose arrival closed the window), so the threshold is the alert
-    rule's, from the config. Scored with :mod:`predmaint.models.nab_scoring` (profile and
-    label windows from the NAB folder) and printed beside NAB's published table.
-``ims``
-    IMS bearing test 2 (984 snapshots, bearing 1 fails). One window per
-    snapshot and bearing, built from the per-snapshot feature tables; the
-    columns named in ``evaluation.ims.features`` are renamed and converted to
-    the stream's features of the same definition (``std`` is ``accel_rms``...).
-    Reports the hours between the first raised alert on the failed bearing and
-    the last live snapshot, and the alerts raised on any bearing before
-    ``evaluation.ims.quiet_before_snapshot``.
-``cwru``
-    CWRU drive-end recordings. 4,096-sample windows get
-    :func:`predmaint.features.vibration.vibration_features` with the stream's parameters
-    (:func:`predmaint.pipelines.steps.vibration_parameters`) for a 6205 bearing at the
-    file's rpm; the 48 kHz normal recording is decimated to 12 kHz first. The
-    model learns the first half of the normal windows as its baseline and is
-    then frozen; the ROC AUC of its raw score separates each fault's windows
-    from the held-out normal windows.
-
-Every parameter comes from the settings file (``model``, ``alert_rules[0]``,
-``window.allowed_lateness_s`` and the ``evaluation`` block); nothing is chosen
-per series or per file. The evaluations are pure functions of settings and
-data (:func:`evaluate_nab`, :func:`evaluate_ims`, :func:`evaluate_cwru`);
-:func:`run` loads, prints, plots and writes JSON.
+* **NAB**: an alert *raised* is a detection; NAB's normalised score under its
+  three profiles, overall and per category, beside every published detector
+  on the same files (:mod:`predmaint.models.nab_corpus`).
+* **SKAB**: a row is predicted anomalous while an alert of its asset is open
+  (from the start of the window that raised it to the start of the window that
+  cleared it); outlier F1/FAR/MAR over the test parts and the changepoint NAB
+  score (:mod:`predmaint.models.skab_scoring`).
+* **IMS**: per bearing, the first alert, its lead time before the last live
+  snapshot, alerts in the quiet period, and alerts on healthy bearings before
+  the failing bearing's first alert.
+* **CWRU**: per fault, the normal recording then the fault recording as one
+  stream; ROC AUC of the champion's raw score on the fault windows against
+  the normal windows after the first half, and the share of alert events in
+  the fault part whose explanation names the fault's defect line.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import csv
+import dataclasses
+import fnmatch
+import importlib.resources
 import json
-import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
+from predmaint.connectors.datasets import load_cwru, load_ims, load_nab, load_nab_profiles, load_nab_published, load_skab
+from predmaint.connectors.datasets.base import Recording
 from predmaint.errors import ConfigurationError, EvaluationError
-from predmaint.features.aggregate import FeatureAccumulator
-from predmaint.features.vibration import vibration_features
-from predmaint.models.alerting import AlertEvent, AlertState
-from predmaint.models.sensor_model import Assessment, SensorModel
-from predmaint.pipelines.steps import assess_window, new_model, temperature_window_features, vibration_parameters
-from predmaint.settings import AssetSettings, BearingSettings, Settings, SettingsError, load_settings
+from predmaint.models.nab_corpus import score_corpus, score_published
+from predmaint.models.skab_scoring import changepoint_score, changepoints_from_outliers, outlier_score, published_table
+from predmaint.pipelines.runner import Replay, replay
+from predmaint.settings import Settings, load_settings
+from predmaint.settings.loading import parse_fleet
 
-G = 9.80665  # IMS and CWRU record acceleration in g; the stream's features are in m/s^2
-NAB_DEFAULT_SERIES = "realKnownCause/machine_temperature_system_failure.csv"
-NAB_PUBLISHED = "results/standard_scores_machine_temperature.csv"
-
-#: IMS table statistic -> (stream feature of the same definition, scale, offset).
-#: The table's ``std`` is RMS about the mean (the stream's ``accel_rms``), ``max``
-#: is the largest |x| and ``kurt`` is excess kurtosis (the stream's is Pearson, +3).
-#: Statistics not listed keep their name and value.
-IMS_TO_STREAM = {
-    "std": ("accel_rms", G, 0.0),
-    "max": ("accel_peak", G, 0.0),
-    "kurt": ("kurtosis", 1.0, 3.0),
-    "skew": ("skewness", 1.0, 0.0),
-    "crest_factor": ("crest_factor", 1.0, 0.0),
-}
-
+__all__ = ["CORPUS_FOLDERS", "SHARED_DATA_ENV", "TARGETS_FILE", "add_parser", "evaluate_corpus", "run",
+           "shared_data_dir", "targets"]
 
 #: Names the folder that holds the datasets (``nab/``, ``ims_bearing_test2/``...), when ``--data`` does not.
 SHARED_DATA_ENV = "PREDMAINT_SHARED_DATA"
+#: Each corpus' folder under the shared data; IMS has one folder per run.
+CORPUS_FOLDERS: dict[str, tuple[str, ...]] = {
+    "nab": ("nab",), "skab": ("skab",), "ims": ("ims_bearing_test2", "ims_bearing_test1"), "cwru": ("cwru_bearing",)}
+#: The evaluation's targets (package data of predmaint.pipelines).
+TARGETS_FILE = "evaluation_targets.yaml"
+#: Alert events that count as a detection: one per episode.
+DETECTION_STATES = ("raised",)
+#: CWRU fault -> the explanation features that name it (envelope lines at the defect frequencies).
+FAULT_LINES = {"outer_race": ("env_bpfo",), "inner_race": ("env_bpfi",), "ball": ("env_bsf", "env_2bsf")}
 
 
 def shared_data_dir() -> Path:
@@ -91,678 +75,410 @@ def shared_data_dir() -> Path:
     value = os.environ.get(SHARED_DATA_ENV)
     if not value:
         raise ConfigurationError(f"no dataset folder: give --data DIR or set {SHARED_DATA_ENV} "
-                              f"(the folder holding nab/, ims_bearing_test2/, cwru_bearing/)")
+                                 f"(the folder holding nab/, skab/, ims_bearing_test2/, cwru_bearing/)")
     return Path(value)
 
 
-# ----------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------
-
-
-def eval_config(settings: Settings, name: str) -> dict:
-    """The ``evaluation.<name>`` block of the settings (a mapping), or a :class:`SettingsError`."""
-    block = (settings.evaluation or {}).get(name)
-    if not isinstance(block, dict):
-        raise SettingsError(f"{settings.source}: evaluation.{name}: missing or not a mapping "
-                            f"(see pipelines/default.yaml)")
-    return block
-
-
-def _where(settings: Settings, name: str) -> str:
-    return f"{settings.source}: evaluation.{name}"
-
-
-def _get(block: dict, key: str, where: str, kind: type | tuple[type, ...]):
-    """``block[key]`` checked against ``kind``; errors name ``where.key``."""
-    if key not in block:
-        raise SettingsError(f"{where}.{key}: missing")
-    value = block[key]
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise SettingsError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
-    return value
+def targets() -> dict[str, dict[str, float]]:
+    """The targets of each corpus (``evaluation_targets.yaml``)."""
+    text = importlib.resources.files("predmaint.pipelines").joinpath(TARGETS_FILE).read_text()
+    return yaml.safe_load(text)
 
 
 # ----------------------------------------------------------------------------
-# The stream, offline
+# Replaying one recording
 # ----------------------------------------------------------------------------
 
 
-@dataclass
-class SensorReplay:
-    """One sensor's ``assess`` state: the champion model and the first alert rule.
-
-    The same sequence as :func:`predmaint.pipelines.steps.assess`: drop the window
-    bookkeeping fields, score then learn, cap health by the ISO zone in
-    monitoring, and advance the alert rule on the monitoring health.
-    """
-
-    model: SensorModel
-    alerts: AlertState
-    asset: str = "evaluate"
-    sensor: str = "sensor"
-
-    @classmethod
-    def from_settings(cls, settings: Settings, asset: str, sensor: str,
-                      baseline_windows: int | None = None) -> SensorReplay:
-        m = settings.model
-        bw = m.baseline_windows if baseline_windows is None else baseline_windows
-        rules = settings.alert_rules
-        if not rules or getattr(rules[0], "metric", "health") != "health":
-            raise SettingsError(f"{settings.source}: alert_rules[0]: evaluate replays the first alert rule on "
-                                f"the model's health; it must have metric: health")
-        return cls(new_model(m, baseline_windows=bw), AlertState(rules[0]), asset, sensor)
-
-    def step(self, features: dict, end_ns: int) -> tuple[Assessment, list[AlertEvent]]:
-        a = assess_window(self.model, features)
-        if a.phase != "monitoring":
-            return a, []
-        return a, self.alerts.update(self.asset, self.sensor, end_ns, a.health, a.explanation)
+def recording_settings(settings: Settings, rec: Recording) -> Settings:
+    """``settings`` with a fleet of one asset: the recording's registry entry."""
+    doc = [{"site": "evaluation", "lines": [{"line": rec.corpus, "assets": [rec.registry]}]}]
+    return settings.replace(fleet=parse_fleet(doc, f"{rec.corpus} {rec.name}: registry"))
 
 
-@dataclass(frozen=True)
-class EventWindow:
-    """A tumbling event-time window as the stream emits it."""
-
-    window_id: int
-    rows: tuple[int, ...]  # input rows in the window, in arrival order
-    emitted_at: int  # the row whose arrival moved the watermark past the window's end
-
-    def end_s(self, length_s: float) -> float:
-        return (self.window_id + 1) * length_s
+def health_rules(settings: Settings) -> set[str]:
+    """The alert rules on the champion's health: their raised events are the detections."""
+    return {r.name for r in settings.alert_rules if r.metric == "health"}
 
 
-def event_time_windows(times_s: Sequence[float] | np.ndarray, length_s: float,
-                       allowed_lateness_s: float) -> tuple[list[EventWindow], list[int]]:
-    """Group rows into tumbling windows the way the dataflow does, in arrival (row) order.
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
-    The watermark is the newest event time minus ``allowed_lateness_s``; a row
-    older than the watermark is late (the stream dead-letters it), and a window
-    is emitted when the watermark passes its end. Windows still open after the
-    last row are not emitted (a silent sensor keeps its window open).
 
-    Parameters
-    ----------
-    times_s : sequence or array of float
-        Event time of each row, seconds since the epoch, in arrival order.
-    length_s, allowed_lateness_s : float
+@dataclasses.dataclass(frozen=True)
+class Replayed:
+    """One recording replayed: its detections, open alert intervals and the champion's window scores."""
 
-    Returns
-    -------
-    (list of EventWindow, list of int)
-        Emitted windows in emission order, and the indices of late rows.
+    recording: Recording
+    detections_ms: tuple[int, ...]
+    #: (start, end) epoch ms of the windows judged anomalous: from the start of the window that
+    #: raised an alert to the start of the window that cleared it (end None: still open).
+    open_ms: tuple[tuple[int, int | None], ...]
+    #: The champion's health points: (window end ms, sensor, health, raw score, phase).
+    windows: tuple[tuple[int, str, float, float, str], ...]
+    alerts: tuple[dict, ...]
+    dead_letters: int
 
-    Examples
-    --------
-    >>> wins, late = event_time_windows([0, 300, 600, 900, 500, 1400], 600, 120)
-    >>> [(w.window_id, w.rows, w.emitted_at) for w in wins], late
-    ([(0, (0, 1), 3), (1, (2, 3), 5)], [4])
-    """
-    open_rows: dict[int, list[int]] = {}
-    emitted: list[EventWindow] = []
-    late: list[int] = []
-    newest = -math.inf
-    for i, t in enumerate(times_s):
-        if t < newest - allowed_lateness_s:
-            late.append(i)
+
+def replay_recording(settings: Settings, rec: Recording) -> Replayed:
+    s = recording_settings(settings, rec)
+    out: Replay = replay(s, rec.stream())
+    rules = health_rules(s)
+    events = [a for a in out.alerts if a["rule"] in rules]
+    detections = tuple(_ms(a["time"]) for a in events if a["state"] in DETECTION_STATES)
+    lengths = {sensor: s.window_length_s(rec.asset, sensor) for sensor in rec.sensors}
+    opened: dict[str, int] = {}
+    intervals: list[tuple[int, int | None]] = []
+    for a in events:
+        start = _ms(a["time"]) - int(lengths.get(a["sensor"], s.window.length_s) * 1000)
+        if a["state"] == "raised":
+            opened[a["alert_id"]] = start
+        elif a["state"] == "cleared" and a["alert_id"] in opened:
+            intervals.append((opened.pop(a["alert_id"]), start))
+    intervals += [(t, None) for t in opened.values()]
+    windows = tuple(sorted((p.time_ns // 1_000_000, p.tags["sensor"], float(p.fields["health"]),
+                            float(p.fields["raw_score"]), str(p.fields["phase"]))
+                           for p in out.health(s.model.label)))
+    return Replayed(rec, detections, tuple(sorted(intervals, key=lambda iv: iv[0])), windows, tuple(events),
+                    len(out.dead_letters))
+
+
+def replay_all(settings: Settings, recordings: Sequence[Recording], corpus: str,
+               progress: Callable[[str], None]) -> list[Replayed]:
+    out, t0 = [], time.monotonic()
+    for i, rec in enumerate(recordings, 1):
+        out.append(replay_recording(settings, rec))
+        progress(f"evaluate {corpus}: {i}/{len(recordings)} {rec.name} ({time.monotonic() - t0:.0f} s)")
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Scoring per corpus
+# ----------------------------------------------------------------------------
+
+
+def score_nab(data: Path, replayed: list[Replayed]) -> dict[str, Any]:
+    labels = {r.recording.name: r.recording.labels for r in replayed}
+    profiles = load_nab_profiles(data)
+    detections = {name: [np.datetime64(ms, "ms") for ms in r.detections_ms]
+                  for name, r in ((r.recording.name, r) for r in replayed)}
+    ours = score_corpus(labels, detections, profiles)
+    published = score_published(labels, load_nab_published(data, files=sorted(labels)), profiles)
+    board = {det: {p: round(s.score, 2) for p, s in per.items()} for det, per in published.items()
+             if all(not s.missing for s in per.values())}
+    return {
+        "files": len(labels),
+        "windows": sum(len(lab.windows) for lab in labels.values()),
+        "detections": sum(len(r.detections_ms) for r in replayed),
+        "score": {p: round(s.score, 2) for p, s in ours.items()},
+        "by_category": {p: {c: round(v, 2) for c, v in s.by_category.items()} for p, s in ours.items()},
+        "by_file": {name: round(v, 3) for name, v in ours["standard"].per_file.items()},
+        "published": board,
+    }
+
+
+def _predicted_rows(ts_ms: np.ndarray, open_ms: Iterable[tuple[int, int | None]]) -> np.ndarray:
+    pred = np.zeros(ts_ms.shape[0], dtype=np.int8)
+    for start, end in open_ms:
+        pred[(ts_ms >= start) & (ts_ms < (end if end is not None else np.iinfo(np.int64).max))] = 1
+    return pred
+
+
+def score_skab(replayed: list[Replayed]) -> dict[str, Any]:
+    outliers, changepoints, free_alerts = [], [], 0
+    for r in replayed:
+        lab = r.recording.labels
+        if not lab.labelled:
+            free_alerts += len(r.detections_ms)
             continue
-        newest = max(newest, t)
-        open_rows.setdefault(int(t // length_s), []).append(i)
-        watermark = newest - allowed_lateness_s
-        for wid in sorted(w for w in open_rows if (w + 1) * length_s <= watermark):
-            emitted.append(EventWindow(wid, tuple(open_rows.pop(wid)), i))
-    return emitted, late
+        ts, anomaly, cp = lab.test_part()
+        pred = _predicted_rows(ts, r.open_ms)
+        outliers.append((anomaly, pred))
+        changepoints.append((ts, cp, changepoints_from_outliers(pred)))
+    o = outlier_score(outliers)
+    c = changepoint_score(changepoints)
+    pub = published_table()
+    return {
+        "experiments": o.experiments, "f1": round(o.f1, 3), "far_pct": round(o.far_pct, 2),
+        "mar_pct": round(o.mar_pct, 2),
+        "changepoint": {p: round(v, 2) for p, v in c.scores.items()},
+        "changepoint_missed": c.missed, "changepoint_false_positives": c.false_positives,
+        "anomaly_free_alerts": free_alerts,
+        "published": {"experiments": pub.experiments, "note": pub.note,
+                      "outlier": {d: {"f1": f1, "far_pct": far, "mar_pct": mar} for d, (f1, far, mar) in pub.outlier.items()},
+                      "changepoint": {d: v[0] for d, v in pub.changepoint.items()}},
+    }
 
 
-# ----------------------------------------------------------------------------
-# NAB
-# ----------------------------------------------------------------------------
+def _snapshot_at(lab, t_ms: int) -> int:
+    """The snapshot whose window raised an alert at ``t_ms``: the last one before it."""
+    i = int(np.searchsorted(lab.ts_ms, t_ms, side="left")) - 1
+    return int(lab.file_index[max(i, 0)])
 
 
-@dataclass
-class NabResult:
-    series: str
-    score: float
-    counts: dict
-    detections: list[int]  # row indices
-    windows: list[tuple[int, int]]  # label windows as row ranges
-    window_rows: list[int]  # emitting row of every model window
-    health: list[float]
-    late_rows: int
-    values: np.ndarray  # the series, for the plot
-    published: list[tuple[str, float]] = field(default_factory=list)
-    params: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {"series": self.series, "score": self.score, "counts": self.counts,
-                "detections": len(self.detections), "late_rows": self.late_rows,
-                "published_best": max((s for _, s in self.published), default=None), **self.params}
-
-
-def load_nab_series(path: Path) -> tuple[list[datetime], np.ndarray]:
-    """Timestamps (naive, read as UTC) and values of a NAB data file, in row order."""
-    if not path.is_file():
-        raise EvaluationError(f"NAB series not found: {path}")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"timestamp", "value"} <= set(rows[0]):
-        raise EvaluationError(f"{path}: expected columns timestamp,value")
-    return [datetime.fromisoformat(r["timestamp"]) for r in rows], np.array([float(r["value"]) for r in rows])
+def score_ims(replayed: list[Replayed]) -> dict[str, Any]:
+    runs: dict[str, dict[str, Any]] = {}
+    for r in replayed:
+        lab = r.recording.labels
+        run = runs.setdefault(lab.run, {"bearings": {}, "failed": list(lab.failed_bearings or ())})
+        first = min(r.detections_ms) if r.detections_ms else None
+        quiet = [t for t in r.detections_ms if lab.quiet_before_ts_ms is not None and t < lab.quiet_before_ts_ms]
+        run["bearings"][lab.bearing] = {
+            "failed": lab.failed, "fault": lab.fault, "alerts": len(r.detections_ms),
+            "first_alert_snapshot": None if first is None else _snapshot_at(lab, first),
+            "lead_h": None if first is None else round((lab.last_live_ts_ms - first) / 3.6e6, 1),
+            "quiet_alerts": len(quiet), "_first_ms": first,
+        }
+    for run in runs.values():
+        failed_firsts = [b["_first_ms"] for b in run["bearings"].values() if b["failed"] and b["_first_ms"]]
+        earliest_failed = min(failed_firsts) if failed_firsts else None
+        for b in run["bearings"].values():
+            first = b.pop("_first_ms")
+            b["before_failed_bearing"] = bool(not b["failed"] and first is not None and
+                                              (earliest_failed is None or first < earliest_failed))
+    return runs
 
 
-def load_nab_published(path: Path, series: str) -> list[tuple[str, float]]:
-    """(detector, raw standard score) rows of NAB's published table for ``series``, best first."""
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("File") == series]
-    return sorted(((r["Detector"], float(r["Score"])) for r in rows), key=lambda r: -r[1])
+def _auc(negative: Sequence[float], positive: Sequence[float]) -> float:
+    """ROC AUC as the probability that a positive outscores a negative (ties count half)."""
+    neg, pos = np.asarray(negative, float), np.asarray(positive, float)
+    if neg.size == 0 or pos.size == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (pos.size * neg.size))
 
 
-def evaluate_nab(settings: Settings, timestamps: Sequence[datetime], values: np.ndarray,
-                 label_windows: Sequence[tuple[datetime, datetime]], cost, series: str = NAB_DEFAULT_SERIES,
-                 ) -> NabResult:
-    """NAB raw score of the stream's temperature model and alert rule on one series.
-
-    Parameters
-    ----------
-    settings : Settings
-        Uses ``model``, ``alert_rules[0]``, ``window.allowed_lateness_s`` and
-        ``evaluation.nab`` (``window_s``, ``features``, ``detections``).
-    timestamps, values
-        The series in row order (:func:`load_nab_series`).
-    label_windows
-        NAB anomaly windows (:func:`predmaint.models.nab_scoring.load_windows`).
-    cost : predmaint.models.nab_scoring.CostMatrix
-        The profile's weights.
-    series : str
-        Name reported with the result.
-
-    Returns
-    -------
-    NabResult
-    """
-    from predmaint.models.nab_scoring import label_rows
-
-    cfg = eval_config(settings, "nab")
-    where = _where(settings, "nab")
-    length_s = float(_get(cfg, "window_s", where, (int, float)))
-    keep = list(_get(cfg, "features", where, list))
-    kinds = set(_get(cfg, "detections", where, list))
-    times = np.array([t.replace(tzinfo=timezone.utc).timestamp() for t in timestamps])
-    wins, late = event_time_windows(times, length_s, settings.window.allowed_lateness_s)
-    replay = SensorReplay.from_settings(settings, "nab", series)
-    detected = np.zeros(len(values), dtype=bool)
-    health, window_rows = [], []
-    for w in wins:
-        idx = np.asarray(w.rows)
-        if len(idx) > 1 and np.unique(times[idx]).size < 2:
-            continue  # a rate needs two distinct times; the stream dead-letters such a window too
-        feats = temperature_window_features(times[idx], np.asarray(values)[idx])
-        missing = [k for k in keep if k not in feats]
-        if missing:
-            raise SettingsError(f"{where}.features: {missing} are not temperature features ({sorted(feats)})")
-        a, events = replay.step({k: feats[k] for k in keep}, int(round(w.end_s(length_s) * 1e9)))
-        if any(e.state in kinds for e in events):
-            detected[w.emitted_at] = True
-        health.append(a.health)
-        window_rows.append(w.emitted_at)
-    rows = label_rows(timestamps, label_windows, cost)  # checks the label windows against the rows
-    return NabResult(series=series, score=rows.score(detected), counts=rows.counts(detected),
-                     detections=[int(i) for i in np.flatnonzero(detected)], windows=rows.bounds,
-                     window_rows=window_rows, health=health, late_rows=len(late), values=np.asarray(values),
-                     params={"window_s": length_s, "features": keep, "detection_events": sorted(kinds)})
-
-
-def run_nab(settings: Settings, data: Path, series: str) -> NabResult:
-    from predmaint.models.nab_scoring import load_profile, load_windows
-
-    cfg = eval_config(settings, "nab")
-    profile = _get(cfg, "profile", _where(settings, "nab"), str)
-    needed = [data / "config" / "profiles.json", data / "labels" / "combined_windows.json"]
-    for p in needed:
-        if not p.is_file():
-            raise EvaluationError(f"NAB file not found: {p} (--data must hold config/, labels/ and data/)")
-    timestamps, values = load_nab_series(data / "data" / series)
-    try:
-        windows = load_windows(needed[1], series)
-    except KeyError as exc:
-        raise EvaluationError(str(exc)) from None
-    try:
-        result = evaluate_nab(settings, timestamps, values, windows, load_profile(needed[0], profile), series)
-    except (KeyError, ValueError) as exc:  # unknown profile, label windows that do not match the rows
-        raise EvaluationError(f"{data}: {series}: {exc}") from None
-    result.published = load_nab_published(data / NAB_PUBLISHED, series)
-    result.params["profile"] = profile
-    return result
-
-
-# ----------------------------------------------------------------------------
-# IMS
-# ----------------------------------------------------------------------------
-
-
-@dataclass
-class ImsResult:
-    failed_bearing: int
-    lead_time_h: float
-    false_alerts: int
-    first_alert: dict[int, int | None]  # bearing -> snapshot of its first raised alert
-    raised: dict[int, list[int]]  # bearing -> snapshots of every raised alert
-    health: dict[int, list[float]]
-    last_live: int
-    quiet_before: int
-    params: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {"lead_time_h": self.lead_time_h, "false_alerts": self.false_alerts,
-                "failed_bearing": self.failed_bearing,
-                "first_alert_snapshot": {str(b): s for b, s in self.first_alert.items()},
-                "alerts": {str(b): len(v) for b, v in self.raised.items()},
-                "last_live_snapshot": self.last_live, "quiet_before_snapshot": self.quiet_before, **self.params}
-
-
-def load_ims_tables(paths: Iterable[Path]) -> tuple[np.ndarray, list[datetime], dict[str, np.ndarray]]:
-    """Per-snapshot tables joined on ``file_index``: (indices, timestamps, columns).
-
-    Every table needs ``file_index``; one needs ``timestamp``. Rows are sorted
-    by ``file_index`` and every table must cover the same snapshots.
-    """
-    columns: dict[str, np.ndarray] = {}
-    index = None
-    timestamps = None
-    for path in paths:
-        if not path.is_file():
-            raise EvaluationError(f"IMS feature table not found: {path}")
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows or "file_index" not in rows[0]:
-            raise EvaluationError(f"{path}: expected a file_index column")
-        rows.sort(key=lambda r: int(r["file_index"]))
-        idx = np.array([int(r["file_index"]) for r in rows])
-        if index is not None and not np.array_equal(idx, index):
-            raise EvaluationError(f"{path}: file_index differs from the other tables'")
-        index = idx
-        if "timestamp" in rows[0]:
-            timestamps = [datetime.fromisoformat(r["timestamp"]) for r in rows]
-        for name in rows[0]:
-            if name.startswith("Bearing"):
-                columns[name] = np.array([float(r[name]) for r in rows])
-    if index is None or timestamps is None:
-        raise EvaluationError("IMS tables: need at least one table with file_index and timestamp columns")
-    return index, timestamps, columns
-
-
-def ims_snapshot_features(columns: dict[str, np.ndarray], bearing: int, stats: Sequence[str],
-                          row: int) -> dict[str, float]:
-    """The window features of ``bearing`` at table row ``row``, in the stream's names and units.
-
-    Examples
-    --------
-    >>> cols = {"Bearing1_ch1_std": np.array([0.1]), "Bearing1_ch1_kurt": np.array([0.5])}
-    >>> {k: round(v, 4) for k, v in ims_snapshot_features(cols, 1, ["std", "kurt"], 0).items()}
-    {'accel_rms': 0.9807, 'kurtosis': 3.5}
-    """
-    out = {}
-    for stat in stats:
-        name, scale, offset = IMS_TO_STREAM.get(stat, (stat, 1.0, 0.0))
-        out[name] = float(columns[f"Bearing{bearing}_ch1_{stat}"][row]) * scale + offset
+def evaluate_cwru(settings: Settings, recordings: list[Recording], progress: Callable[[str], None]) -> dict:
+    normal = [r for r in recordings if r.labels.fault == "normal"]
+    if not normal:
+        raise EvaluationError("cwru: no normal recording (normal_*.mat) to learn from")
+    base = normal[0]
+    base_readings = list(base.stream())
+    out: dict[str, Any] = {}
+    for rec in recordings:
+        if rec.labels.fault == "normal":
+            continue
+        fault = list(rec.stream())
+        step = base_readings[1].ts_ms - base_readings[0].ts_ms if len(base_readings) > 1 else 1000
+        shift = base_readings[-1].ts_ms + step - fault[0].ts_ms
+        stream = base_readings + [dataclasses.replace(x, asset=base.asset, ts_ms=x.ts_ms + shift) for x in fault]
+        joined = dataclasses.replace(base, readings=tuple(stream))
+        r = replay_recording(settings, joined)
+        fault_start = stream[len(base_readings)].ts_ms
+        half = base_readings[len(base_readings) // 2].ts_ms
+        neg = [w[3] for w in r.windows if half < w[0] <= fault_start]
+        pos = [w[3] for w in r.windows if w[0] > fault_start]
+        named = [a for a in r.alerts if _ms(a["time"]) > fault_start and a["state"] != "cleared"]
+        lines = FAULT_LINES.get(rec.labels.fault, ())
+        right = [a for a in named if _names_fault(a.get("explanation") or [], lines)]
+        out[rec.labels.fault] = {"file": rec.name, "auc": round(_auc(neg, pos), 3), "normal_windows": len(neg),
+                                 "fault_windows": len(pos), "alerts": len(named),
+                                 "fault_type_share": round(len(right) / len(named), 3) if named else 0.0}
+        progress(f"evaluate cwru: {rec.name}")
     return out
 
 
-def evaluate_ims(settings: Settings, index: np.ndarray, timestamps: Sequence[datetime],
-                 columns: dict[str, np.ndarray], failed_bearing: int | None = None) -> ImsResult:
-    """Replay every bearing's snapshots through its own model and alert rule.
-
-    Parameters
-    ----------
-    settings : Settings
-        Uses ``model``, ``alert_rules[0]`` and ``evaluation.ims``
-        (``features``, ``failed_bearing``, ``last_live_snapshot``,
-        ``quiet_before_snapshot``).
-    index, timestamps, columns
-        From :func:`load_ims_tables`.
-    failed_bearing : int, optional
-        Overrides ``evaluation.ims.failed_bearing``.
-
-    Returns
-    -------
-    ImsResult
-        ``lead_time_h`` is 0 when the failed bearing never alerted.
-    """
-    cfg = eval_config(settings, "ims")
-    where = _where(settings, "ims")
-    stats = list(_get(cfg, "features", where, list))
-    failed = failed_bearing if failed_bearing is not None else _get(cfg, "failed_bearing", where, int)
-    last_live = _get(cfg, "last_live_snapshot", where, int)
-    quiet_before = _get(cfg, "quiet_before_snapshot", where, int)
-    bearings = sorted({int(k.split("_")[0][len("Bearing"):]) for k in columns})
-    if failed not in bearings:
-        raise EvaluationError(f"bearing {failed} is not in the tables (have {bearings})")
-    for b in bearings:
-        missing = [s for s in stats if f"Bearing{b}_ch1_{s}" not in columns]
-        if missing:
-            raise SettingsError(f"{where}.features: {missing} not in the tables for bearing {b}")
-    if last_live not in set(index.tolist()):
-        raise EvaluationError(f"snapshot {last_live} ({where}.last_live_snapshot) is not in the tables")
-    live = [r for r, i in enumerate(index) if i <= last_live]  # rows after the rig stopped are not data
-    t_ns = [int(timestamps[r].replace(tzinfo=timezone.utc).timestamp() * 1e9) for r in live]
-    raised: dict[int, list[int]] = {}
-    health: dict[int, list[float]] = {}
-    for b in bearings:
-        replay = SensorReplay.from_settings(settings, "ims-test2", f"bearing{b}")
-        raised[b], health[b] = [], []
-        for r, end_ns in zip(live, t_ns):
-            a, events = replay.step(ims_snapshot_features(columns, b, stats, r), end_ns)
-            health[b].append(a.health)
-            raised[b].extend(int(index[r]) for e in events if e.state == "raised")
-    first = {b: (v[0] if v else None) for b, v in raised.items()}
-    lead_h = 0.0
-    first_failed = first[failed]
-    if first_failed is not None:
-        row_of = {int(i): r for r, i in enumerate(index)}
-        lead_h = (timestamps[row_of[last_live]] - timestamps[row_of[first_failed]]).total_seconds() / 3600.0
-    false_alerts = sum(1 for v in raised.values() for s in v if s < quiet_before)
-    return ImsResult(failed, float(lead_h), int(false_alerts), first, raised, health, last_live, quiet_before,
-                     {"features": [IMS_TO_STREAM.get(s, (s,))[0] for s in stats]})
+def _names_fault(explanation: list[dict], lines: Sequence[str]) -> bool:
+    """Whether the first defect line in an alert's explanation is the fault's."""
+    for item in explanation:
+        feature = str(item.get("fault", "") or item.get("feature", ""))
+        if feature.startswith("env_b") or feature.startswith("env_2") or feature in FAULT_LINES:
+            return any(feature.startswith(line) for line in lines) or feature == next(
+                (k for k, v in FAULT_LINES.items() if v == tuple(lines)), None)
+    return False
 
 
-def run_ims(settings: Settings, data: Path, feature_files: list[Path] | None, bearing: int | None) -> ImsResult:
-    files = feature_files or [data / "features" / "test2_raw.csv", data / "features" / "test2_spectral.csv"]
-    index, timestamps, columns = load_ims_tables(files)
-    return evaluate_ims(settings, index, timestamps, columns, bearing)
+def evaluate_corpus(settings: Settings, corpus: str, data: Path, *, series: str | None = None,
+                    progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Evaluate one corpus; returns the JSON-ready result (without targets)."""
+    t0 = time.monotonic()
+    if corpus == "nab":
+        result = score_nab(data, replay_all(settings, load_nab(data, series), corpus, progress))
+    elif corpus == "skab":
+        result = score_skab(replay_all(settings, load_skab(data, series), corpus, progress))
+    elif corpus == "ims":
+        recordings = [rec for folder in _ims_folders(data) for rec in load_ims(folder)
+                      if series is None or fnmatch.fnmatch(rec.name, series)]
+        result = score_ims(replay_all(settings, recordings, corpus, progress))
+    elif corpus == "cwru":
+        result = evaluate_cwru(settings, load_cwru(data, series, snapshot_spacing_s=settings.window.length_for(
+            "vibration")), progress)
+    else:
+        raise ConfigurationError(f"evaluate: unknown corpus {corpus!r}; one of {sorted(CORPUS_FOLDERS)}")
+    return {"corpus": corpus, "model": settings.model.label, "seconds": round(time.monotonic() - t0, 1),
+            **result}
+
+
+def _ims_folders(data: Path) -> list[Path]:
+    """An IMS run folder, or a folder of runs (the shared data holds one folder per test)."""
+    if any(data.glob("*.csv")) or (data / "features").is_dir():
+        return [data]
+    runs = [data / name for name in CORPUS_FOLDERS["ims"] if (data / name).is_dir()]
+    return runs or [data]
 
 
 # ----------------------------------------------------------------------------
-# CWRU
+# Targets, output, command line
 # ----------------------------------------------------------------------------
 
 
-@dataclass
-class CwruResult:
-    auc: dict[str, float]
-    scores: dict[str, list[float]]  # "baseline", "normal" (held out) and each fault
-    windows: dict[str, int]
-    params: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        med = {k: float(np.median(v)) for k, v in self.scores.items() if v}
-        return {"auc": self.auc, "windows": self.windows, "median_raw_score": med, **self.params}
-
-
-def load_cwru(path: Path, unit_scale: float, decimate_by: int = 1) -> tuple[np.ndarray, float]:
-    """Drive-end acceleration (in m/s^2 after ``unit_scale``) and rpm of one CWRU ``.mat`` file."""
-    from scipy.io import loadmat
-    from scipy.signal import decimate
-
-    if not path.is_file():
-        raise EvaluationError(f"CWRU file not found: {path}")
-    mat = loadmat(path)
-    de = [k for k in mat if k.endswith("_DE_time")]
-    rpm = [k for k in mat if k.endswith("RPM")]
-    if len(de) != 1 or len(rpm) != 1:
-        raise EvaluationError(f"{path}: expected one *_DE_time and one *RPM variable, got {sorted(mat)}")
-    x = mat[de[0]].ravel().astype(float) * unit_scale
-    if decimate_by > 1:
-        x = decimate(x, decimate_by)  # anti-aliasing filter, then keep every n-th sample
-    return x, float(np.ravel(mat[rpm[0]])[0])
-
-
-def cwru_asset(cfg: dict, rpm: float, where: str = "evaluation.cwru") -> AssetSettings:
-    """The registry entry a CWRU drive-end sensor would have (bearing, ISO class) at ``rpm``."""
-    try:
-        bearing = BearingSettings(**_get(cfg, "bearing", where, dict))
-    except (TypeError, SettingsError) as exc:
-        raise SettingsError(f"{where}.bearing: {exc}") from None
-    return AssetSettings(asset="cwru", site="cwru", line="rig", sensors=(), rpm=rpm, bearing=bearing,
-                         iso_group=_get(cfg, "iso_group", where, int),
-                         iso_foundation=_get(cfg, "iso_foundation", where, str))
+def targets_met(corpus: str, result: dict[str, Any], goal: dict[str, Any]) -> dict[str, bool]:
+    """Each target of ``corpus`` -> whether ``result`` meets it."""
+    met: dict[str, bool] = {}
+    if corpus == "nab":
+        for profile, minimum in goal.get("score_min", {}).items():
+            met[f"{profile} >= {minimum}"] = result["score"].get(profile, -1e9) >= minimum
+    elif corpus == "skab":
+        met[f"f1 >= {goal['f1_min']}"] = result["f1"] >= goal["f1_min"]
+        met[f"far_pct <= {goal['far_pct_max']}"] = result["far_pct"] <= goal["far_pct_max"]
+        met[f"changepoint standard >= {goal['changepoint_min']}"] = \
+            result["changepoint"]["standard"] >= goal["changepoint_min"]
+    elif corpus == "ims":
+        for run_name, run in result.items():
+            if not isinstance(run, dict) or "bearings" not in run:
+                continue
+            for number, b in run["bearings"].items():
+                if b["failed"]:
+                    met[f"{run_name} bearing {number} lead >= {goal['lead_h_min']} h"] = \
+                        b["lead_h"] is not None and b["lead_h"] >= goal["lead_h_min"]
+                else:
+                    met[f"{run_name} bearing {number} no alert before the failing bearing's"] = \
+                        not b["before_failed_bearing"]
+                met[f"{run_name} bearing {number} no alert in the quiet period"] = b["quiet_alerts"] == 0
+    elif corpus == "cwru":
+        for fault, r in result.items():
+            if isinstance(r, dict) and "auc" in r:
+                met[f"{fault} auc >= {goal['auc_min']}"] = r["auc"] >= goal["auc_min"]
+                met[f"{fault} fault type >= {goal['fault_type_share_min']}"] = \
+                    r["fault_type_share"] >= goal["fault_type_share_min"]
+    return met
 
 
-def window_features(signal: np.ndarray, sample_rate_hz: float, asset: AssetSettings,
-                    window_samples: int) -> list[dict]:
-    """Features of consecutive, non-overlapping windows, each folded like a one-snapshot stream window."""
-    params = vibration_parameters(asset)
-    out = []
-    for start in range(0, signal.size - window_samples + 1, window_samples):
-        snap = vibration_features(signal[start:start + window_samples], sample_rate_hz, **params)
-        out.append(FeatureAccumulator().add(snap).result())
-    return out
-
-
-def evaluate_cwru(settings: Settings, normal: list[dict], faults: dict[str, list[dict]]) -> CwruResult:
-    """ROC AUC of the frozen baseline model's raw score: each fault's windows vs held-out normal windows.
-
-    The model learns the first ``baseline_fraction`` of the normal windows (all
-    as its baseline: the recording is shorter than ``model.baseline_windows``)
-    and is frozen: each later window is scored by a copy, so no test window is
-    learned.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    cfg = eval_config(settings, "cwru")
-    fraction = float(_get(cfg, "baseline_fraction", _where(settings, "cwru"), (int, float)))
-    n_base = int(len(normal) * fraction)
-    if n_base < 2 or n_base >= len(normal):
-        raise EvaluationError(f"CWRU: {len(normal)} normal windows cannot be split {fraction} baseline / held out")
-    replay = SensorReplay.from_settings(settings, "cwru", "de-accel", baseline_windows=n_base)
-    baseline_scores = [replay.step(x, 0)[0].raw_score for x in normal[:n_base]]
-
-    def score(x: dict) -> float:
-        return copy.deepcopy(replay).step(x, 0)[0].raw_score  # a copy: the model stays frozen
-
-    scores = {"baseline": baseline_scores, "normal": [score(x) for x in normal[n_base:]]}
-    auc = {}
-    for name, wins in faults.items():
-        scores[name] = [score(x) for x in wins]
-        labels = [0] * len(scores["normal"]) + [1] * len(wins)
-        auc[name] = float(roc_auc_score(labels, scores["normal"] + scores[name]))
-    return CwruResult(auc, scores, {k: len(v) for k, v in scores.items()},
-                      {"baseline_windows": n_base})
-
-
-def run_cwru(settings: Settings, data: Path) -> CwruResult:
-    cfg = eval_config(settings, "cwru")
-    where = _where(settings, "cwru")
-    n = _get(cfg, "window_samples", where, int)
-    fs = float(_get(cfg, "sample_rate_hz", where, (int, float)))
-    scale = float(_get(cfg, "unit_scale", where, (int, float)))
-    normal_cfg = _get(cfg, "normal", where, dict)
-    x, rpm = load_cwru(data / _get(normal_cfg, "file", f"{where}.normal", str), scale,
-                       _get(normal_cfg, "decimate", f"{where}.normal", int))
-    normal = window_features(x, fs, cwru_asset(cfg, rpm, where), n)
-    faults = {}
-    for name, filename in _get(cfg, "faults", where, dict).items():
-        x, rpm = load_cwru(data / filename, scale)
-        faults[name] = window_features(x, fs, cwru_asset(cfg, rpm, where), n)
-    result = evaluate_cwru(settings, normal, faults)
-    result.params["window_samples"] = n
-    return result
-
-
-# ----------------------------------------------------------------------------
-# Output: tables and plots
-# ----------------------------------------------------------------------------
-
-
-def _table(rows: list[tuple], header: tuple) -> str:
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+def format_result(result: dict[str, Any]) -> str:
+    """A scoreboard a user can read."""
+    corpus = result["corpus"]
+    lines = [f"== {corpus.upper()} (champion {result['model']}, {result['seconds']} s)"]
+    if corpus == "nab":
+        lines.append(f"{result['files']} files, {result['windows']} anomaly windows, "
+                     f"{result['detections']} detections")
+        rows = [("predmaint", *[result["score"].get(p, float("nan"))
+                                for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")])]
+        rows += [(d, *[s.get(p, float("nan")) for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")])
+                 for d, s in result["published"].items()]
+        rows.sort(key=lambda r: -r[1])
+        lines.append(f"{'detector':<22}{'standard':>10}{'low FP':>10}{'low FN':>10}")
+        lines += [f"{d:<22}{a:>10.2f}{b:>10.2f}{c:>10.2f}" for d, a, b, c in rows]
+    elif corpus == "skab":
+        lines.append(f"{result['experiments']} experiments: F1 {result['f1']:.3f}, FAR {result['far_pct']:.2f} %, "
+                     f"MAR {result['mar_pct']:.2f} %; changepoint NAB standard "
+                     f"{result['changepoint'].get('standard', float('nan')):.2f}; "
+                     f"{result['anomaly_free_alerts']} alerts on the anomaly-free run")
+        pub = result["published"]
+        lines.append(f"published, over {pub['experiments']} experiments where ours covers {result['experiments']}:")
+        lines += [f"  {d:<22} F1 {v['f1']:.2f}  FAR {v['far_pct']:6.2f} %  MAR {v['mar_pct']:6.2f} %  "
+                  f"changepoint {pub['changepoint'].get(d, float('nan')):.2f}"
+                  for d, v in sorted(pub["outlier"].items(), key=lambda kv: -kv[1]["f1"])]
+    elif corpus == "ims":
+        for run_name, run in result.items():
+            if isinstance(run, dict) and "bearings" in run:
+                for number, b in sorted(run["bearings"].items()):
+                    lines.append(f"{run_name} bearing {number} ({'failed: ' + b['fault'] if b['failed'] else 'healthy'})"
+                                 f": first alert at snapshot {b['first_alert_snapshot']}, lead {b['lead_h']} h, "
+                                 f"{b['alerts']} alerts, {b['quiet_alerts']} in the quiet period")
+    elif corpus == "cwru":
+        for fault, r in result.items():
+            if isinstance(r, dict) and "auc" in r:
+                lines.append(f"{fault}: AUC {r['auc']:.3f} ({r['normal_windows']} normal vs {r['fault_windows']} "
+                             f"fault windows), fault named in {r['fault_type_share']:.0%} of {r['alerts']} alerts")
     return "\n".join(lines)
 
 
-def targets_met(settings: Settings, name: str, payload: dict) -> dict[str, bool]:
-    """Which ``evaluation.<name>.targets`` the JSON payload meets (``*_min``: >=, ``*_max``: <=)."""
-    out = {}
-    for key, target in (eval_config(settings, name).get("targets") or {}).items():
-        metric, _, bound = key.rpartition("_")
-        value: object = payload
-        for part in metric.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, (int, float)):
-            out[key] = bool(value >= target) if bound == "min" else bool(value <= target)
-        else:
-            out[key] = False
-    return out
-
-
-def format_nab(r: NabResult) -> str:
-    rows: list[tuple] = [("predmaint (this run)", f"{r.score:.3f}", r.counts["tp"], r.counts["fp"], len(r.detections))]
-    rows += [(d, f"{s:.3f}", "", "", "") for d, s in r.published]
-    head = (f"NAB {r.series}, profile {r.params.get('profile')}: {len(r.window_rows)} windows of "
-            f"{r.params['window_s']:g} s, {r.late_rows} late rows dropped, detections = "
-            f"{'/'.join(r.params['detection_events'])} alert events")
-    return head + "\n" + _table(rows, ("detector", "raw score", "TP rows", "FP rows", "detections"))
-
-
-def format_ims(r: ImsResult) -> str:
-    rows = [(f"bearing {b}" + (" (failed)" if b == r.failed_bearing else ""),
-             r.first_alert[b] if r.first_alert[b] is not None else "-", len(r.raised[b]),
-             sum(1 for s in r.raised[b] if s < r.quiet_before)) for b in sorted(r.raised)]
-    head = (f"IMS test 2: lead time {r.lead_time_h:.1f} h (first alert on bearing {r.failed_bearing} -> "
-            f"snapshot {r.last_live}); {r.false_alerts} alert(s) before snapshot {r.quiet_before}")
-    return head + "\n" + _table(rows, ("bearing", "first alert", "alerts", f"before {r.quiet_before}"))
-
-
-def format_cwru(r: CwruResult) -> str:
-    rows = [(k, r.windows[k], f"{np.median(v):.3g}", f"{r.auc[k]:.4f}" if k in r.auc else "-")
-            for k, v in r.scores.items()]
-    head = f"CWRU: baseline {r.params['baseline_windows']} normal windows; ROC AUC vs held-out normal windows"
-    return head + "\n" + _table(rows, ("windows", "count", "median raw score", "ROC AUC"))
-
-
-def _figure(nrows: int, height: float):
+def plot_result(result: dict[str, Any], path: Path) -> Path:
+    """A PNG per corpus: NAB score per file, IMS first alert per bearing, SKAB and CWRU summary bars."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only: no display on servers and in CI
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(nrows, 1, figsize=(14, height), squeeze=False, sharex=True)
-    return plt, fig, axes[:, 0]
-
-
-def plot_nab(r: NabResult, path: Path) -> None:
-    plt, fig, (ax0, ax1) = _figure(2, 7)
-    ax0.plot(r.values, lw=0.5, color="tab:blue")
-    ax0.set_ylabel("value")
-    ax1.plot(r.window_rows, r.health, lw=0.7, color="tab:green")
-    ax1.set_ylabel("health")
-    ax1.set_xlabel("row")
-    for ax in (ax0, ax1):
-        for a, b in r.windows:
-            ax.axvspan(a, b, color="tab:red", alpha=0.15)
-        for d in r.detections:
-            ax.axvline(d, color="k", lw=0.6)
-    ax0.set_title(f"NAB {r.series}: raw score {r.score:.3f} (shaded: label windows, lines: detections)")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    corpus = result["corpus"]
+    if corpus == "nab":
+        names = sorted(result["by_file"])
+        ax.bar(range(len(names)), [result["by_file"][n] for n in names])
+        ax.set_xticks(range(len(names)), [n.split("/")[-1][:18] for n in names], rotation=90, fontsize=6)
+        ax.set_ylabel("raw NAB score (standard)")
+    elif corpus == "ims":
+        labels, leads = [], []
+        for run_name, run in result.items():
+            if isinstance(run, dict) and "bearings" in run:
+                for number, b in sorted(run["bearings"].items()):
+                    labels.append(f"{run_name} b{number}{'*' if b['failed'] else ''}")
+                    leads.append(b["lead_h"] or 0.0)
+        ax.bar(labels, leads)
+        ax.set_ylabel("first alert: hours before the end (* failed)")
+    elif corpus == "skab":
+        ax.bar(["F1 x100", "FAR %", "MAR %", "CP NAB"], [100 * result["f1"], result["far_pct"], result["mar_pct"],
+                                                         result["changepoint"].get("standard", 0.0)])
+    else:
+        faults = [f for f, r in result.items() if isinstance(r, dict) and "auc" in r]
+        ax.bar(faults, [result[f]["auc"] for f in faults])
+        ax.set_ylabel("ROC AUC")
+    ax.set_title(f"predmaint evaluate {corpus} ({result['model']})")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def plot_ims(r: ImsResult, path: Path) -> None:
-    plt, fig, (ax,) = _figure(1, 5)
-    for b, h in sorted(r.health.items()):
-        line, = ax.plot(h, lw=0.7, label=f"bearing {b}")
-        for s in r.raised[b]:
-            ax.plot(s, 0, "v", color=line.get_color())
-    ax.axvline(r.quiet_before, color="grey", ls="--")
-    ax.axvline(r.last_live, color="tab:red", ls="--")
-    ax.set_xlabel("snapshot (10 min apart)")
-    ax.set_ylabel("health")
-    ax.set_title(f"IMS test 2: lead time {r.lead_time_h:.1f} h, {r.false_alerts} alert(s) before "
-                 f"snapshot {r.quiet_before} (markers: raised alerts)")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
-def plot_cwru(r: CwruResult, path: Path) -> None:
-    plt, fig, (ax,) = _figure(1, 5)
-    names = list(r.scores)
-    for i, name in enumerate(names):
-        v = np.maximum(np.asarray(r.scores[name]), 1e-3)
-        ax.plot(np.full(v.size, i) + np.linspace(-0.2, 0.2, v.size), v, "o", ms=3)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([f"{n}\nAUC {r.auc[n]:.3f}" if n in r.auc else n for n in names])
-    ax.set_yscale("log")
-    ax.set_ylabel("raw anomaly score")
-    ax.set_title("CWRU drive end: raw score per window")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------
+    return path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``evaluate {nab,ims,cwru}`` to a ``predmaint`` sub-command set."""
-    p = subparsers.add_parser("evaluate", help="run the stream's features and model offline on NAB, IMS, CWRU",
-                              description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="dataset", required=True)
-
-    def common(q: argparse.ArgumentParser, name: str) -> None:
-        q.add_argument("--data", type=Path, default=None,
-                       help=f"dataset folder (default: $PREDMAINT_SHARED_DATA/{name})")
-        q.add_argument("--plot", type=Path, default=None,
-                       help=f"PNG to write (default: .predmaint/evaluate-{name}.png)")
-        q.add_argument("--json", action="store_true", help="print one JSON object (the table goes to stderr)")
-        q.add_argument("--check", action="store_true", help="exit 1 if a target in evaluation.*.targets is missed")
-        # SUPPRESS: do not overwrite a --config given before the sub-command.
-        q.add_argument("--config", default=argparse.SUPPRESS, help="YAML settings file")
-        q.set_defaults(func=run, dataset_dir=name)
-
-    q = sub.add_parser("nab", help="NAB machine temperature: raw NAB score vs the published table")
-    common(q, "nab")
-    q.add_argument("--series", default=NAB_DEFAULT_SERIES, help="label key and path under DATA/data")
-    q = sub.add_parser("ims", help="IMS test 2 run to failure: alert lead time and early false alerts")
-    common(q, "ims_bearing_test2")
-    q.add_argument("--features", type=Path, action="append", default=None,
-                   help="per-snapshot feature table joined on file_index; repeat for several "
-                        "(default: DATA/features/test2_raw.csv and test2_spectral.csv)")
-    q.add_argument("--bearing", type=int, default=None, help="the bearing that failed (default from config)")
-    q = sub.add_parser("cwru", help="CWRU bearing faults: ROC AUC of fault vs held-out normal windows")
-    common(q, "cwru_bearing")
+    p = subparsers.add_parser("evaluate", help="score the configured models on labelled corpora through the dataflow",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("corpora", nargs="*", choices=[*sorted(CORPUS_FOLDERS), []], default=None, metavar="CORPUS",
+                   help=f"corpora to evaluate, of {sorted(CORPUS_FOLDERS)} (default: all)")
+    p.add_argument("--config", default=argparse.SUPPRESS,
+                   help="settings file (default: the packaged default.yaml); also accepted before the command")
+    p.add_argument("--data", type=Path, help=f"the corpus folder (default: ${SHARED_DATA_ENV}/<corpus folder>)")
+    p.add_argument("--series", help="NAB series, SKAB experiments, IMS bearings (test2/bearing1) or CWRU files "
+                                    "to take: a glob on their names (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per corpus on stdout")
+    p.add_argument("--plot", type=Path, help="folder for one PNG per corpus (default .predmaint/evaluate)")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target of evaluation_targets.yaml is missed")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one evaluation; print the table (or JSON), write the plot. 0 ok, 1 target missed (--check).
-
-    Errors are raised (:class:`~predmaint.errors.EvaluationError`, settings errors) for the CLI to report."""
-    name = args.dataset
+    """Evaluate each corpus; print its scoreboard (and JSON); 0 ok, 1 a target missed with ``--check``."""
     settings = load_settings(getattr(args, "config", None))
-    data = args.data or shared_data_dir() / args.dataset_dir
-    if not data.is_dir():
-        raise ConfigurationError(f"--data: folder not found: {data} (give --data or set {SHARED_DATA_ENV})")
-    result: NabResult | ImsResult | CwruResult
-    if name == "nab":
-        result = run_nab(settings, data, args.series)
-        text, plotter = format_nab(result), lambda path: plot_nab(result, path)  # noqa: E731
-    elif name == "ims":
-        # A name of its own: the lambda would see ``result`` as the union of the three results.
-        ims = result = run_ims(settings, data, args.features, args.bearing)
-        text, plotter = format_ims(ims), lambda path: plot_ims(ims, path)  # noqa: E731
-    else:
-        result = run_cwru(settings, data)
-        text, plotter = format_cwru(result), lambda path: plot_cwru(result, path)  # noqa: E731
-    payload = result.to_json()
-    met = targets_met(settings, name, payload)
-    payload["targets_met"] = met
-    plot_path = args.plot or Path(".predmaint") / f"evaluate-{name}.png"
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
-    plotter(plot_path)
-    summary = "\n".join([text] + [f"target {k} {eval_config(settings, name)['targets'][k]}: "
-                                  f"{'met' if ok else 'MISSED'}" for k, ok in met.items()]
-                        + [f"plot: {plot_path}"])
-    if args.json:
-        print(summary, file=sys.stderr)
-        print(json.dumps({name: payload}, allow_nan=False))
-    else:
-        print(summary)
-    return 1 if args.check and not all(met.values()) else 0
+    corpora = args.corpora or sorted(CORPUS_FOLDERS)
+    goals = targets()
+    progress = (lambda _: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    missed = False
+    for corpus in corpora:
+        if args.data is not None:
+            data = args.data
+        else:
+            root = shared_data_dir()
+            data = root / CORPUS_FOLDERS[corpus][0] if corpus != "ims" else root
+        if not data.is_dir():
+            raise ConfigurationError(f"--data: folder not found: {data} (give --data or set {SHARED_DATA_ENV})")
+        result = evaluate_corpus(settings, corpus, data, series=args.series, progress=progress)
+        met = targets_met(corpus, result, goals.get(corpus, {}))
+        result["targets_met"] = met
+        missed |= not all(met.values())
+        png = plot_result(result, (args.plot or Path(".predmaint/evaluate")) / f"evaluate-{corpus}.png")
+        text = format_result(result) + "".join(f"\ntarget {k}: {'met' if ok else 'MISSED'}" for k, ok in met.items())
+        print(text + f"\nplot: {png}", file=sys.stderr if args.json else sys.stdout, flush=True)
+        if args.json:
+            print(json.dumps({corpus: result}, allow_nan=False, default=_json_default), flush=True)
+    return 1 if args.check and missed else 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -25,7 +25,7 @@ from predmaint.errors import SettingsError, TargetConfigError
 from predmaint.settings.schema import AssetSettings, Settings
 from predmaint.settings.targets import Target
 
-__all__ = ["DEFAULT_CONFIG_NAME", "ENV_OVERRIDES", "default_config_text", "load_settings"]
+__all__ = ["DEFAULT_CONFIG_NAME", "ENV_OVERRIDES", "default_config_text", "load_settings", "parse_fleet"]
 
 #: The packaged default configuration, read with :mod:`importlib.resources`.
 DEFAULT_CONFIG_NAME = "default.yaml"
@@ -91,7 +91,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return data
 
 
-def _fleet(doc: Any, where: str) -> tuple[AssetSettings, ...]:
+def parse_fleet(doc: Any, where: str) -> tuple[AssetSettings, ...]:
     """Flatten ``sites -> lines -> assets`` into assets that know their site and line."""
     if not isinstance(doc, list):
         raise SettingsError(f"{where}: expected a list of sites")
@@ -140,7 +140,7 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             {**t, "url": env["PREDMAINT_WEBHOOK_URL"]} if isinstance(t, dict) and t.get("name") == "webhook" else t
             for t in doc["notify"].get("targets", [])]}
     try:
-        fleet = _fleet(doc.pop("fleet", []), f"{src}: fleet")
+        fleet = parse_fleet(doc.pop("fleet", []), f"{src}: fleet")
         settings = _build(Settings, {**doc, "source": str(src)}, "")
     except SettingsError as exc:
         msg = str(exc)

@@ -370,8 +370,6 @@ class Settings:
     fleet: tuple[AssetSettings, ...] = ()
     simulator: SimulatorSettings = SimulatorSettings()
     notify: NotifySettings = NotifySettings()
-    #: Parameters of ``predmaint evaluate`` (see pipelines/evaluate.py).
-    evaluation: dict = field(default_factory=dict)
     source: str = "<defaults>"
 
     def asset(self, asset_id: str) -> AssetSettings | None:
