@@ -24,7 +24,8 @@ and the targets from :data:`TARGETS_FILE` (not the product's configuration).
 * **CWRU**: per fault, the normal recording then the fault recording as one
   stream; ROC AUC of the champion's raw score on the fault windows against
   the normal windows after the first half, and the share of alert events in
-  the fault part whose explanation names the fault's defect line.
+  the fault part whose ``fault`` names the recording's fault
+  (:mod:`predmaint.features.diagnosis`).
 """
 
 from __future__ import annotations
@@ -66,8 +67,6 @@ CORPUS_FOLDERS: dict[str, tuple[str, ...]] = {
 TARGETS_FILE = "evaluation_targets.yaml"
 #: Alert events that count as a detection: one per episode.
 DETECTION_STATES = ("raised",)
-#: CWRU fault -> the explanation features that name it (envelope lines at the defect frequencies).
-FAULT_LINES = {"outer_race": ("env_bpfo",), "inner_race": ("env_bpfi",), "ball": ("env_bsf", "env_2bsf")}
 
 
 def shared_data_dir() -> Path:
@@ -269,23 +268,12 @@ def evaluate_cwru(settings: Settings, recordings: list[Recording], progress: Cal
         neg = [w[3] for w in r.windows if half < w[0] <= fault_start]
         pos = [w[3] for w in r.windows if w[0] > fault_start]
         named = [a for a in r.alerts if _ms(a["time"]) > fault_start and a["state"] != "cleared"]
-        lines = FAULT_LINES.get(rec.labels.fault, ())
-        right = [a for a in named if _names_fault(a.get("explanation") or [], lines)]
+        right = [a for a in named if a.get("fault") == rec.labels.fault]
         out[rec.labels.fault] = {"file": rec.name, "auc": round(_auc(neg, pos), 3), "normal_windows": len(neg),
                                  "fault_windows": len(pos), "alerts": len(named),
                                  "fault_type_share": round(len(right) / len(named), 3) if named else 0.0}
         progress(f"evaluate cwru: {rec.name}")
     return out
-
-
-def _names_fault(explanation: list[dict], lines: Sequence[str]) -> bool:
-    """Whether the first defect line in an alert's explanation is the fault's."""
-    for item in explanation:
-        feature = str(item.get("fault", "") or item.get("feature", ""))
-        if feature.startswith("env_b") or feature.startswith("env_2") or feature in FAULT_LINES:
-            return any(feature.startswith(line) for line in lines) or feature == next(
-                (k for k, v in FAULT_LINES.items() if v == tuple(lines)), None)
-    return False
 
 
 def evaluate_corpus(settings: Settings, corpus: str, data: Path, *, series: str | None = None,

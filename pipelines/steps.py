@@ -22,6 +22,7 @@ from predmaint.domain import DeadLetter, Point
 from predmaint.features.aggregate import FeatureAccumulator
 from predmaint.features.bearing import bearing_multipliers
 from predmaint.features.current import current_features
+from predmaint.features.diagnosis import diagnose, named_fault
 from predmaint.features.process import process_features
 from predmaint.features.temperature import temperature_features
 from predmaint.features.vibration import vibration_features
@@ -383,6 +384,16 @@ def score_sensor(settings: Settings, models: dict[str, SensorModel], w: WindowFe
     return ScoredWindow(w, assessments[settings.model.label], assessments)
 
 
+def explained(s: ScoredWindow) -> list:
+    """The champion's explanation of a window, led by the fault its spectrum points to (vibration)."""
+    explanation = list(s.assessment.explanation)
+    if s.window.kind == "vibration":
+        fault = diagnose(s.window.features, explanation)
+        if fault is not None:
+            explanation.insert(0, fault)
+    return explanation
+
+
 def assess(settings: Settings, suppressions, state: AssetState | None, aw: AssetWindowFeatures):
     """Step ``assess``: score every sensor of the asset, then advance each alert rule once.
 
@@ -410,9 +421,9 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
             if v is None:
                 recent.pop(s.window.sensor, None)
                 continue
-            candidates.append((v, s.window.sensor, s.assessment.explanation, s.assessment.health))
-            recent[s.window.sensor] = RuleValue(v, s.assessment.explanation, s.assessment.health,
-                                                aw.end_ns, aw.length_s)
+            explanation = explained(s)
+            candidates.append((v, s.window.sensor, explanation, s.assessment.health))
+            recent[s.window.sensor] = RuleValue(v, explanation, s.assessment.health, aw.end_ns, aw.length_s)
         for sensor, r in list(recent.items()):
             if r.length_s == aw.length_s:
                 continue  # a sensor of this length that is absent from this window has no value now
@@ -461,7 +472,8 @@ def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float | None)
     """
     fields: dict[str, float | int | bool | str] = {
         "alert_id": e.alert_id, "event_id": e.event_id, "state": e.state, "value": e.value,
-        "notify": e.notify, "suppressed_by": e.suppressed_by, "explanation": json.dumps(e.explanation)}
+        "notify": e.notify, "suppressed_by": e.suppressed_by, "fault": named_fault(e.explanation),
+        "explanation": json.dumps(e.explanation)}
     if health is not None:
         fields["health"] = health
     return Point("alerts", {**asset_tags, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
@@ -476,7 +488,7 @@ def alert_message(settings: Settings, e: AlertEvent, health: float | None) -> tu
         "v": 1, "event_id": e.event_id, "alert_id": e.alert_id, "state": e.state, "severity": e.severity,
         "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
         "time": datetime.fromtimestamp(e.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
-        "health": health, "value": e.value, "explanation": e.explanation,
+        "health": health, "value": e.value, "fault": named_fault(e.explanation), "explanation": e.explanation,
         "model": settings.model.label, "notify": e.notify, "suppressed_by": e.suppressed_by,
     }
     return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predmaint.pipelines.evaluate import G, load_cwru, shared_data_dir
+from predmaint.connectors.datasets.cwru import G
+from predmaint.connectors.datasets.cwru import read_drive_end as load_cwru
+from predmaint.pipelines.evaluate import shared_data_dir
 
 DATA_ROOT = shared_data_dir()
 
