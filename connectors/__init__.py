@@ -19,7 +19,7 @@ The rest: :mod:`~predmaint.connectors.shelves`, :mod:`~predmaint.connectors.kafk
 and :mod:`~predmaint.connectors.webhook_receiver`.
 """
 
-import importlib
+from predmaint._lazy import submodule_loader
 
 __all__ = [
     "cmms",
@@ -40,10 +40,4 @@ __all__ = [
     "webhooks",
 ]
 
-
-def __getattr__(name: str):
-    # Submodules load on first use (PEP 562): importing one connector must not
-    # start every client library.
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = submodule_loader(__name__, __all__)

@@ -8,7 +8,7 @@ and adds the ``predmaint dashboards`` command; :mod:`predmaint.dashboards.check`
 every panel query against InfluxDB the way Grafana would.
 """
 
-import importlib
+from predmaint._lazy import submodule_loader
 
 __all__ = [
     "build",
@@ -18,9 +18,4 @@ __all__ = [
     "push",
 ]
 
-
-def __getattr__(name: str):
-    # Submodules load on first use (PEP 562): building JSON must not import the Grafana client.
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = submodule_loader(__name__, __all__)

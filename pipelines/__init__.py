@@ -6,7 +6,7 @@ pure; :mod:`~predmaint.pipelines.dataflow` wires them to sources and sinks;
 :mod:`~predmaint.pipelines.cli` is the command line (see the README's layers).
 """
 
-import importlib
+from predmaint._lazy import submodule_loader
 
 __all__ = [
     "bench",
@@ -19,9 +19,4 @@ __all__ = [
     "summary",
 ]
 
-
-def __getattr__(name: str):
-    # Submodules load on first use (PEP 562): the CLI must not import every command's dependencies.
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = submodule_loader(__name__, __all__)

@@ -10,8 +10,8 @@ Examples
 --------
 >>> from predmaint.settings import load_settings
 >>> settings = load_settings()
->>> settings.model.spec, len(settings.fleet) > 0
-('FeatureDeviation', True)
+>>> settings.kafka.telemetry_topic, len(settings.fleet) > 0
+('telemetry', True)
 """
 
 from predmaint.errors import SettingsError
