@@ -124,3 +124,28 @@ def test_config_before_or_after_the_subcommand():
         rc, _, err = cli(*argv)
         parser_args.append((rc, "custom.yaml" in err))
     assert parser_args == [(2, True), (2, True)]  # both read the named file (which does not exist)
+
+
+def test_a_new_corpus_folder_of_the_same_format_evaluates_without_configuration(tmp_path):
+    """A NAB-format folder of one new series (synthetic: a level shift), labels and NAB's profiles."""
+    import shutil
+
+    import numpy as np
+
+    root = tmp_path / "mycorpus"
+    (root / "data" / "plant").mkdir(parents=True)
+    (root / "labels").mkdir()
+    shutil.copytree(DATA / "nab" / "config", root / "config")
+    t0 = np.datetime64("2026-01-01T00:00:00")
+    times = [t0 + np.timedelta64(5 * i, "m") for i in range(1500)]
+    values = np.random.default_rng(1).normal(50.0, 1.0, 1500)
+    values[1200:] += 12.0
+    rows = "\n".join(f"{str(t).replace('T', ' ')},{v:.4f}" for t, v in zip(times, values))
+    (root / "data" / "plant" / "pressure.csv").write_text("timestamp,value\n" + rows + "\n")
+    window = [str(times[1150]).replace("T", " ") + ".000000", str(times[1250]).replace("T", " ") + ".000000"]
+    (root / "labels" / "combined_windows.json").write_text(json.dumps({"plant/pressure.csv": [window]}))
+    rc, out, err = cli("evaluate", "nab", "--data", str(root), "--json", "--quiet", "--plot", str(tmp_path))
+    assert rc == 0, err
+    r = json.loads(out)["nab"]
+    assert r["files"] == 1 and r["windows"] == 1 and math.isfinite(r["score"]["standard"])
+    assert r["detections"] >= 1  # a 12-sigma level shift is seen
