@@ -35,6 +35,7 @@ import dataclasses
 import fnmatch
 import importlib.resources
 import json
+import math
 import os
 import sys
 import time
@@ -466,8 +467,19 @@ def run(args: argparse.Namespace) -> int:
         text = format_result(result) + "".join(f"\ntarget {k}: {'met' if ok else 'MISSED'}" for k, ok in met.items())
         print(text + f"\nplot: {png}", file=sys.stderr if args.json else sys.stdout, flush=True)
         if args.json:
-            print(json.dumps({corpus: result}, allow_nan=False, default=_json_default), flush=True)
+            print(json.dumps({corpus: _finite(result)}, allow_nan=False, default=_json_default), flush=True)
     return 1 if args.check and missed else 0
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None`` (JSON has no NaN: an undefined score is null)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:
