@@ -51,9 +51,11 @@ def diagnose(features: Mapping[str, float], explanation: Sequence[Mapping] = ())
     Returns
     -------
     dict or None
-        ``{"fault", "line", "ratio", "evidence"}``: the fault, the feature
-        that shows it, its ratio (line over envelope floor, or order amplitude
-        over its baseline mean) and a sentence for people.
+        ``{"feature", "value", "fault", "ratio", "evidence"}``: the feature
+        that shows the fault and its value (so the item reads like the
+        model's explanation items), the fault, the ratio (line over envelope
+        floor, or order amplitude over its baseline mean) and a sentence for
+        people.
 
     Examples
     --------
@@ -73,7 +75,7 @@ def diagnose(features: Mapping[str, float], explanation: Sequence[Mapping] = ())
             best = (line, float(ratio))
     if best is not None and best[1] >= DEFECT_RATIO_MIN:
         line, ratio = best
-        return {"fault": LINE_FAULTS[line], "line": f"env_{line}", "ratio": round(ratio, 2),
+        return {"feature": f"env_{line}_ratio", "value": ratio, "fault": LINE_FAULTS[line], "ratio": round(ratio, 2),
                 "evidence": f"envelope line at {line.upper()} is {ratio:.1f} x the envelope floor"}
     for item in explanation[:_LEADING]:
         feature = str(item.get("feature", ""))
@@ -81,7 +83,7 @@ def diagnose(features: Mapping[str, float], explanation: Sequence[Mapping] = ())
             mean = item.get("baseline_mean")
             value = item.get("value", features.get(feature))
             ratio = float(value) / float(mean) if mean and value is not None and float(mean) > 0 else float("nan")
-            return {"fault": ORDER_FAULTS[feature], "line": feature,
+            return {"feature": feature, "value": value, "fault": ORDER_FAULTS[feature],
                     "ratio": round(ratio, 2) if math.isfinite(ratio) else None,
                     "evidence": f"{feature.replace('amp_', '')} shaft order rose"
                                 + (f" to {ratio:.1f} x its normal amplitude" if math.isfinite(ratio) else "")}
@@ -93,7 +95,7 @@ def named_fault(explanation: Sequence[Mapping]) -> str:
 
     Examples
     --------
-    >>> named_fault([{"fault": "inner_race", "line": "env_bpfi", "ratio": 9.1}, {"feature": "kurtosis"}])
+    >>> named_fault([{"feature": "env_bpfi_ratio", "fault": "inner_race", "ratio": 9.1}, {"feature": "kurtosis"}])
     'inner_race'
     >>> named_fault([{"feature": "kurtosis"}])
     ''

@@ -195,9 +195,10 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     lines = [f"demo: {len(receiver.events)} alert event(s) delivered to a local webhook receiver, "
              f"signatures verified ({receiver.rejected} rejected, {receiver.duplicates} duplicate(s) ignored):"]
     for e in (delivery["data"] for delivery in receiver.events):
-        top = e["explanation"][0]["feature"] if e.get("explanation") else "-"
+        top = e["explanation"][0].get("feature", "-") if e.get("explanation") else "-"
+        fault = f", fault {e['fault']}" if e.get("fault") else ""
         lines.append(f"  - {e['time']} {e['asset']}/{e['sensor']} {e['rule']} {e['state']} {e['severity']} "
-                     f"(value {e['value']:.1f}, top feature {top})")
+                     f"(value {e['value']:.1f}, top feature {top}{fault})")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ def test_each_envelope_line_names_its_bearing_fault(line, fault):
     features = {f"env_{other}_ratio": 2.0 for other in LINE_FAULTS}
     features[f"env_{line}_ratio"] = DEFECT_RATIO_MIN + 4.0
     d = diagnose(features)
-    assert d["fault"] == fault and d["line"] == f"env_{line}" and d["ratio"] == DEFECT_RATIO_MIN + 4.0
+    assert d["fault"] == fault and d["feature"] == f"env_{line}_ratio" and d["ratio"] == DEFECT_RATIO_MIN + 4.0
 
 
 @pytest.mark.parametrize("order, fault", sorted(ORDER_FAULTS.items()))
@@ -49,11 +49,12 @@ def test_a_seeded_outer_race_fault_is_named_with_its_line():
     ring = np.exp(-np.arange(60) / 8.0) * np.sin(2 * np.pi * 3000 * np.arange(60) / fs)
     x = np.convolve(impulses, ring)[: t.size] * 5 + 0.2 * np.random.default_rng(0).standard_normal(t.size)
     d = diagnose(vibration_features(x, fs, shaft_hz=fr, bearing=BEARING))
-    assert d is not None and d["fault"] == "outer_race" and d["line"] == "env_bpfo" and d["ratio"] > DEFECT_RATIO_MIN
+    assert d is not None and d["fault"] == "outer_race" and d["feature"] == "env_bpfo_ratio" \
+        and d["ratio"] > DEFECT_RATIO_MIN
 
 
 def test_named_fault_reads_the_diagnosis_item():
-    assert named_fault([{"feature": "rms"}, {"fault": "ball", "line": "env_2bsf"}]) == "ball"
+    assert named_fault([{"feature": "rms"}, {"feature": "env_2bsf_ratio", "fault": "ball"}]) == "ball"
     assert named_fault([]) == ""
 
 
