@@ -16,6 +16,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from predmaint.settings import KafkaSettings
+from predmaint.telemetry import MAX_FIELD_CHARS, MAX_REASON_CHARS, clip, clip_original
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,18 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0,
 def dead_letter_value(reason: str, step: str, *, asset: str | None, sensor: str | None,
                       topic: str | None, partition: int | None, offset: int | None,
                       original: bytes | None) -> bytes:
-    """The dead-letter record: why, where it failed, and the original bytes as text."""
+    """The dead-letter record: why, where it failed, and the original bytes as text.
+
+    Every string is cut with a marker (:func:`predmaint.telemetry.clip`; the original to its
+    first ``MAX_ORIGINAL_BYTES``), so the record stays far below the broker's default 1 MB
+    message size whatever the input was.
+    """
+
+    def bounded(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
+        return None if text is None else clip(text, limit)
+
     return json.dumps({
-        "reason": reason, "step": step, "asset": asset, "sensor": sensor,
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "original": None if original is None else original[:65536].decode("utf-8", "replace"),
+        "reason": bounded(reason, MAX_REASON_CHARS), "step": bounded(step), "asset": bounded(asset),
+        "sensor": bounded(sensor), "source": {"topic": bounded(topic), "partition": partition, "offset": offset},
+        "original": clip_original(original),
     }, separators=(",", ":")).encode()

@@ -62,8 +62,9 @@ def _time_domain_of_centred(d: np.ndarray, mean: float) -> dict[str, float]:
     d_min = float(d.min())
     peak = max(d_max, -d_min)
     rms = math.sqrt(m2)
-    # Relative threshold: a constant signal's deviations are pure rounding.
-    if m2 <= (1e-12 * max(abs(mean), 1e-300)) ** 2:
+    # Relative threshold: a constant signal's deviations are pure rounding. Compared as RMS, not
+    # squared: Python's float ** raises OverflowError on a huge mean (1e300) where numpy gives inf.
+    if rms <= 1e-12 * max(abs(mean), 1e-300):
         crest = kurt = skew = math.nan
         rms = peak = 0.0
     else:
