@@ -138,9 +138,10 @@ def replay_recording(settings: Settings, rec: Recording) -> Replayed:
         elif a["state"] == "cleared" and a["alert_id"] in opened:
             intervals.append((opened.pop(a["alert_id"]), start))
     intervals += [(t, None) for t in opened.values()]
+    # A health point without health or raw score (non-finite, so not written) has no score to rank.
     windows = tuple(sorted((p.time_ns // 1_000_000, p.tags["sensor"], float(p.fields["health"]),
                             float(p.fields["raw_score"]), str(p.fields["phase"]))
-                           for p in out.health(s.model.label)))
+                           for p in out.health(s.model.label) if "health" in p.fields and "raw_score" in p.fields))
     return Replayed(rec, detections, tuple(sorted(intervals, key=lambda iv: iv[0])), windows, tuple(events),
                     len(out.dead_letters))
 
