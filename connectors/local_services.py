@@ -12,6 +12,7 @@ production (docker-compose.yml runs Apache Kafka and InfluxDB 2.x).
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -58,14 +59,29 @@ class _Service:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server process, keeping its data directory and ports: ``start()`` brings it back."""
         if self.proc and self.proc.poll() is None:
+            self.thaw()  # a stopped process would not handle SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections are still accepted, nothing is answered (a hung server)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen server."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def start(self) -> Self:
@@ -121,7 +137,12 @@ def influxd_binary() -> str | None:
 
 
 class LocalInfluxDB(_Service):
-    """InfluxDB 1.x (Debian package ``influxdb``) on free loopback ports."""
+    """InfluxDB 1.x (Debian package ``influxdb``) on free loopback ports.
+
+    For outage tests: :meth:`halt` then :meth:`start` restarts it on the same
+    port with the same data (a database restart); :meth:`freeze` and
+    :meth:`thaw` make it hang and come back (SIGSTOP, SIGCONT).
+    """
 
     def __init__(self):
         super().__init__("influxd")

@@ -16,35 +16,81 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import urllib3
 
-from predmaint.connectors.retry import backoff_delay
+from predmaint.connectors.retry import RetryWindow
 from predmaint.domain import Point, PointReader, PointWriter, QueryReader
 from predmaint.errors import SettingsError, StorageError, StorageUnavailable
 from predmaint.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 
-def _with_retries(fn, what: str, max_retries: int):
-    """Call ``fn``; retry :class:`StorageUnavailable` with exponential backoff and jitter."""
-    for attempt in range(max_retries + 1):
-        try:
-            return fn()
-        except StorageUnavailable as exc:
-            if attempt == max_retries:
-                raise
-            delay = backoff_delay(attempt + 1, 0.2, 30.0)
-            log.warning("%s: %s; retry %d/%d in %.1f s", what, exc, attempt + 1, max_retries, delay)
-            time.sleep(delay)
+#: Backoff while storage is unavailable: full jitter in a window that starts at
+#: 0.2 s and doubles up to 5 s, so a server that is back is written to within 5 s.
+BACKOFF_BASE_S = 0.2
+BACKOFF_MAX_S = 5.0
+#: While an outage lasts, one warning per this many seconds (not one per attempt).
+WARN_EVERY_S = 30.0
+
+
+def _retryable_status(status: int) -> bool:
+    """408 (timeout), 429 (overloaded) and 5xx may succeed later; other refusals will not.
+
+    Examples
+    --------
+    >>> [status for status in (400, 401, 404, 408, 413, 429, 500, 503) if _retryable_status(status)]
+    [408, 429, 500, 503]
+    """
+    return status in (408, 429) or status >= 500
+
+
+def _server_says(body: bytes) -> str:
+    """The error text of an InfluxDB answer, on one line (``{"error": ...}`` or ``{"message": ...}``)."""
+    text = body.decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+        if isinstance(doc, dict):
+            text = str(doc.get("error") or doc.get("message") or text)
+    except ValueError:
+        pass
+    return " ".join(text.split())[:300] or "(no message)"
+
+
+def _connection_problem(exc: BaseException, timeout_s: float) -> str:
+    """What went wrong below HTTP, in words (connection refused, timeout, reset...)."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return _connection_problem(exc.reason, timeout_s)
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # before ConnectTimeoutError: a subclass
+        os_error = exc.__cause__ or exc.__context__
+        reason = getattr(os_error, "strerror", None) or str(exc).rsplit(": ", 1)[-1]
+        return f"cannot connect ({reason})"
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return f"no connection within {timeout_s:g} s"
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return f"no answer within {timeout_s:g} s (storage.timeout_s)"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return f"connection lost ({exc.args[-1] if exc.args else type(exc).__name__})"
+    return type(exc).__name__
 
 
 class _InfluxHTTP:
-    """InfluxQL over ``/query`` and v1 ``/write``; shared by both InfluxDB flavours."""
+    """InfluxQL over ``/query`` and v1 ``/write``; shared by both InfluxDB flavours.
+
+    Every request goes through :meth:`_retrying`: while the server is
+    unavailable (:class:`StorageUnavailable`: connection refused, timeouts,
+    408, 429, 5xx) the call blocks and retries with capped exponential
+    backoff for ``storage.retry_for_s``, which is what holds the dataflow back
+    during a database restart (backpressure). Other refusals raise
+    :class:`StorageError` at once.
+    """
 
     def __init__(self, settings: StorageSettings):
         self.settings = settings
@@ -60,6 +106,50 @@ class _InfluxHTTP:
         password_value = password.get() if password is not None else None
         if settings.username and password_value:
             self.auth = {"u": settings.username, "p": password_value}
+        self._cancelled = threading.Event()
+
+    def _where(self) -> str:
+        return f"storage: InfluxDB at {self.url}"
+
+    def cancel(self) -> None:
+        """Stop waiting for an unavailable server: a call retrying now raises :class:`StorageError` soon."""
+        self._cancelled.set()
+
+    def _retrying(self, fn: Callable[[], _T], waiting: str) -> _T:
+        """``fn()``, retried while it raises :class:`StorageUnavailable`, for ``storage.retry_for_s``.
+
+        ``waiting`` names what waits meanwhile (``writes``, ``queries``...)
+        for the one warning per :data:`WARN_EVERY_S`.
+        """
+        s = self.settings
+        window: RetryWindow | None = None
+        while True:
+            try:
+                result = fn()
+            except StorageUnavailable as exc:
+                now = time.monotonic()
+                if window is None:
+                    window = RetryWindow(s.retry_for_s, base_s=BACKOFF_BASE_S, max_s=BACKOFF_MAX_S,
+                                         max_retries=s.max_retries, warn_every_s=WARN_EVERY_S)
+                delay = window.failed(now)
+                if delay is None:
+                    if window.attempts == 1:
+                        raise  # no retries allowed (storage.max_retries: 0): the cause as it is
+                    spent = window.elapsed_s(now)
+                    limit = (f"storage.max_retries = {s.max_retries}"
+                             if spent < s.retry_for_s else f"storage.retry_for_s = {s.retry_for_s:g}")
+                    raise StorageError(f"{exc}; gave up after retrying for {spent:.0f} s "
+                                       f"({window.attempts} attempts, {limit})") from None
+                if window.should_warn(now):
+                    log.warning("%s; %s on hold, retrying for up to %.0f s more (storage.retry_for_s)",
+                                exc, waiting, s.retry_for_s - window.elapsed_s(now))
+                if self._cancelled.wait(delay):
+                    raise StorageError(f"{exc}; stopped retrying: the writer was closed") from None
+            else:
+                if window is not None:
+                    log.info("%s answers again after %.1f s (%d failed attempts); %s resumed",
+                             self._where(), window.elapsed_s(time.monotonic()), window.attempts, waiting)
+                return result
 
     def _request(self, method: str, path: str, fields: dict, body: bytes | None = None):
         try:
@@ -71,20 +161,23 @@ class _InfluxHTTP:
                 r = self.http.request(method, f"{self.url}{path}?{urlencode({**fields, **self.auth})}",
                                       body=body, headers={**self.headers, "Content-Type": "text/plain"})
         except urllib3.exceptions.HTTPError as exc:
-            raise StorageUnavailable(f"{method} {path} on {self.url}: {type(exc).__name__}") from None
-        if r.status == 429 or r.status >= 500:
-            raise StorageUnavailable(f"{method} {path} on {self.url}: HTTP {r.status}")
-        if r.status >= 300:
-            raise StorageError(f"{method} {path} on {self.url}: HTTP {r.status}: {r.data[:300]!r}")
-        return r
+            raise StorageUnavailable(
+                f"{self._where()}: {_connection_problem(exc, self.settings.timeout_s)} on {path}") from None
+        if r.status < 300:
+            return r
+        message = f"{self._where()}: HTTP {r.status} on {path}: {_server_says(r.data)}"
+        # InfluxDB 1.x answers a write to a missing retention policy with 500:
+        # retrying cannot fix that setting.
+        if _retryable_status(r.status) and "retention policy not found" not in message:
+            raise StorageUnavailable(message)
+        raise StorageError(message)
 
     def query(self, q: str) -> list[dict]:
         """Run InfluxQL; return the result's series (each with name, tags, columns, values)."""
         db = {"db": self.settings.database}
         if self.settings.retention_policy:
             db["rp"] = self.settings.retention_policy
-        r = _with_retries(lambda: self._request("GET", "/query", {**db, "q": q, "epoch": "ns"}),
-                          "influx query", self.settings.max_retries)
+        r = self._retrying(lambda: self._request("GET", "/query", {**db, "q": q, "epoch": "ns"}), "queries")
         doc = json.loads(r.data)
         series = []
         for result in doc.get("results", []):
@@ -110,13 +203,35 @@ class _InfluxHTTP:
 
 
 class InfluxV1Writer(_InfluxHTTP):
-    """Writes line protocol to ``/write`` (InfluxDB 1.x; also 2.x/3.x v1 compatibility)."""
+    """Writes line protocol to ``/write`` (InfluxDB 1.x; also 2.x/3.x v1 compatibility).
+
+    It creates ``storage.database`` first. A refusal (no admin rights, a
+    name the server rejects, an endpoint without ``CREATE DATABASE``) is
+    only a warning: the database may exist already, and if it does not the
+    first write says so (``HTTP 404 on /write: database not found``).
+    """
 
     def __init__(self, settings: StorageSettings, create_database: bool = True):
         super().__init__(settings)
         if create_database:
-            _with_retries(lambda: self._request("POST", "/query", {"q": f'CREATE DATABASE "{settings.database}"'}),
-                          "influx create database", settings.max_retries)
+            self._create_database()
+
+    def _create_database(self) -> None:
+        statement = f'CREATE DATABASE "{self.settings.database}"'
+
+        def create() -> str:
+            try:
+                r = self._request("POST", "/query", {"q": statement})
+            except StorageUnavailable:
+                raise
+            except StorageError as exc:
+                return str(exc)
+            results = json.loads(r.data).get("results", [])
+            return "; ".join(str(res["error"]) for res in results if "error" in res)
+
+        refused = self._retrying(create, "start-up")
+        if refused:
+            log.warning("%s: %s refused (%s); writing to it anyway", self._where(), statement, refused)
 
     def write(self, points: list[Point]) -> None:
         params = {"db": self.settings.database, "precision": "ns"}
@@ -124,8 +239,7 @@ class InfluxV1Writer(_InfluxHTTP):
             params["rp"] = self.settings.retention_policy
         for i in range(0, len(points), self.settings.batch_size):
             body = "\n".join(p.to_line() for p in points[i:i + self.settings.batch_size]).encode()
-            _with_retries(lambda: self._request("POST", "/write", params, body),
-                          "influx /write", self.settings.max_retries)
+            self._retrying(lambda: self._request("POST", "/write", params, body), "writes")
 
 
 class InfluxV2Writer(_InfluxHTTP):
@@ -161,15 +275,18 @@ class InfluxV2Writer(_InfluxHTTP):
                 self.api.write(bucket=self.settings.bucket, org=self.settings.org, record=lines,
                                write_precision="ns")  # type: ignore[arg-type]
             except ApiException as exc:
-                if exc.status is not None and (exc.status == 429 or exc.status >= 500):
-                    raise StorageUnavailable(f"/api/v2/write on {self.url}: HTTP {exc.status}") from None
-                raise StorageError(f"/api/v2/write on {self.url}: HTTP {exc.status}: {exc.reason}") from None
+                said = _server_says(exc.body if isinstance(exc.body, bytes) else str(exc.body or exc.reason).encode())
+                message = f"{self._where()}: HTTP {exc.status} on /api/v2/write: {said}"
+                if exc.status is not None and _retryable_status(exc.status):
+                    raise StorageUnavailable(message) from None
+                raise StorageError(message) from None
             except urllib3.exceptions.HTTPError as exc:
-                raise StorageUnavailable(f"/api/v2/write on {self.url}: {type(exc).__name__}") from None
+                raise StorageUnavailable(f"{self._where()}: {_connection_problem(exc, self.settings.timeout_s)} "
+                                         f"on /api/v2/write") from None
 
         for i in range(0, len(points), self.settings.batch_size):
             lines = [p.to_line() for p in points[i:i + self.settings.batch_size]]
-            _with_retries(lambda: send(lines), "influx /api/v2/write", self.settings.max_retries)
+            self._retrying(lambda: send(lines), "writes")
 
     def close(self) -> None:
         self.client.close()

@@ -1,10 +1,12 @@
 """Storage writers: line protocol, InfluxDB's overwrite rule, and the real InfluxDB 1.x server."""
 
+import time
+
 import pytest
 
 from predmaint.connectors.storage import InfluxV1Writer, InfluxV2Writer, SQLiteStore, StorageError
 from predmaint.domain import Point
-from predmaint.errors import SettingsError
+from predmaint.errors import SettingsError, StorageUnavailable
 from predmaint.settings import StorageSettings
 
 
@@ -62,8 +64,39 @@ def test_pipelined_sink_partition_raises_a_failed_write_before_the_epoch_commits
     settings = StorageSettings(kind="influx-v1", url=f"http://127.0.0.1:{port}", max_retries=0, timeout_s=1)
     part = _PipelinedPartition(InfluxV1Writer(settings, create_database=False), max_queued_batches=2)
     part.write_batch([Point("health", {"asset": "a"}, {"health": 1.0}, 1)])
-    with pytest.raises(StorageError, match="storage_out: writing points failed"):
+    # max_retries 0: no retry; the cause names the storage, the request and what went wrong.
+    with pytest.raises(StorageUnavailable, match=rf"^storage: InfluxDB at http://127\.0\.0\.1:{port}: "
+                                                 r"cannot connect \(Connection refused\) on /write$"):
         part.snapshot()
+    with pytest.raises(StorageUnavailable):  # and from every later write_batch
+        part.write_batch([Point("health", {"asset": "a"}, {"health": 2.0}, 2)])
+    part.close()  # never raises: bytewax calls it from a destructor
+
+
+def test_closing_a_sink_partition_stops_a_write_that_waits_for_storage_and_never_raises():
+    from predmaint.connectors.local_services import free_ports
+    from predmaint.connectors.storage_sink import _PipelinedPartition
+
+    port, = free_ports(1)
+    settings = StorageSettings(kind="influx-v1", url=f"http://127.0.0.1:{port}", retry_for_s=60, timeout_s=1)
+    part = _PipelinedPartition(InfluxV1Writer(settings, create_database=False), max_queued_batches=2)
+    part.write_batch([Point("health", {"asset": "a"}, {"health": 1.0}, 1)])
+    time.sleep(0.3)  # the writer thread is retrying now
+    started = time.monotonic()
+    part.close()  # as when the worker unwinds after another partition failed
+    assert time.monotonic() - started < 3 and not part.thread.is_alive()
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", True])
+def test_retry_for_s_must_be_positive_seconds(value):
+    with pytest.raises(SettingsError, match=r"^storage\.retry_for_s: must be a number of seconds > 0"):
+        StorageSettings(retry_for_s=value)
+
+
+def test_max_retries_is_an_optional_non_negative_count():
+    assert StorageSettings().max_retries is None and StorageSettings(max_retries=0).max_retries == 0
+    with pytest.raises(SettingsError, match=r"^storage\.max_retries: must be an integer >= 0 or empty"):
+        StorageSettings(max_retries=-1)
 
 
 _INFLUX_ENV = ("PREDMAINT_INFLUX_TOKEN", "PREDMAINT_INFLUX_USERNAME", "PREDMAINT_INFLUX_PASSWORD")
