@@ -1,0 +1,42 @@
+"""Detectors, health, alert lifecycle and benchmark scoring, one concept per module.
+
+Detection (the default, see the README's "Models, health, alerts"):
+:mod:`~predmaint.models.reference` (``RobustReference``: rolling median and robust
+scale), :mod:`~predmaint.models.tail_calibration` (``TailCalibration``: a score's
+tail probability, peaks over threshold), :mod:`~predmaint.models.robust_deviation`
+(``RobustDeviation``: the default River anomaly detector built from both),
+:mod:`~predmaint.models.calibrated` (``CalibratedDetector``: any River detector on
+the same probability scale), :mod:`~predmaint.models.feature_deviation` (the
+previous default), :mod:`~predmaint.models.sklearn_adapter` (scikit-learn
+estimators fitted on the baseline) and :mod:`~predmaint.models.spec` (a detector
+from its config spec).
+
+Per sensor: :mod:`~predmaint.models.sensor_model` (baseline, score then learn,
+health, explanation), :mod:`~predmaint.models.health` (what health means),
+:mod:`~predmaint.models.baseline` (running mean baselines for explanations) and
+:mod:`~predmaint.models.alerting` (raise, escalate, clear).
+
+Scoring against public benchmarks: :mod:`~predmaint.models.nab_scoring`,
+:mod:`~predmaint.models.nab_corpus`, :mod:`~predmaint.models.skab_scoring`.
+"""
+
+from predmaint._lazy import submodule_loader
+
+__all__ = [
+    "alerting",
+    "baseline",
+    "calibrated",
+    "feature_deviation",
+    "health",
+    "nab_corpus",
+    "nab_scoring",
+    "reference",
+    "robust_deviation",
+    "sensor_model",
+    "skab_scoring",
+    "sklearn_adapter",
+    "spec",
+    "tail_calibration",
+]
+
+__getattr__ = submodule_loader(__name__, __all__)

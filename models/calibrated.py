@@ -142,6 +142,7 @@ class CalibratedDetector(AnomalyDetector):
         except ValueError as exc:
             raise ValueError(str(exc).replace("TailCalibration: min_scores", "calibration_min")
                              .replace("size", "calibration_size", 1)) from None
+        self.calibration.add_columns(1)  # one score stream: column 0
         self.n_learned = 0
         self.last_raw = math.nan
         self.last_learned = False
@@ -160,7 +161,7 @@ class CalibratedDetector(AnomalyDetector):
     @property
     def ready(self) -> bool:
         """Whether the score means anything (warm-up done and calibration fitted)."""
-        return not self.warming_up and self.calibration.ready
+        return not self.warming_up and bool(self.calibration.ready[0])
 
     def score_one(self, x: dict) -> float:
         """The surprise of ``x`` (0 while warming up or calibrating). Does not learn."""
@@ -181,7 +182,7 @@ class CalibratedDetector(AnomalyDetector):
         self._last = None
         if self.warming_up:
             learn = True
-        elif not self.calibration.ready or surprise <= self.learn_max_surprise:
+        elif not self.calibration.ready[0] or surprise <= self.learn_max_surprise:
             self.calibration.learn_one(raw)
             learn = True
         else:
@@ -201,9 +202,8 @@ class CalibratedDetector(AnomalyDetector):
                 "warm-up"
             return (f"{name} needs {self.warmup_needed} learned samples before it scores ({why}) and "
                     f"{self.calibration_min} more to calibrate; it has learned {self.n_learned}")
-        cal = self.calibration
-        if cal.n < self.calibration_min:
-            return f"{name} is calibrating: {cal.n} of {self.calibration_min} scores"
-        held = cal.buffer[: cal.n]
-        return (f"all {cal.n} scores of {name} since its warm-up are equal ({float(held[0]):g}): "
+        n = int(self.calibration.n[0])
+        if n < self.calibration_min:
+            return f"{name} is calibrating: {n} of {self.calibration_min} scores"
+        return (f"all {n} scores of {name} since its warm-up are equal ({float(self.calibration.buffer[0, 0]):g}): "
                 f"it does not tell samples apart, so nothing can be scored")

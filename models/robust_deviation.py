@@ -21,6 +21,9 @@ health it maps to). Why each choice:
   heavy-tailed, a temperature level is not), so each (feature, statistic) pair
   turns its raw value into a tail probability learned from its own healthy
   history. No per-feature threshold exists to tune.
+  The calibrations of ``mean`` and ``scale`` count their values as
+  ``mean_window`` and ``scale_window`` times less informative
+  (``dependence``): consecutive rolling means are nearly the same number.
 * **Bonferroni.** The score is the largest surprise over all calibrated
   (feature, statistic) pairs minus ``log10`` of their number, i.e. ``p``
   multiplied by the number of tests: the probability that *any* of them is
@@ -31,34 +34,43 @@ health it maps to). Why each choice:
   rules' ``clear_at``), so a developing fault does not become the new normal.
   What an unhealthy window still teaches depends on the signal:
   ``unhealthy="freeze"`` (vibration) learns nothing from it, so a bearing
-  defect that grows over days stays abnormal; ``"winsorise"`` (process values,
-  temperatures, currents) lets it into the references clipped at ``clip``
-  scales, so a lasting new operating point is accepted after about
-  ``reference_size / 2`` windows while a spike never is; with
-  ``calibrate_unhealthy`` the calibrations learn its statistics too, so a
-  pattern that keeps recurring (an hourly spike) stops being surprising once
-  it is common.
+  defect that grows over days stays abnormal (and so does any lasting change:
+  after a repair that changes the machine's signature the sensor needs a new
+  model); ``"winsorise"`` (process values, temperatures, currents) lets it into
+  the references clipped at ``clip`` scales, so one spike barely moves them;
+  with ``calibrate_unhealthy`` the calibrations learn its statistics too
+  (winsorised at ``calibration_clip``), so a pattern that keeps recurring (an
+  hourly spike) or a lasting new operating point stops being surprising once
+  it fills the calibration's tail: a lasting shift of 6 noise levels raised
+  one alert and was normal again after about 20 readings
+  (``tests/test_default_detection.py``).
 
 The recent windows of ``mean`` and ``scale`` always follow the signal
-(healthy or not) and are River's ``utils.Rolling(stats.Mean)``.
+(healthy or not). They are rolling means like River's
+``utils.Rolling(stats.Mean)``, but over every feature at once: a sensor's
+features are columns of a few numpy arrays (one per reference, calibration and
+rolling window), so a window costs a handful of numpy operations whatever the
+number of features, where per-feature Python objects cost about 50 us each.
 
-Cost per feature: ``reference_size`` (+ ``reference_size`` for the change
-reference when ``diff`` or ``scale`` is watched) + ``calibration_size`` per
-statistic float32 values, i.e. 4 bytes each, plus about 150 bytes.
+State per feature: ``reference_size`` float32 values (twice when ``diff`` or
+``scale`` is watched: the change reference) + ``calibration_size`` per
+statistic (one calibration column per feature and statistic), plus the
+rolling windows. The default vibration configuration (29 features, 192 + 2 x
+256) pickles to about 92 KB, the scalar one (4 features, 2 x 512 + 4 x 1024)
+to about 88 KB.
 """
 
 from __future__ import annotations
 
 import math
 
-from river import utils
+import numpy as np
 from river.base import AnomalyDetector
-from river import stats as river_stats
 
 from predmaint.models.reference import RobustReference
 from predmaint.models.tail_calibration import TailCalibration
 
-__all__ = ["RobustDeviation", "STATS"]
+__all__ = ["STATS", "RobustDeviation"]
 
 #: Statistics a feature can be watched with.
 STATS = ("level", "mean", "diff", "scale")
@@ -68,31 +80,41 @@ CLIP_MIN_VALUES = 32
 _MEAN_ABS_PER_SCALE = 0.7979
 
 
-def _rolling_mean_with(rolling: utils.Rolling, v: float) -> float:
-    """The mean of ``rolling``'s window after ``v`` would enter it, without changing it."""
-    window = rolling.window
-    n = len(window)
-    total = rolling.get() * n
-    if n == rolling.window_size:
-        total -= window[0][0][0]
-    else:
-        n += 1
-    return (total + v) / n
+class _RollingMeans:
+    """Mean of the last ``window`` values of each column (not part of the public API)."""
 
+    def __init__(self, window: int):
+        self.window = window
+        self.buffer = np.zeros((window, 0))
+        self.count = np.zeros(0, dtype=np.int32)
+        self.pos = np.zeros(0, dtype=np.int32)
+        self.total = np.zeros(0)
 
-class _Feature:
-    """Per-feature state of :class:`RobustDeviation` (not part of the public API)."""
+    def add_columns(self, count: int) -> None:
+        self.buffer = np.concatenate([self.buffer, np.zeros((self.window, count))], axis=1)
+        self.count = np.concatenate([self.count, np.zeros(count, dtype=np.int32)])
+        self.pos = np.concatenate([self.pos, np.zeros(count, dtype=np.int32)])
+        self.total = np.concatenate([self.total, np.zeros(count)])
 
-    __slots__ = ("ref", "dref", "recent", "dabs", "prev", "cal")
+    def with_value(self, values: np.ndarray) -> np.ndarray:
+        """Each column's mean after ``values`` would enter, without changing anything."""
+        cols = np.arange(self.count.size)
+        full = self.count == self.window
+        oldest = np.where(full, self.buffer[self.pos, cols], 0.0)
+        return (self.total - oldest + values) / np.where(full, self.window, self.count + 1)
 
-    def __init__(self, owner: RobustDeviation):
-        self.ref = RobustReference(owner.reference_size, rel_floor=owner.rel_floor)
-        self.dref = RobustReference(owner.reference_size) if owner._uses_diff else None
-        self.recent = utils.Rolling(river_stats.Mean, window_size=owner.mean_window) if "mean" in owner.stats else None
-        self.dabs = utils.Rolling(river_stats.Mean, window_size=owner.scale_window) if "scale" in owner.stats else None
-        self.prev: float | None = None
-        self.cal = {s: TailCalibration(owner.calibration_size, min_scores=owner.calibration_min)
-                    for s in owner.stats}
+    def update(self, values: np.ndarray, mask: np.ndarray) -> None:
+        cols = np.flatnonzero(mask)
+        if cols.size == 0:
+            return
+        pos = self.pos[cols]
+        full = self.count[cols] == self.window
+        self.total[cols] += values[cols] - np.where(full, self.buffer[pos, cols], 0.0)
+        self.buffer[pos, cols] = values[cols]
+        self.pos[cols] = (pos + 1) % self.window
+        self.count[cols] = np.minimum(self.count[cols] + 1, self.window)
+        if not self.pos.any():  # every column wrapped at once: re-add to drop rounding drift
+            self.total = np.where(self.count == self.window, self.buffer.sum(axis=0), self.total)
 
 
 class RobustDeviation(AnomalyDetector):
@@ -127,11 +149,14 @@ class RobustDeviation(AnomalyDetector):
     rel_floor
         Floor of each value reference's scale as a fraction of its median: a
         deadband of changes too small to matter (vibration amplitudes: 0.05).
+    calibration_clip
+        A statistic whose own surprise exceeds this enters its calibration
+        winsorised to that surprise (3: p = 1e-3).
 
     Attributes
     ----------
-    features : dict
-        Per-feature state, created when a feature is first learned.
+    features : list of str
+        Features seen, in column order (a feature gets a column when first learned).
     n_learned : int
         Windows given to :meth:`learn_one`.
     last_learned : bool
@@ -168,7 +193,7 @@ class RobustDeviation(AnomalyDetector):
     def __init__(self, stats: tuple = STATS, reference_size: int = 512, mean_window: int = 6,
                  scale_window: int = 16, grace: int = 12, calibration_size: int = 1024, calibration_min: int = 12,
                  learn_max_surprise: float = 3.2, unhealthy: str = "winsorise", clip: float = 3.0,
-                 calibrate_unhealthy: bool = True, rel_floor: float = 1e-4):
+                 calibrate_unhealthy: bool = True, rel_floor: float = 1e-4, calibration_clip: float = 3.0):
         stats = (stats,) if isinstance(stats, str) else tuple(stats)
         bad = sorted(set(stats) - set(STATS))
         if bad or not stats:
@@ -182,8 +207,8 @@ class RobustDeviation(AnomalyDetector):
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
         if calibration_min > calibration_size:
             raise ValueError(f"calibration_min ({calibration_min}) exceeds calibration_size ({calibration_size})")
-        if not clip > 0 or not rel_floor >= 0 or not learn_max_surprise >= 0:
-            raise ValueError("clip must be > 0, rel_floor >= 0 and learn_max_surprise >= 0")
+        if not clip > 0 or not rel_floor >= 0 or not learn_max_surprise >= 0 or not calibration_clip > 0:
+            raise ValueError("clip and calibration_clip must be > 0, rel_floor and learn_max_surprise >= 0")
         self.stats = stats
         self.reference_size = reference_size
         self.mean_window = mean_window
@@ -196,116 +221,143 @@ class RobustDeviation(AnomalyDetector):
         self.clip = clip
         self.calibrate_unhealthy = calibrate_unhealthy
         self.rel_floor = rel_floor
-        self.features: dict[str, _Feature] = {}
+        self.calibration_clip = calibration_clip
+        self.features: list[str] = []
+        self._index: dict[str, int] = {}
+        uses_diff = "diff" in stats or "scale" in stats
+        self._ref = RobustReference(reference_size, rel_floor=rel_floor)
+        self._dref = RobustReference(reference_size) if uses_diff else None
+        self._recent = _RollingMeans(mean_window) if "mean" in stats else None
+        self._dabs = _RollingMeans(scale_window) if "scale" in stats else None
+        self._prev = np.zeros(0)
+        # One calibration, one column per (feature, statistic): column feature * len(stats) + statistic.
+        self._cal = TailCalibration(calibration_size, min_scores=calibration_min, folded=True,
+                                    clip_surprise=calibration_clip)
+        # A rolling statistic's consecutive values share most of their readings.
+        dependence = {"level": 1, "diff": 1, "mean": mean_window, "scale": scale_window}
+        self._dependence = np.array([dependence[s] for s in stats])
         self.n_learned = 0
         self.last_learned = False
-        self._last: tuple | None = None  # (x, per-feature raw statistics, surprise) of the last score_one
+        self._last: tuple | None = None  # (x, values, raw statistics, surprises, surprise) of the last score_one
 
-    @property
-    def _uses_diff(self) -> bool:
-        return "diff" in self.stats or "scale" in self.stats
+    # -- columns --------------------------------------------------------------------------------
+    def _values(self, x: dict) -> np.ndarray:
+        """``x`` in column order; NaN for features it lacks or that are not finite."""
+        v = np.full(len(self.features), np.nan)
+        index = self._index
+        for k, val in x.items():
+            j = index.get(k)
+            if j is not None:
+                v[j] = val
+        v[~np.isfinite(v)] = np.nan
+        return v
+
+    def _add_features(self, names: list[str]) -> None:
+        for name in names:
+            self._index[name] = len(self.features)
+            self.features.append(name)
+        count = len(names)
+        for part in (self._ref, self._dref, self._recent, self._dabs):
+            if part is not None:
+                part.add_columns(count)
+        self._cal.add_columns(count * len(self.stats), dependence=np.tile(self._dependence, count))
+        self._prev = np.concatenate([self._prev, np.full(count, np.nan)])
 
     # -- statistics -----------------------------------------------------------------------------
-    def _raw(self, f: _Feature, v: float) -> list[tuple[str, float]]:
-        """Each watched statistic of value ``v`` against the feature's references (before learning it)."""
-        ref = f.ref
-        if ref.n == 0:
-            return []
-        out = []
-        for s in self.stats:
-            if s == "level":
-                out.append((s, abs(v - ref.median) / ref.scale))
-            elif s == "mean":
-                out.append((s, abs(_rolling_mean_with(f.recent, v) - ref.median) / ref.scale))
-            elif f.prev is not None and f.dref is not None and f.dref.n:
-                d = v - f.prev
-                if s == "diff":
-                    out.append((s, abs(d - f.dref.median) / f.dref.scale))
-                else:  # scale: recent mean |change| against the reference's
-                    recent = _rolling_mean_with(f.dabs, abs(d))
-                    expected = _MEAN_ABS_PER_SCALE * f.dref.scale
-                    out.append((s, abs(math.log((recent + 1e-12) / (expected + 1e-12)))))
-        return out
+    def _raw(self, v: np.ndarray) -> np.ndarray:
+        """Each watched statistic of the values ``v`` against the references (before learning them), NaN where none.
 
-    def _evaluate(self, x: dict) -> tuple[dict, float]:
-        per = {}
-        best = 0.0
-        n_tests = 0
-        for k, v in x.items():
-            f = self.features.get(k)
-            if f is None or not math.isfinite(v):
-                continue
-            raw = self._raw(f, v)
-            per[k] = raw
-            for s, r in raw:
-                cal = f.cal[s]
-                if cal.ready:
-                    n_tests += 1
-                    sur = cal.surprise(r)
-                    if sur > best:
-                        best = sur
-        surprise = max(0.0, best - math.log10(n_tests)) if n_tests else 0.0
-        return per, surprise
+        Shape ``(features, statistics)``; ``ravel()`` gives the calibration's column order.
+        """
+        ref = self._ref
+        known = ref.n > 0
+        out = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for s in self.stats:
+                if s == "level":
+                    r = np.abs(v - ref.median) / ref.scale
+                elif s == "mean":
+                    assert self._recent is not None
+                    r = np.abs(self._recent.with_value(v) - ref.median) / ref.scale
+                else:
+                    dref = self._dref
+                    assert dref is not None
+                    d = v - self._prev
+                    if s == "diff":
+                        r = np.abs(d - dref.median) / dref.scale
+                    else:  # scale: recent mean |change| against the reference's
+                        assert self._dabs is not None
+                        recent = self._dabs.with_value(np.abs(d))
+                        r = np.abs(np.log((recent + 1e-12) / (_MEAN_ABS_PER_SCALE * dref.scale + 1e-12)))
+                    r = np.where(dref.n > 0, r, np.nan)
+                out[s] = np.where(known, r, np.nan)
+        return np.stack([out[s] for s in self.stats], axis=1)
+
+    def _evaluate(self, x: dict) -> tuple:
+        v = self._values(x)
+        raw = self._raw(v).ravel()
+        tested = self._cal.ready & np.isfinite(raw)
+        surprises = np.where(tested, self._cal.surprises(np.where(tested, raw, 0.0)), np.nan)
+        n_tests = int(tested.sum())
+        surprise = max(0.0, float(np.nanmax(surprises)) - math.log10(n_tests)) if n_tests else 0.0
+        return x, v, raw, surprises, surprise
+
+    def _evaluated(self, x: dict) -> tuple:
+        """:meth:`_evaluate` of ``x``, reusing what :meth:`score_one` just computed for the same dict."""
+        if self._last is not None and self._last[0] is x:
+            return self._last
+        return self._evaluate(x)
 
     # -- River API ------------------------------------------------------------------------------
     def score_one(self, x: dict) -> float:
         """The surprise ``-log10 p`` of ``x`` (0 until calibrated). Does not learn."""
-        per, surprise = self._evaluate(x)
-        self._last = (x, per, surprise)
-        return surprise
+        self._last = self._evaluate(x)
+        return self._last[4]
 
     def learn_one(self, x: dict) -> None:
         """Learn ``x``: as healthy if its surprise is at most ``learn_max_surprise``, otherwise as ``unhealthy`` says.
 
         Reuses the statistics :meth:`score_one` just computed for the same dict.
         """
-        if self._last is not None and self._last[0] is x:
-            _, per, surprise = self._last
-        else:
-            per, surprise = self._evaluate(x)
+        _, v, raw, _, surprise = self._evaluated(x)
         self._last = None
+        new = [k for k, val in x.items() if k not in self._index and _finite(val)]
+        if new:
+            width = len(self.features)
+            self._add_features(new)
+            v = np.concatenate([v, np.array([float(x[k]) for k in new])])
+            raw = np.concatenate([raw, np.full(len(new) * len(self.stats), np.nan)])
+            assert v.size == width + len(new)
         healthy = surprise <= self.learn_max_surprise
-        winsorise = self.unhealthy == "winsorise"
-        for k, v in x.items():
-            if not math.isfinite(v):
-                continue
-            v = float(v)
-            f = self.features.get(k)
-            if f is None:
-                f = self.features[k] = _Feature(self)
-            raw = per.get(k, ())
-            d = None if f.prev is None else v - f.prev
-            in_grace = f.ref.n < self.grace
-            if healthy or in_grace:
-                clip = self.clip if f.ref.n >= CLIP_MIN_VALUES else None
-                f.ref.update(v, clip=clip)
-                if d is not None and f.dref is not None:
-                    f.dref.update(d, clip=clip)
-                if not in_grace:
-                    for s, r in raw:
-                        f.cal[s].learn_one(r)
-            else:
-                if winsorise:
-                    f.ref.update(v, clip=self.clip)
-                    if d is not None and f.dref is not None:
-                        f.dref.update(d, clip=self.clip)
-                if self.calibrate_unhealthy:
-                    for s, r in raw:
-                        f.cal[s].learn_one(r)
-            # The recent windows always follow the signal.
-            if f.recent is not None:
-                f.recent.update(v)
-            if d is not None and f.dabs is not None:
-                f.dabs.update(abs(d))
-            f.prev = v
+        present = np.isfinite(v)
+        ref = self._ref
+        in_grace = ref.n < self.grace
+        full = present & (healthy | in_grace)  # learned as healthy
+        kept = present & ~full & (self.unhealthy == "winsorise")  # learned winsorised
+        clipped = kept | (full & (ref.n >= CLIP_MIN_VALUES))
+        d = v - self._prev
+        if full.any() or kept.any():
+            ref.update(_winsorised(ref, v, clipped, self.clip), full | kept)
+            if self._dref is not None:
+                has_d = np.isfinite(d)
+                self._dref.update(_winsorised(self._dref, d, clipped, self.clip), (full | kept) & has_d)
+        calibrate = present & ~in_grace & (full | self.calibrate_unhealthy)
+        self._cal.learn(raw, np.repeat(calibrate, len(self.stats)))
+        # The recent windows always follow the signal.
+        if self._recent is not None:
+            self._recent.update(np.where(present, v, 0.0), present)
+        if self._dabs is not None:
+            has_d = np.isfinite(d)
+            self._dabs.update(np.where(has_d, np.abs(d), 0.0), has_d)
+        self._prev = np.where(present, v, self._prev)
         self.n_learned += 1
-        self.last_learned = healthy
+        self.last_learned = bool(healthy)
 
     # -- what it can say about itself -----------------------------------------------------------
     @property
     def ready(self) -> bool:
         """Whether any (feature, statistic) is calibrated, i.e. scores can be above 0."""
-        return any(c.ready for f in self.features.values() for c in f.cal.values())
+        return bool(self._cal.ready.any())
 
     def calibration_problem(self) -> str | None:
         """Why scores cannot be trusted yet, or ``None`` when calibrated."""
@@ -321,17 +373,33 @@ class RobustDeviation(AnomalyDetector):
     def explain(self, x: dict, top: int = 3) -> list[dict]:
         """The ``top`` (feature, statistic) pairs with the largest surprise, largest first.
 
-        Each row: ``feature``, ``stat``, ``value``, ``baseline_median``, ``z``
-        (the value's signed deviation from the median in robust scales) and
+        Each row: ``feature``, ``stat``, ``value``, ``baseline_mean`` (the
+        reference's centre, its median: the key alert explanations carry for
+        every detector, read by CMMS work orders and the fault diagnosis),
+        ``z`` (the value's signed deviation from it in robust scales) and
         ``surprise`` (of that statistic alone, before the Bonferroni correction).
         """
-        per, _ = self._evaluate(x)
+        _, v, _, surprises, _ = self._evaluated(x)
+        columns = np.flatnonzero(np.isfinite(surprises))
+        ranked = columns[np.lexsort((columns, -surprises[columns]))][:top]  # largest first, ties in column order
+        z = self._ref.z(np.where(np.isfinite(v), v, 0.0))
         rows = []
-        for k, raw in per.items():
-            f = self.features[k]
-            for s, r in raw:
-                if f.cal[s].ready:
-                    rows.append({"feature": k, "stat": s, "value": float(x[k]), "baseline_median": f.ref.median,
-                                 "z": f.ref.z(float(x[k])), "surprise": f.cal[s].surprise(r)})
-        rows.sort(key=lambda r: r["surprise"], reverse=True)
-        return rows[:top]
+        for c in ranked:
+            j, s = divmod(int(c), len(self.stats))
+            rows.append({"feature": self.features[j], "stat": self.stats[s], "value": float(v[j]),
+                         "baseline_mean": float(self._ref.median[j]), "z": float(z[j]),
+                         "surprise": float(surprises[c])})
+        return rows
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
+
+
+def _winsorised(ref: RobustReference, values: np.ndarray, where: np.ndarray, clip: float) -> np.ndarray:
+    """``values`` clipped to ``median +/- clip * scale`` of their column wherever ``where``."""
+    half = clip * ref.scale
+    return np.where(where, np.clip(values, ref.median - half, ref.median + half), values)

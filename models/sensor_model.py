@@ -1,13 +1,52 @@
-"""One sensor's model state: baseline period, score-then-learn, health, explanation."""
+"""One sensor's model state: baseline period, score-then-learn, health, explanation.
+
+Two kinds of detectors give health two ways (:mod:`predmaint.models.health`):
+
+* **Self-calibrated** (:class:`~predmaint.models.robust_deviation.RobustDeviation`,
+  :class:`~predmaint.models.calibrated.CalibratedDetector`): the detector
+  scores a surprise ``-log10 p`` against its own rolling healthy history, health
+  is :func:`~predmaint.models.health.health_from_surprise` of it, and the
+  detector gates its own learning at the surprise of ``learn_min_health``.
+* **Baseline-calibrated** (``FeatureDeviation``, scikit-learn estimators,
+  custom classes): health compares the raw score with the same model's scores
+  on the second half of the baseline
+  (:class:`~predmaint.models.health.HealthCalibration`), and a window is learned
+  only if its health is at least ``learn_min_health``.
+
+Any other River anomaly detector (``HalfSpaceTrees``, ``OneClassSVM``,
+``LocalOutlierFactor``, a pipeline ending in one) is wrapped in a
+``CalibratedDetector`` here, warmed up for the first half of the baseline (or
+as long as it needs: ``window_size`` for ``HalfSpaceTrees``) and calibrated on
+the second, so a champion swap by config gives health on the same scale.
+
+When monitoring starts, a model that cannot tell windows apart yet (all its
+baseline scores equal, or its calibration not ready) is reported once with a
+logged warning naming the model's config field and the sensor.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
+from river.base import AnomalyDetector
+
+from predmaint.errors import ModelSpecError
 from predmaint.models.baseline import FeatureBaseline
-from predmaint.models.health import HealthCalibration
+from predmaint.models.calibrated import CalibratedDetector
+from predmaint.models.feature_deviation import FeatureDeviation
+from predmaint.models.health import HealthCalibration, health_from_surprise, surprise_for_health
+from predmaint.models.sklearn_adapter import BaselineFitted
 from predmaint.models.spec import build_detector
+
+__all__ = ["DEFAULT_LEARN_MIN_HEALTH", "Assessment", "SensorModel", "is_self_calibrated", "needs_calibration"]
+
+log = logging.getLogger(__name__)
+
+#: The learning gate when ``learn_min_health`` is not given, by whether the detector is self-calibrated:
+#: p = 10**-3.2 (health 70, the rules' clear_at) for those, "as normal as the baseline" (d <= 1) for the others.
+DEFAULT_LEARN_MIN_HEALTH = {True: 70.0, False: 100.0}
 
 
 @dataclass(frozen=True)
@@ -21,15 +60,68 @@ class Assessment:
     explanation: list[dict] = field(default_factory=list)
 
 
+def is_self_calibrated(detector) -> bool:
+    """Whether ``detector`` scores a surprise ``-log10 p`` of its own and gates its own learning.
+
+    Examples
+    --------
+    >>> from river import anomaly
+    >>> from predmaint.models.robust_deviation import RobustDeviation
+    >>> is_self_calibrated(RobustDeviation()), is_self_calibrated(anomaly.HalfSpaceTrees())
+    (True, False)
+    """
+    return callable(getattr(detector, "calibration_problem", None)) and hasattr(detector, "learn_max_surprise")
+
+
+def needs_calibration(detector) -> bool:
+    """Whether ``detector`` is a River anomaly detector (or a pipeline ending in one) to wrap in a CalibratedDetector.
+
+    predmaint's ``FeatureDeviation`` and scikit-learn estimators keep the
+    baseline calibration; self-calibrated detectors are used as they are.
+
+    Examples
+    --------
+    >>> from river import anomaly, preprocessing
+    >>> needs_calibration(preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees())
+    True
+    >>> needs_calibration(FeatureDeviation()), needs_calibration(CalibratedDetector(anomaly.OneClassSVM()))
+    (False, False)
+    """
+    if is_self_calibrated(detector):
+        return False
+    steps = getattr(detector, "steps", None)
+    last = list(steps.values())[-1] if isinstance(steps, dict) and steps else detector
+    return isinstance(last, AnomalyDetector) and not isinstance(last, (FeatureDeviation, BaselineFitted)) \
+        and not is_self_calibrated(last)
+
+
 class SensorModel:
     """Scores each window, then learns from it while the sensor looks healthy.
 
-    During the first ``baseline_windows`` windows every window is learned and
-    reported with health 100 and phase ``"baseline"``; the raw scores of the
-    second half of that period calibrate health (the first half's scores come
-    from a model that has seen too little to be judged on). Afterwards a window
-    is learned only if its health is at least ``learn_min_health``, so a
-    slowly growing fault is not absorbed into "normal".
+    During the first ``baseline_windows`` windows every window is reported
+    with health 100 and phase ``"baseline"``. A baseline-calibrated detector
+    learns all of them, and the raw scores of the second half calibrate health
+    (the first half's scores come from a model that has seen too little to be
+    judged on); afterwards a window is learned only if its health is at least
+    ``learn_min_health``, so a slowly growing fault is not absorbed into
+    "normal". A self-calibrated detector learns as it decides, with its gate
+    set to the surprise of ``learn_min_health``.
+
+    Parameters
+    ----------
+    spec, params
+        The detector (:func:`~predmaint.models.spec.build_detector`).
+    baseline_windows
+        Windows before health is reported.
+    learn_min_health
+        The learning gate, as a health level; ``None``: 70 for self-calibrated
+        detectors, 100 for baseline-calibrated ones (:data:`DEFAULT_LEARN_MIN_HEALTH`).
+    field
+        Config field of ``spec`` (errors and warnings name it).
+    sensor
+        The sensor this model watches (warnings name it).
+    params_field
+        Config field of ``params``; default: ``field``'s parent + ``.params``.
 
     Examples
     --------
@@ -41,18 +133,55 @@ class SensorModel:
     >>> a = m.assess({"rms": 3.0})
     >>> a.health, a.learned, a.explanation[0]["feature"]
     (0.0, False, 'rms')
+
+    The default detector, on a temperature that jumps after its baseline:
+
+    >>> import random
+    >>> rng = random.Random(3)
+    >>> m = SensorModel("RobustDeviation", {}, baseline_windows=24, learn_min_health=70.0)
+    >>> for _ in range(100):
+    ...     _ = m.assess({"temp_level_c": 50.0 + rng.gauss(0, 0.2)})
+    >>> m.assess({"temp_level_c": 50.1}).health
+    100.0
+    >>> a = m.assess({"temp_level_c": 58.0})
+    >>> a.health, a.learned, a.explanation[0]["feature"], a.explanation[0]["stat"]
+    (0.0, False, 'temp_level_c', 'level')
     """
 
-    def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float,
-                 field: str = "model.spec"):
+    # Recovery snapshots from before self-calibrated detectors have none of these.
+    calibrated = False
+    sensor = ""
+    field = "model.spec"
+
+    def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float | None,
+                 field: str = "model.spec", sensor: str = "", params_field: str | None = None):
         self.spec = spec
         self.params = params
         self.baseline_windows = baseline_windows
-        self.learn_min_health = learn_min_health
-        self.detector = build_detector(spec, params, field=field, baseline_windows=baseline_windows)
+        self.field = field
+        self.sensor = sensor
+        params_field = params_field or f"{field.rpartition('.')[0] or 'model'}.params"
+        detector = build_detector(spec, params, field=field, baseline_windows=baseline_windows,
+                                  params_field=params_field)
+        if needs_calibration(detector):
+            half = baseline_windows // 2
+            detector = CalibratedDetector(detector, min_warmup=half,
+                                          calibration_min=max(3, baseline_windows - half))
+        self.calibrated = is_self_calibrated(detector)
+        self.learn_min_health = DEFAULT_LEARN_MIN_HEALTH[self.calibrated] if learn_min_health is None \
+            else float(learn_min_health)
+        if self.calibrated:
+            for step, kwargs in (params or {}).items():
+                if isinstance(kwargs, dict) and "learn_max_surprise" in kwargs:
+                    model_field = field.rpartition(".")[0] or "model"
+                    raise ModelSpecError(f"{params_field}.{step}.learn_max_surprise: the learning gate is "
+                                         f"{model_field}.learn_min_health (a health level); set that instead")
+            detector.learn_max_surprise = surprise_for_health(self.learn_min_health)
+        self.detector = detector
         self.calibration = HealthCalibration()
         # A FeatureDeviation detector already keeps exactly the statistics the
-        # explanations need: share them instead of holding a second copy.
+        # explanations need: share them instead of holding a second copy. A
+        # detector that explains itself needs none (this one stays empty).
         shared = getattr(self.detector, "baseline", None)
         self.baseline = shared if isinstance(shared, FeatureBaseline) else FeatureBaseline()
         self.windows_seen = 0
@@ -63,6 +192,10 @@ class SensorModel:
 
     def assess(self, features: dict[str, float]) -> Assessment:
         x = {k: float(v) for k, v in features.items() if math.isfinite(v)}
+        if self.windows_seen == self.baseline_windows:
+            self._report_calibration()
+        if self.calibrated:
+            return self._assess_calibrated(x)
         raw = float(self.detector.score_one(x))
         if self.in_baseline:
             if self.windows_seen >= self.baseline_windows // 2:
@@ -80,3 +213,34 @@ class SensorModel:
                 self.baseline.update(x)
         self.windows_seen += 1
         return Assessment(raw, health, phase, learn, explanation)
+
+    def _assess_calibrated(self, x: dict[str, float]) -> Assessment:
+        surprise = float(self.detector.score_one(x))
+        explanation: list[dict] = []
+        if self.in_baseline:
+            health, phase = 100.0, "baseline"
+        else:
+            health, phase = health_from_surprise(surprise), "monitoring"
+            explain = getattr(self.detector, "explain", None)
+            explanation = explain(x) if explain is not None else self.baseline.explain(x)
+        self.detector.learn_one(x)
+        learned = bool(self.detector.last_learned)
+        if learned and not hasattr(self.detector, "explain"):
+            self.baseline.update(x)
+        self.windows_seen += 1
+        return Assessment(surprise, health, phase, learned, explanation)
+
+    def _report_calibration(self) -> None:
+        """Warn (once: monitoring starts once) when this model cannot tell windows apart."""
+        model_field = self.field.rpartition(".")[0] or "model"
+        where = f"{model_field} ({self.spec}) on sensor {self.sensor or '?'}"
+        if self.calibrated:
+            problem = self.detector.calibration_problem()
+            if problem:
+                log.warning("%s: monitoring starts, but %s; its health stays 100 until it is calibrated",
+                            where, problem)
+            return
+        scores = self.calibration.scores
+        if scores and min(scores) == max(scores):
+            log.warning("%s: all %d baseline scores equal %g: the detector does not tell windows apart, so its "
+                        "health cannot either", where, len(scores), scores[0])

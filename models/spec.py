@@ -15,6 +15,12 @@ Three families of detectors:
 
 * **River / online** (a last step with ``learn_one`` and ``score_one``): learns
   every window it is given; several steps make a River ``compose.Pipeline``.
+  predmaint's own are ``RobustDeviation`` (the default: it calibrates its
+  score as a probability level itself) and ``FeatureDeviation``. Any other River
+  anomaly detector is returned as it is here and wrapped in a
+  :class:`~predmaint.models.calibrated.CalibratedDetector` by
+  :class:`~predmaint.models.sensor_model.SensorModel`, so its health is on the
+  same probability scale.
 * **scikit-learn, fitted on the baseline** (a last step with ``fit`` and
   ``score_samples`` or ``decision_function``, e.g.
   ``"sklearn.ensemble.IsolationForest"`` or
@@ -41,9 +47,10 @@ from river import anomaly, compose, feature_extraction, preprocessing
 
 from predmaint.errors import ModelSpecError
 from predmaint.models.feature_deviation import FeatureDeviation
+from predmaint.models.robust_deviation import RobustDeviation
 from predmaint.models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
 
-_OWN = {"FeatureDeviation": FeatureDeviation}
+_OWN = {"FeatureDeviation": FeatureDeviation, "RobustDeviation": RobustDeviation}
 _RIVER_MODULES = (preprocessing, anomaly, feature_extraction)
 # Imported only when a name is not found in River: scikit-learn is slow to import.
 _SKLEARN_ESTIMATOR_MODULES = ("sklearn.ensemble", "sklearn.neighbors", "sklearn.svm", "sklearn.covariance")
@@ -145,7 +152,7 @@ def _load_joblib(spec: str, field: str, baseline_windows: int | None):
 
 
 def build_detector(spec: str, params: dict | None = None, field: str = "model.spec", *,
-                   baseline_windows: int | None = None):
+                   baseline_windows: int | None = None, params_field: str | None = None):
     """Instantiate the detector ``spec`` describes.
 
     Parameters
@@ -160,6 +167,10 @@ def build_detector(spec: str, params: dict | None = None, field: str = "model.sp
     baseline_windows : int, optional
         The sensor's baseline length in windows. Needed only by scikit-learn
         estimators, which are fitted on the first half of it.
+    params_field : str, optional
+        Dotted config path of ``params`` in error messages (default: the
+        parent of ``field`` + ``.params``; per-kind parameters name
+        ``model.kind_params.<kind>``).
 
     Returns
     -------
@@ -179,7 +190,7 @@ def build_detector(spec: str, params: dict | None = None, field: str = "model.sp
     >>> build_detector("NoSuchModel")
     Traceback (most recent call last):
     ...
-    predmaint.errors.ModelSpecError: model.spec: unknown model step 'NoSuchModel'; use a River preprocessing/anomaly class name, one of ['FeatureDeviation'], or a dotted path
+    predmaint.errors.ModelSpecError: model.spec: unknown model step 'NoSuchModel'; use a River preprocessing/anomaly class name, one of ['FeatureDeviation', 'RobustDeviation'], or a dotted path
 
     A scikit-learn pipeline, fitted on the first 12 of 24 baseline windows:
 
@@ -193,7 +204,7 @@ def build_detector(spec: str, params: dict | None = None, field: str = "model.sp
     predmaint.errors.ModelSpecError: model.spec: IsolationForest is fitted on the sensor's baseline; ...
     """
     params = dict(params or {})
-    params_field = f"{field.rpartition('.')[0] or 'model'}.params"
+    params_field = params_field or f"{field.rpartition('.')[0] or 'model'}.params"
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"{field}: empty spec {spec!r}")
     if spec.strip().startswith(JOBLIB_PREFIX):

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -30,7 +31,16 @@ from predmaint.models.alerting import AlertEvent, AlertState
 from predmaint.models.health import iso_capped
 from predmaint.models.sensor_model import Assessment, SensorModel
 from predmaint.settings import AssetSettings, ModelSettings, Settings
-from predmaint.telemetry import InvalidMessage, Reading, decode_reading
+from predmaint.telemetry import (
+    MAX_FIELD_CHARS,
+    MAX_REASON_CHARS,
+    MAX_TS_MS,
+    InvalidMessage,
+    Reading,
+    Source,
+    clip,
+    decode_reading,
+)
 
 
 @dataclass(frozen=True)
@@ -115,11 +125,16 @@ class ScoredAssetWindow:
 
 
 def decode(settings: Settings, msg) -> Reading | DeadLetter:
-    """Step ``decode``: parse the envelope and check it against the asset registry."""
+    """Step ``decode``: parse the envelope and check it against the asset registry.
+
+    Never raises on data: whatever the message holds, the result is a reading or a dead letter.
+    """
+    time_ns = _broker_time_ns(msg)
     where = dict(topic=msg.topic, partition=msg.partition, offset=msg.offset, original=msg.value,
-                 time_ns=_broker_time_ns(msg))
+                 time_ns=time_ns)
+    broker_ms = time_ns // 1_000_000 or None  # 0: the broker gave no usable timestamp
     try:
-        reading = decode_reading(msg.value, msg.key)
+        reading = decode_reading(msg.value, msg.key, broker_ts_ms=broker_ms)
     except InvalidMessage as exc:
         return DeadLetter(exc.reason, "decode", exc.asset, exc.sensor, **where)
     asset = settings.asset(reading.asset)
@@ -147,19 +162,26 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
     if reading.kind == "current" and reading.channels != 3:
         return DeadLetter(f"current needs 3 phase channels, got {reading.channels}", "decode",
                           reading.asset, reading.sensor, **where)
+    if reading.kind == "vibration" and reading.channels != 1:
+        # One accelerometer axis per sensor (its registered `axis`); the features take one channel.
+        return DeadLetter(f"vibration needs 1 channel (one axis per registered sensor), got {reading.channels}",
+                          "decode", reading.asset, reading.sensor, **where)
     if reading.kind == "process" and (reading.channels != 1 or reading.unit != sensor.unit):
         return DeadLetter(f"process value needs 1 channel in the registered unit {sensor.unit!r}, got "
                           f"{reading.channels} channel(s) in {reading.unit!r}", "decode",
                           reading.asset, reading.sensor, **where)
-    return reading
+    return dataclasses.replace(reading, source=Source(msg.topic, msg.partition, msg.offset, time_ns, msg.value))
 
 
 def _broker_time_ns(msg) -> int:
-    # The broker timestamp plus the offset keeps dead-letter points distinct and
-    # deterministic across replays.
+    """The broker timestamp of ``msg`` in nanoseconds; 0 when it has none or one InfluxDB cannot store.
+
+    A producer may set any create time, so the value is bounded like event time.
+    :func:`dead_letter_point` makes the dead letters' points unique from it, the partition and the offset.
+    """
     ts = getattr(msg, "timestamp", None)
-    ms = ts[1] if isinstance(ts, tuple) and len(ts) == 2 and ts[1] and ts[1] > 0 else 0
-    return ms * 1_000_000 + (msg.offset or 0) % 1_000_000
+    ms = ts[1] if isinstance(ts, tuple) and len(ts) == 2 and isinstance(ts[1], int) else 0
+    return ms * 1_000_000 if 0 < ms <= MAX_TS_MS else 0
 
 
 def vibration_parameters(asset: AssetSettings, rpm: float | None = None) -> dict:
@@ -207,8 +229,14 @@ def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLe
         try:
             feats = vibration_features(reading.samples, reading.sample_rate_hz,
                                        **vibration_parameters(asset, reading.rpm))
-        except ValueError as exc:
-            return DeadLetter(f"vibration features: {exc}", "snapshot_features", reading.asset, reading.sensor)
+            # NaN is a defined answer (a flat-lined signal's shape); infinity is an overflow.
+            infinite = sorted(k for k, v in feats.items() if math.isinf(v))
+            if infinite:
+                raise ValueError(f"not finite (overflow): {', '.join(infinite)}")
+        except (ValueError, ArithmeticError) as exc:
+            src = reading.source or Source(time_ns=reading.ts_ms * 1_000_000)
+            return DeadLetter(f"vibration features: {exc}", "snapshot_features", reading.asset, reading.sensor,
+                              src.topic, src.partition, src.offset, src.original, src.time_ns)
         return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms, features=feats)
     values = reading.samples.reshape(-1, reading.channels)
     return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms,
@@ -345,10 +373,27 @@ class AssetState:
     recent: dict[str, dict[str, RuleValue]] = field(default_factory=dict)  # rule -> sensor -> value
 
 
-def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None) -> SensorModel:
-    """A fresh sensor model as ``m`` configures it (``where`` names it in errors)."""
-    return SensorModel(m.spec, m.params, m.baseline_windows if baseline_windows is None else baseline_windows,
-                       m.learn_min_health, field=f"{where}.spec")
+def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None,
+              kind: str | None = None, sensor: str = "") -> SensorModel:
+    """A fresh sensor model as ``m`` configures it for a sensor of ``kind`` (``where`` names it in errors).
+
+    ``kind`` selects ``m.kind_params[kind]`` over ``m.params``. ``kind=None``
+    (start-up checks, evaluations) uses ``m.params`` alone and also builds every
+    ``kind_params`` entry once, so a bad one fails at start-up naming
+    ``<where>.kind_params.<kind>``. ``sensor`` names the sensor in the model's warnings.
+    """
+    bw = m.baseline_windows if baseline_windows is None else baseline_windows
+
+    def build(k: str | None) -> SensorModel:
+        overrides = bool(k and m.kind_params.get(k))
+        return SensorModel(m.spec, m.params_for(k), bw, m.learn_min_health, field=f"{where}.spec", sensor=sensor,
+                           params_field=f"{where}.kind_params.{k}" if overrides else None)
+
+    model = build(kind)
+    if kind is None:
+        for k in m.kind_params:
+            build(k)
+    return model
 
 
 def model_fields(settings: Settings) -> list[tuple[str, ModelSettings]]:
@@ -356,8 +401,8 @@ def model_fields(settings: Settings) -> list[tuple[str, ModelSettings]]:
     return [("model", settings.model)] + [(f"challengers[{i}]", m) for i, m in enumerate(settings.challengers)]
 
 
-def _new_models(settings: Settings) -> dict[str, SensorModel]:
-    return {m.label: new_model(m, where) for where, m in model_fields(settings)}
+def _new_models(settings: Settings, kind: str | None = None, sensor: str = "") -> dict[str, SensorModel]:
+    return {m.label: new_model(m, where, kind=kind, sensor=sensor) for where, m in model_fields(settings)}
 
 
 def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
@@ -408,7 +453,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     for w in aw.windows:
         models = state.models.get(w.sensor)
         if models is None:  # built only for a sensor's first window (setdefault would build every time)
-            models = state.models[w.sensor] = _new_models(settings)
+            models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}")
         scored.append(score_sensor(settings, models, w))
     events: list[AlertEvent] = []
     other_health: dict[str, float] = {}
@@ -462,7 +507,14 @@ def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = Non
                                  "learned": a.learned, "champion": name == settings.model.label,
                                  "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
     points += [alert_point(base, e, s.health_of(e.sensor)) for e in s.events]
-    return points
+    # InfluxDB refuses a NaN or infinite field (400) and a point without fields: such a value is
+    # left out and the rest of its point kept (a health point without `health`: health unknown).
+    out = []
+    for p in points:
+        finite = {k: v for k, v in p.fields.items() if not (isinstance(v, float) and not math.isfinite(v))}
+        if finite:
+            out.append(p if len(finite) == len(p.fields) else dataclasses.replace(p, fields=finite))
+    return out
 
 
 def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float | None) -> Point:
@@ -495,7 +547,30 @@ def alert_message(settings: Settings, e: AlertEvent, health: float | None) -> tu
 
 
 def dead_letter_point(d: DeadLetter) -> Point:
-    return Point("deadletters", {"step": d.step},
-                 {"count": 1, "reason": d.reason, "asset": d.asset or "", "sensor": d.sensor or "",
-                  "partition": d.partition if d.partition is not None else -1,
-                  "offset": d.offset if d.offset is not None else -1}, d.time_ns)
+    """A dead letter as a ``deadletters`` point: unique, deterministic and bounded in size.
+
+    Tags: ``step`` and, when known, the source ``partition`` (a small number, low-cardinality).
+    Time: a dead letter of a message (it has an offset) is stamped at its broker time's second
+    plus the offset modulo 10⁹ as nanoseconds (the offset alone when the broker gave no time),
+    so two messages of one partition share a point only if 10⁹ offsets arrive within one
+    second; one without (window features, late data) keeps its millisecond and takes a hash of
+    asset and sensor as its nanoseconds, so the sensors of one window do not overwrite each
+    other. Strings are cut with a marker (:func:`predmaint.telemetry.clip`).
+    """
+    latest = MAX_TS_MS * 1_000_000
+    t = min(max(d.time_ns, 0), latest)
+    if d.offset is not None:
+        offset = max(d.offset, 0)
+        if t >= 1_000_000_000:
+            t = t - t % 1_000_000_000 + offset % 1_000_000_000
+        else:  # no broker time (Kafka errors, a producer without timestamps)
+            t = min(offset, latest)
+    else:
+        t += zlib.crc32(f"{d.asset}\x00{d.sensor}".encode("utf-8", "replace")) % 1_000_000 - t % 1_000_000
+    tags = {"step": clip(d.step)}
+    if d.partition is not None:
+        tags["partition"] = str(d.partition)
+    return Point("deadletters", tags,
+                 {"count": 1, "reason": clip(d.reason, MAX_REASON_CHARS),
+                  "asset": clip(d.asset or "", MAX_FIELD_CHARS), "sensor": clip(d.sensor or "", MAX_FIELD_CHARS),
+                  "offset": d.offset if d.offset is not None else -1}, t)

@@ -310,3 +310,49 @@ def test_custom_class_errors(custom_module):
         build_detector(f"{custom_module}.NOT_A_CLASS")
     with pytest.raises(ModelSpecError, match=r"^model\.spec: cannot import 'custom_detectors\.Missing'"):
         build_detector(f"{custom_module}.Missing")
+
+
+# ----------------------------------------------------------------------------
+# The default detector and per-kind parameters
+# ----------------------------------------------------------------------------
+
+
+def test_robust_deviation_by_name_with_params_from_yaml():
+    from predmaint.models.robust_deviation import RobustDeviation
+
+    det = build_detector("RobustDeviation", {"RobustDeviation": {"stats": ["level", "mean"], "rel_floor": 0.05}})
+    assert isinstance(det, RobustDeviation) and det.stats == ("level", "mean") and det.rel_floor == 0.05
+    with pytest.raises(ModelSpecError, match=r"^model\.params\.RobustDeviation: stats: \['median'\] given"):
+        build_detector("RobustDeviation", {"RobustDeviation": {"stats": ["median"]}})
+    with pytest.raises(ModelSpecError, match=r"^model\.kind_params\.vibration\.RobustDeviation: unhealthy must be"):
+        build_detector("RobustDeviation", {"RobustDeviation": {"unhealthy": "ignore"}},
+                       params_field="model.kind_params.vibration")
+
+
+def test_kind_params_override_params_step_by_step_and_are_checked_at_start_up(tmp_path):
+    import yaml
+
+    from predmaint.pipelines.steps import check_registry, new_model
+    from predmaint.settings import ModelSettings, SettingsError, default_config_text, load_settings
+
+    m = ModelSettings(spec="RobustDeviation", params={"RobustDeviation": {"grace": 12, "clip": 3.0}},
+                      kind_params={"vibration": {"RobustDeviation": {"clip": 2.0}}})
+    assert m.params_for("vibration") == {"RobustDeviation": {"grace": 12, "clip": 2.0}}
+    assert m.params_for("process") == m.params_for(None) == {"RobustDeviation": {"grace": 12, "clip": 3.0}}
+    assert new_model(m, kind="vibration").detector.clip == 2.0 and new_model(m, kind="current").detector.clip == 3.0
+
+    doc = yaml.safe_load(default_config_text())
+    doc["model"]["kind_params"]["vibration"]["RobustDeviation"]["reference_size"] = 0
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError, match=r"bad\.yaml: model\.kind_params\.vibration\.RobustDeviation: "
+                                            r"reference_size must be a whole number >= 4"):
+        check_registry(load_settings(path))
+    doc["model"]["kind_params"] = {"vibraton": {}}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError, match=r"bad\.yaml: model: kind_params: 'vibraton' is not one of"):
+        load_settings(path)
+    doc["model"]["kind_params"] = {"vibration": {"RobustDeviation": 3}}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SettingsError, match=r"model: kind_params\.vibration\.RobustDeviation: expected a mapping"):
+        load_settings(path)

@@ -70,3 +70,53 @@ def test_a_snapshot_from_before_the_shared_baseline_and_lazy_calibration_still_r
     a = old.assess(dict(old.detector.baseline.mean))  # the baseline mean itself: surely healthy
     assert a.learned and a.health == 100.0
     assert old.baseline.n == old.detector.baseline.n == {"rms": 11, "kurtosis": 11}
+
+
+# ----------------------------------------------------------------------------
+# Self-calibrated detectors (the default) and what SensorModel reports
+# ----------------------------------------------------------------------------
+
+
+def test_a_self_calibrated_detector_gives_health_from_its_surprise_and_gates_its_own_learning():
+    from predmaint.models.health import health_from_surprise
+
+    m = SensorModel("RobustDeviation", {}, baseline_windows=24, learn_min_health=70.0)
+    assert m.calibrated and m.detector.learn_max_surprise == 3.2
+    assessments = [m.assess(x) for x in windows(300)]
+    assert {a.phase for a in assessments[:24]} == {"baseline"} and {a.health for a in assessments[:24]} == {100.0}
+    assert all(a.health == health_from_surprise(a.raw_score) for a in assessments[24:])
+    assert sum(a.learned for a in assessments[24:]) >= 270  # healthy windows are learned
+    fault = m.assess({"rms": 2.0, "kurtosis": 3.0})
+    assert fault.health == 0.0 and not fault.learned and fault.explanation[0]["feature"] == "rms"
+    assert m.baseline.n == {}  # the detector explains itself: no second baseline is kept
+
+
+def test_a_model_whose_baseline_scores_are_all_equal_is_reported_once_naming_field_and_sensor(caplog):
+    import logging
+
+    flat = [{"rms": 1.0, "kurtosis": 3.0}] * 40
+    m = SensorModel("FeatureDeviation", {}, baseline_windows=10, learn_min_health=100.0,
+                    field="challengers[0].spec", sensor="pump-01/de-accel")
+    with caplog.at_level(logging.WARNING, logger="predmaint.models.sensor_model"):
+        for x in flat:
+            m.assess(x)
+    assert [r.getMessage() for r in caplog.records] == [
+        ("challengers[0] (FeatureDeviation) on sensor pump-01/de-accel: all 5 baseline scores equal 0: the detector "
+         "does not tell windows apart, so its health cannot either")]
+    caplog.clear()
+    quiet = SensorModel("RobustDeviation", {}, baseline_windows=24, learn_min_health=None, sensor="pump-01/t")
+    with caplog.at_level(logging.WARNING, logger="predmaint.models.sensor_model"):
+        for x in windows(40):
+            quiet.assess(x)
+    assert caplog.records == []  # calibrated when monitoring starts: nothing to say
+
+
+def test_a_snapshot_from_before_self_calibrated_detectors_still_runs():
+    m = SensorModel("FeatureDeviation", {}, baseline_windows=10, learn_min_health=100.0)
+    for x in windows(10):
+        m.assess(x)
+    old = pickle.loads(pickle.dumps(m))
+    for name in ("calibrated", "sensor", "field"):  # attributes an older SensorModel did not have
+        del old.__dict__[name]
+    a = old.assess(dict(old.detector.baseline.mean))
+    assert a.learned and a.health == 100.0

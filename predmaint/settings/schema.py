@@ -113,11 +113,23 @@ class StorageSettings:
     sqlite_path: str = ".predmaint/store.sqlite"
     batch_size: int = 5000
     timeout_s: float = 15.0
-    max_retries: int = 5
+    #: While InfluxDB is unavailable (connection refused, timeouts, 408, 429,
+    #: 5xx) a request is retried with capped exponential backoff for this
+    #: long, and the pipeline waits (backpressure); then it fails with the cause.
+    retry_for_s: float = 300.0
+    #: Also stop after this many retries of one request; empty (the default):
+    #: only ``retry_for_s`` limits them; 0: never retry.
+    max_retries: int | None = None
 
     def __post_init__(self):
         if self.kind not in ("influx-v1", "influx-v2", "sqlite"):
             raise SettingsError(f"storage.kind: {self.kind!r} is not one of influx-v1, influx-v2, sqlite")
+        if isinstance(self.retry_for_s, bool) or not isinstance(self.retry_for_s, (int, float)) \
+                or not self.retry_for_s > 0:
+            raise SettingsError(f"storage.retry_for_s: must be a number of seconds > 0, got {self.retry_for_s!r}")
+        if self.max_retries is not None and (isinstance(self.max_retries, bool)
+                                             or not isinstance(self.max_retries, int) or self.max_retries < 0):
+            raise SettingsError(f"storage.max_retries: must be an integer >= 0 or empty, got {self.max_retries!r}")
 
     @property
     def token(self) -> Secret | None:
@@ -143,22 +155,73 @@ class RecoverySettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
+    """A detector and how each sensor's instance learns (``model`` is the champion, ``challengers`` the others).
+
+    ``params`` holds keyword arguments per step of ``spec``; ``kind_params``
+    overrides them per sensor kind, step by step and argument by argument, so
+    one configuration carries the defaults of vibration feature vectors and of
+    scalar kinds:
+
+    >>> m = ModelSettings(spec="RobustDeviation", params={"RobustDeviation": {"reference_size": 512, "grace": 12}},
+    ...                   kind_params={"vibration": {"RobustDeviation": {"reference_size": 256}}})
+    >>> m.params_for("vibration"), m.params_for("temperature")
+    ({'RobustDeviation': {'reference_size': 256, 'grace': 12}}, {'RobustDeviation': {'reference_size': 512, 'grace': 12}})
+    >>> ModelSettings(kind_params={"vibraton": {}})
+    Traceback (most recent call last):
+    ...
+    predmaint.errors.SettingsError: kind_params: 'vibraton' is not one of ('vibration', 'temperature', 'current', 'process')
+    """
+
     #: Name written as the ``model`` tag of health points; defaults to the spec.
     name: str = ""
-    #: A River pipeline by names, e.g. ``"StandardScaler | OneClassSVM"``, or
-    #: a dotted path to a class with ``learn_one``/``score_one``.
-    spec: str = "FeatureDeviation"
+    #: ``RobustDeviation`` (calibrated, robust: the default), ``FeatureDeviation``,
+    #: a River pipeline by names, e.g. ``"MinMaxScaler | HalfSpaceTrees"``, a
+    #: scikit-learn estimator, ``joblib:PATH``, or a dotted path to a class
+    #: with ``learn_one``/``score_one`` (see :mod:`predmaint.models.spec`).
+    spec: str = "RobustDeviation"
+    #: Keyword arguments per step name, e.g. ``{HalfSpaceTrees: {seed: 42}}``.
     params: dict = field(default_factory=dict)
+    #: Per sensor kind (``vibration``, ``temperature``, ``current``, ``process``):
+    #: step arguments that override ``params`` for sensors of that kind.
+    kind_params: dict = field(default_factory=dict)
     #: Windows a sensor only learns from before it may alert.
     baseline_windows: int = 24
     #: After the baseline, learn only from windows at least this healthy, so a
-    #: growing fault is not learned as the new normal. 100: only windows
-    #: indistinguishable from the baseline (d <= 1) widen what counts as normal.
-    learn_min_health: float = 100.0
+    #: growing fault is not learned as the new normal. Empty: the detector's
+    #: own default, 70 (p = 10**-3.2, the rules' clear_at) for self-calibrated
+    #: detectors (RobustDeviation, wrapped River detectors), 100 ("as normal as
+    #: the baseline", d <= 1) for baseline-calibrated ones (FeatureDeviation,
+    #: scikit-learn), as measured for each.
+    learn_min_health: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.params, dict) or any(not isinstance(v, (dict, type(None)))
+                                                     for v in self.params.values()):
+            raise SettingsError("params: expected a mapping of step name -> mapping of arguments")
+        for kind, steps in self.kind_params.items():
+            if kind not in SENSOR_KINDS:
+                raise SettingsError(f"kind_params: {kind!r} is not one of {SENSOR_KINDS}")
+            if not isinstance(steps, dict):
+                raise SettingsError(f"kind_params.{kind}: expected a mapping of step name -> mapping of arguments")
+            for step, kwargs in steps.items():
+                if not isinstance(kwargs, dict):
+                    raise SettingsError(f"kind_params.{kind}.{step}: expected a mapping of arguments, got "
+                                        f"{kwargs!r}")
+        if isinstance(self.baseline_windows, bool) or self.baseline_windows < 0:
+            raise SettingsError(f"baseline_windows: must be a whole number >= 0, got {self.baseline_windows!r}")
+        if self.learn_min_health is not None and not 0.0 <= self.learn_min_health <= 100.0:
+            raise SettingsError(f"learn_min_health: must be in [0, 100], got {self.learn_min_health!r}")
 
     @property
     def label(self) -> str:
         return self.name or self.spec.replace(" ", "")
+
+    def params_for(self, kind: str | None) -> dict:
+        """``params`` with ``kind_params[kind]`` merged in (``kind=None``: ``params`` as they are)."""
+        merged = {step: dict(kwargs or {}) for step, kwargs in self.params.items()}
+        for step, kwargs in self.kind_params.get(kind, {}).items() if kind else ():
+            merged[step] = {**merged.get(step, {}), **kwargs}
+        return merged
 
 
 @dataclass(frozen=True)
