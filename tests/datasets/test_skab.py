@@ -107,8 +107,9 @@ def test_globs(skab_dir):
 
 def test_a_new_experiment_in_the_same_format_needs_no_change(tmp_path):
     (tmp_path / "valve2").mkdir()
-    rows = [HEADER] + [f"2021-05-01 12:00:{s:02d};0.02;0.03;1.3;0.05;79.3;26.0;233.0;32.0;{int(s >= 5)};{int(s == 5)}"
-                       for s in range(10)]
+    # Made-up values (1..8 plus the second), nothing taken from SKAB's GPL-3.0 rows.
+    rows = [HEADER] + [";".join([f"2000-01-01 00:00:{s:02d}", *(str(c + s) for c in range(1, 9)),
+                                 str(int(s >= 5)), str(int(s == 5))]) for s in range(10)]
     (tmp_path / "valve2" / "1.csv").write_text("\n".join(rows) + "\n")
     (r,) = load_skab(tmp_path)
     assert (r.name, r.asset, r.labels.rows, int(r.labels.changepoint.sum())) == ("valve2/1.csv", "skab-valve2-1", 10, 1)
