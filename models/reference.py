@@ -18,8 +18,11 @@ Why each choice:
   new regime is accepted gradually, a spike never.
 * **Floors on the scale.** ``rel_floor`` (a fraction of ``|median|``) is a
   deadband: changes smaller than that never count, whatever the noise (vibration
-  amplitudes: a few per cent is not a fault); it also keeps quantised or flat
-  signals from getting a zero scale.
+  amplitudes: a few per cent is not a fault); it also keeps flat signals from
+  getting a zero scale. The smallest non-zero deviation held is a floor too: a
+  quantised signal (a pressure in steps of 0.01 bar that mostly sits still)
+  has a MAD of 0, and without it one step would be a deviation of dozens of
+  scales.
 * **Columns, not objects.** One reference holds every feature of a sensor as a
   column of one float32 array (7 significant digits, plenty for a median), so
   an update is a handful of numpy operations whatever the number of features,
@@ -63,6 +66,9 @@ class RobustReference(base.Base):
         Values held per column (at most ``size``).
     median, scale : numpy.ndarray of float
         Per column: the centre and robust scale (0 and 1 before any value).
+    step : numpy.ndarray of float
+        Per column: the smallest non-zero deviation from the median held (the
+        signal's resolution when it is quantised; 0 when all values are equal).
 
     Examples
     --------
@@ -105,6 +111,7 @@ class RobustReference(base.Base):
         self.n = np.zeros(0, dtype=np.int32)
         self.median = np.zeros(0)
         self.scale = np.ones(0)
+        self.step = np.zeros(0)
         self._pos = np.zeros(0, dtype=np.int32)
         self._since = 0
 
@@ -119,6 +126,7 @@ class RobustReference(base.Base):
         self._pos = np.concatenate([self._pos, np.zeros(count, dtype=np.int32)])
         self.median = np.concatenate([self.median, np.zeros(count)])
         self.scale = np.concatenate([self.scale, np.ones(count)])
+        self.step = np.concatenate([self.step, np.zeros(count)])
 
     def update(self, values: np.ndarray, mask: np.ndarray | None = None, clip: float | None = None,
                clip_min_values: int = 1) -> None:
@@ -153,6 +161,11 @@ class RobustReference(base.Base):
             med = np.median(b, axis=0).astype(np.float64)
             dev = np.abs(b - med.astype(np.float32))
             scale = np.maximum(1.4826 * np.median(dev, axis=0), 1.2533 * dev.mean(axis=0, dtype=np.float64))
+            # The resolution: a quantised signal's smallest step is one scale at least.
+            step = np.where(dev > 0, dev, np.inf).min(axis=0)
+            step = np.where(np.isfinite(step), step, 0.0)
+            scale = np.maximum(scale, step)
+            self.step[cols] = step
             self.median[cols] = med
             self.scale[cols] = np.maximum(np.maximum(scale, self.rel_floor * np.abs(med)), self.abs_floor)
 

@@ -14,7 +14,10 @@ health it maps to). Why each choice:
   drift that no single value shows; ``diff``, the ``|z|`` of the change since
   the previous value, catches jumps; ``scale``, the ``|log|`` ratio of the
   recent mean absolute change to the reference's, catches a variance increase
-  or a flat-lined signal.
+  or a flat-lined signal (both sides plus a quarter of the reference's mean
+  change: a perfectly still stretch scores ``|log 0.2| = 1.6``, news only
+  against a history of steady movement, so a quantised signal that often sits
+  still is not "flat-lined" when it does).
 * **Per-statistic tail calibration**
   (:class:`~predmaint.models.tail_calibration.TailCalibration`). The
   statistics have different distributions per feature (a kurtosis is
@@ -78,6 +81,8 @@ STATS = ("level", "mean", "diff", "scale")
 CLIP_MIN_VALUES = 32
 #: Mean |difference| of a zero-median difference, per unit of its robust scale (Gaussian: sqrt(2/pi)).
 _MEAN_ABS_PER_SCALE = 0.7979
+#: Part of the reference's mean |change| added to both sides of the ``scale`` ratio.
+_SCALE_SOFTENING = 0.25
 
 
 class _RollingMeans:
@@ -288,7 +293,12 @@ class RobustDeviation(AnomalyDetector):
                     else:  # scale: recent mean |change| against the reference's
                         assert self._dabs is not None
                         recent = self._dabs.with_value(np.abs(d))
-                        r = np.abs(np.log((recent + 1e-12) / (_MEAN_ABS_PER_SCALE * dref.scale + 1e-12)))
+                        # Softened by a quarter of the reference's mean change (and one
+                        # resolution step): a perfectly still stretch scores |log 0.2| = 1.6,
+                        # so a signal that often sits still is not "flat-lined" when it does.
+                        expected = _MEAN_ABS_PER_SCALE * dref.scale
+                        floor = _SCALE_SOFTENING * expected + dref.step + 1e-12
+                        r = np.abs(np.log((recent + floor) / (expected + floor)))
                     r = np.where(dref.n > 0, r, np.nan)
                 out[s] = np.where(known, r, np.nan)
         return np.stack([out[s] for s in self.stats], axis=1)

@@ -34,18 +34,18 @@ Why each choice:
   :class:`~predmaint.models.robust_deviation.RobustDeviation`) therefore use,
   until there are enough scores for the GPD, the half-normal at the scale their
   *median* implies (which a few large scores do not move), with Student's t
-  tails on as many degrees of freedom as scores, at most ``max_dof`` (Bailey's
+  tails on as many degrees of freedom as independent scores, at most ``max_dof`` (Bailey's
   normal approximation): the median fixes a scale, not how heavy the real tail
-  is.
+  is. A statistic whose median is about 0 (a quantised feature that rarely
+  moves a step) is no half-normal and keeps the predictive GPD.
 * **Dependent scores count for less.** A statistic over a rolling window (the
   mean of the last 6 values, the mean change over the last 16) gives nearly the
   same score on consecutive readings, so its excesses come in clusters and a
   tail fitted to them is far more certain than it has reason to be (iid noise
   crossed health 50 about once in 10,000 readings through a calm stretch of the
-  rolling mean change). With ``dependence=w``, the uncertainty of the GPD
-  tail (its predictive shape ``1/k``) counts ``k / w`` independent excesses.
-  (The young half-normal needs no such correction: its degrees of freedom are
-  capped at ``max_dof`` anyway.)
+  rolling mean change). With ``dependence=w``, the uncertainty of the tail
+  counts ``n / w`` scores and ``k / w`` excesses: the half-normal's degrees of
+  freedom and the GPD's predictive shape ``1/k``.
 * **Winsorised learning.** With ``clip_surprise``, a score beyond that surprise
   is learned as the score of that surprise, so a run of growing scores cannot
   stretch the tail it is judged by.
@@ -72,6 +72,8 @@ _SQRT2 = math.sqrt(2.0)
 _NORMAL = NormalDist()
 #: Codes of :attr:`TailCalibration.tail`.
 NONE, HALF_NORMAL, GPD = 0, 1, 2
+#: Below this median, folded scores are not taken for a half-normal (a |z| has median 0.67).
+MIN_FOLDED_MEDIAN = 0.01
 
 
 class TailCalibration(base.Base):
@@ -104,15 +106,16 @@ class TailCalibration(base.Base):
         Scores are ``|z|``-like (0 = typical): before the GPD, use the
         half-normal tail at the scale the scores' median implies.
     max_dof
-        Most degrees of freedom of that half-normal's Student t (10: ``|z| = 5``
-        has ``p = 5e-4`` instead of the Gaussian ``6e-7``).
+        Most degrees of freedom of that half-normal's Student t (scores /
+        ``dependence`` below that; 10: ``|z| = 5`` has ``p = 5e-4`` instead of
+        the Gaussian ``6e-7``).
     clip_surprise
         Once fitted, learn a score beyond this surprise as :meth:`score_at` of
         it; ``None``: no clipping.
     dependence
         Consecutive scores that share most of their data (a rolling window's
-        length): the GPD's uncertainty counts ``1 / dependence`` of its excesses.
-        The default of columns added without one (:meth:`add_columns`).
+        length): the tail's uncertainty counts ``1 / dependence`` of them. The
+        default of columns added without one (:meth:`add_columns`).
 
     Attributes
     ----------
@@ -255,7 +258,17 @@ class TailCalibration(base.Base):
             # A column holding fewer than size scores has never wrapped: its scores are the first rows.
             b = (self.buffer[:count, cols] if count < self.size else self.buffer[:, cols]).astype(np.float64)
             if self.folded and count * self.tail_fraction < self.min_excesses:
-                self._fit_half_normal(cols, b, int(count))
+                # Half-normal where the median is that of a |z| (folded scores are in units of
+                # a scale: typical ~0.67); a statistic that is mostly 0, up to float32 rounding
+                # (a quantised feature that rarely moves one step), is not one. Half the RMS
+                # floors the scale for statistics that are often 0.
+                med = np.median(np.abs(b), axis=0)
+                tau = np.maximum(med / 0.6745, 0.5 * np.sqrt(np.mean(b * b, axis=0)))
+                hn = med >= MIN_FOLDED_MEDIAN
+                if hn.any():
+                    self._fit_half_normal(cols[hn], tau[hn], int(count))
+                if not hn.all():
+                    self._fit_gpd(cols[~hn], b[:, ~hn], int(count))
             else:
                 self._fit_gpd(cols, b, int(count))
             flat = ~(b.max(axis=0) > b.min(axis=0))  # no spread: no scale to measure a difference with
@@ -264,13 +277,11 @@ class TailCalibration(base.Base):
             self.clip_score[cols] = math.inf if self.clip_surprise is None else \
                 self._score_at(self.clip_surprise, cols)
 
-    def _fit_half_normal(self, cols: np.ndarray, b: np.ndarray, count: int) -> None:
-        # Its median is 0.6745 scales; half the RMS is a floor for statistics
-        # that are mostly exactly 0 (quantised features).
-        tau = np.maximum(np.median(np.abs(b), axis=0) / 0.6745, 0.5 * np.sqrt(np.mean(b * b, axis=0)))
-        self.tail[cols], self.dof[cols], self.sigma[cols] = HALF_NORMAL, min(count, self.max_dof), tau
-        self.threshold[cols] = np.where(tau > 0, 0.0, math.inf)
-        self.shape[cols], self.zeta[cols] = 0.0, 1.0
+    def _fit_half_normal(self, cols: np.ndarray, tau: np.ndarray, count: int) -> None:
+        """The half-normal of scale ``tau`` (its median is 0.6745 scales)."""
+        dof = np.minimum(np.maximum(count / self._dependence[cols], 1.0), self.max_dof)
+        self.tail[cols], self.dof[cols], self.sigma[cols] = HALF_NORMAL, dof, tau
+        self.threshold[cols], self.shape[cols], self.zeta[cols] = 0.0, 0.0, 1.0
 
     def _fit_gpd(self, cols: np.ndarray, b: np.ndarray, count: int) -> None:
         k = max(math.ceil(self.tail_fraction * count), min(self.min_excesses, count - 1))
