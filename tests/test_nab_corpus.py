@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,13 +23,6 @@ from predmaint.models.nab_scoring import label_rows
 MACHINE = "realKnownCause/machine_temperature_system_failure.csv"
 STANDARD = {"standard": NAB_PROFILES["standard"]}
 
-
-@pytest.fixture(scope="module")
-def nab_dir() -> Path:
-    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / "nab"
-    if not (d / "data").is_dir() or not (d / "results").is_dir():
-        pytest.fail(f"NAB shared data not found at {d} (set PREDMAINT_SHARED_DATA to the folder holding nab/)")
-    return d
 
 
 @pytest.fixture(scope="module")

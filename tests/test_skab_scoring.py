@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,13 +192,6 @@ def test_published_table():
 # Real experiments, read in place
 # ----------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def skab_dir() -> Path:
-    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / "skab"
-    if not (d / "valve1").is_dir():
-        pytest.fail(f"SKAB shared data not found at {d} (set PREDMAINT_SHARED_DATA to the folder holding skab/)")
-    return d
 
 
 def test_a_real_experiment(skab_dir):

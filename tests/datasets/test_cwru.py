@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from predmaint.errors import EvaluationError
 from predmaint.features.bearing import bearing_multipliers
 from predmaint.settings import BearingSettings, load_settings
 from predmaint.telemetry import decode_reading, encode_reading
+from tests.conftest import shared_dataset
 
 FILES = {
     "normal": "normal_0_97.mat",
@@ -33,10 +33,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def cwru_dir() -> Path:
-    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / "cwru_bearing"
-    if not all((d / f).is_file() for f in FILES.values()):
-        pytest.fail(f"CWRU shared data not found at {d} (set PREDMAINT_SHARED_DATA)")
-    return d
+    return shared_dataset("cwru_bearing", *FILES.values())
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 from predmaint.connectors.datasets.ims import IMS_RUNS, ims_column, ims_tables, load_ims
 from predmaint.errors import EvaluationError
 from predmaint.settings import load_settings
+from tests.conftest import shared_dataset
 
 
 def _ms(text: str) -> int:
@@ -21,11 +21,8 @@ def _ms(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def data() -> Path:
-    d = Path(os.environ["PREDMAINT_SHARED_DATA"])
-    for sub in ("ims_bearing_test1", "ims_bearing_test2"):
-        if not (d / sub).is_dir():
-            pytest.fail(f"IMS shared data not found at {d / sub} (set PREDMAINT_SHARED_DATA)")
-    return d
+    shared_dataset("ims_bearing_test2")
+    return shared_dataset("ims_bearing_test1").parent
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,13 +29,6 @@ MACHINE = "realKnownCause/machine_temperature_system_failure.csv"
 def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
-
-@pytest.fixture(scope="module")
-def nab_dir() -> Path:
-    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / "nab"
-    if not (d / "data").is_dir():
-        pytest.fail(f"NAB shared data not found at {d} (set PREDMAINT_SHARED_DATA to the folder holding nab/)")
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ numbers in SKAB's layout to a temporary folder.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,13 +23,6 @@ SENSORS = [("accelerometer1rms", "g"), ("accelerometer2rms", "g"), ("current", "
 HEADER = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;Voltage;"
           "Volume Flow RateRMS;anomaly;changepoint")
 
-
-@pytest.fixture(scope="module")
-def skab_dir() -> Path:
-    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / "skab"
-    if not (d / "valve1").is_dir():
-        pytest.fail(f"SKAB shared data not found at {d} (set PREDMAINT_SHARED_DATA to the folder holding skab/)")
-    return d
 
 
 @pytest.fixture(scope="module")
