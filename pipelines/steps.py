@@ -455,6 +455,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         if models is None:  # built only for a sensor's first window (setdefault would build every time)
             models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}")
         scored.append(score_sensor(settings, models, w))
+    # Once per window, whatever the number of rules that look at it.
+    explanations = {s.window.sensor: explained(s) for s in scored}
     events: list[AlertEvent] = []
     other_health: dict[str, float] = {}
     for rule_state in state.alerts.values():
@@ -466,7 +468,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
             if v is None:
                 recent.pop(s.window.sensor, None)
                 continue
-            explanation = explained(s)
+            explanation = explanations[s.window.sensor]
             candidates.append((v, s.window.sensor, explanation, s.assessment.health))
             recent[s.window.sensor] = RuleValue(v, explanation, s.assessment.health, aw.end_ns, aw.length_s)
         for sensor, r in list(recent.items()):

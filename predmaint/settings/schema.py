@@ -9,6 +9,7 @@ into these classes (YAML, environment overrides, cross-checks) is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -436,7 +437,7 @@ class Settings:
     source: str = "<defaults>"
 
     def asset(self, asset_id: str) -> AssetSettings | None:
-        return self._assets().get(asset_id)
+        return self._asset_index.get(asset_id)
 
     def sensor(self, asset_id: str, sensor_id: str) -> SensorSettings | None:
         a = self.asset(asset_id)
@@ -444,22 +445,25 @@ class Settings:
 
     def window_length_s(self, asset_id: str, sensor_id: str) -> float:
         """The event-time window length of a registered sensor (see :class:`WindowSettings`)."""
-        s = self.sensor(asset_id, sensor_id)
-        if s is None:
-            raise KeyError(f"sensor {sensor_id!r} of asset {asset_id!r} is not in the registry")
-        return self.window.length_for(s.kind, s.window_s)
+        try:
+            return self._window_length_index[(asset_id, sensor_id)]
+        except KeyError:
+            raise KeyError(f"sensor {sensor_id!r} of asset {asset_id!r} is not in the registry") from None
+
+    # Asked for on every reading: indexed once (the settings are frozen; cached_property writes
+    # the instance dict directly, so it works on a frozen dataclass and a replace() starts afresh).
+    @functools.cached_property
+    def _window_length_index(self) -> dict[tuple[str, str], float]:
+        return {(a.asset, s.sensor): self.window.length_for(s.kind, s.window_s) for a in self.fleet for s in a.sensors}
+
+    @functools.cached_property
+    def _asset_index(self) -> dict[str, AssetSettings]:
+        return {a.asset: a for a in self.fleet}
 
     def window_lengths(self) -> tuple[float, ...]:
         """Every distinct window length the fleet uses, shortest first (one windowing step each)."""
         lengths = {self.window.length_for(s.kind, s.window_s) for a in self.fleet for s in a.sensors}
         return tuple(sorted(lengths or {self.window.length_s}))
-
-    def _assets(self) -> dict[str, AssetSettings]:
-        cache = self.__dict__.get("_asset_index")
-        if cache is None:
-            cache = {a.asset: a for a in self.fleet}
-            object.__setattr__(self, "_asset_index", cache)
-        return cache
 
     def replace(self, **sections: Any) -> "Settings":
         return dataclasses.replace(self, **sections)
