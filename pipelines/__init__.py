@@ -15,6 +15,7 @@ __all__ = [
     "evaluate",
     "report",
     "runner",
+    "scoreboard",
     "steps",
     "summary",
 ]

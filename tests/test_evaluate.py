@@ -17,7 +17,7 @@ import math
 
 import pytest
 
-from predmaint.pipelines import evaluate
+from predmaint.pipelines import evaluate, scoreboard
 from predmaint.pipelines.cli import main as cli_main
 
 DATA = evaluate.shared_data_dir()
@@ -103,7 +103,7 @@ def test_cwru_reports_auc_and_fault_naming_per_fault(runs):
      {"ball auc >= 0.99": True, "ball fault type >= 0.9": False}),
 ])
 def test_every_target_kind_is_checked(corpus, result, expected):
-    assert evaluate.targets_met(corpus, result, evaluate.targets()[corpus]) == expected
+    assert scoreboard.targets_met(corpus, result, evaluate.targets()[corpus]) == expected
 
 
 def test_missing_data_folder_exits_2_naming_the_path(tmp_path):
