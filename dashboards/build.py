@@ -27,7 +27,6 @@ from predmaint.dashboards.definitions import dashboards
 from predmaint.settings import Settings, load_settings
 
 
-
 def packaged_json() -> Traversable:
     """The dashboard JSON shipped in the package (what Grafana provisioning mounts from the repository)."""
     return importlib.resources.files("predmaint.dashboards").joinpath("json")

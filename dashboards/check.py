@@ -65,8 +65,8 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     A healthy deployment may not have them yet: ``alerts`` (an alert event),
     ``deadletters`` (an input the pipeline rejected) and ``delivery_deadletter``
     (``predmaint notify`` gave up on an alert event). Their keys come from their
-    writers (:func:`predmaint.pipelines.steps.alert_point`,
-    :func:`predmaint.pipelines.steps.dead_letter_point`,
+    writers (:func:`predmaint.pipelines.points.alert_point`,
+    :func:`predmaint.pipelines.points.dead_letter_point`,
     :func:`predmaint.connectors.deadletters.deadletter_to_influx`) applied to a record with
     every item set, so they follow the writers.
 
@@ -83,7 +83,7 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     from predmaint.connectors.deadletters import deadletter_to_influx
     from predmaint.domain import DeadLetter
     from predmaint.models.alerting import AlertEvent
-    from predmaint.pipelines.steps import alert_point, dead_letter_point
+    from predmaint.pipelines.points import alert_point, dead_letter_point
 
     asset = {"site": "site", "line": "line", "asset": "asset"}
     points = [alert_point(asset, AlertEvent("a", 0, "raised", "alarm", "rule", "asset", "sensor", 0, 1.0), 1.0),

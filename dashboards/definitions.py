@@ -13,7 +13,7 @@ bucket's DBRP mapping, and 3.x), all on the datasource uid
 * **Pipeline health**: throughput, processing lag, dead letters, alert events
   that ``predmaint notify`` could not deliver.
 
-What is queried is exactly what :func:`predmaint.pipelines.steps.to_points` writes (see
+What is queried is exactly what :func:`predmaint.pipelines.points.to_points` writes (see
 the README's storage schema). Filters on ``site``, ``line`` and ``asset`` are
 regex matches (``=~ /^$asset$/``) so multi-value and "All" selections work.
 

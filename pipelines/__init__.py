@@ -1,7 +1,8 @@
 """The flow and the commands: pure flow steps, the Bytewax wiring, runners, evaluation, report and CLI.
 
-:mod:`~predmaint.pipelines.steps` and :mod:`~predmaint.pipelines.summary` are
-pure; :mod:`~predmaint.pipelines.dataflow` wires them to sources and sinks;
+:mod:`~predmaint.pipelines.intake` (decode, a reading's features),
+:mod:`~predmaint.pipelines.steps` (windows, assess), :mod:`~predmaint.pipelines.points`
+(what is written) and :mod:`~predmaint.pipelines.summary` are pure; :mod:`~predmaint.pipelines.dataflow` wires them to sources and sinks;
 :mod:`~predmaint.pipelines.runner` runs it (``predmaint run``, replays);
 :mod:`~predmaint.pipelines.cli` is the command line (see the README's layers).
 """
@@ -13,6 +14,8 @@ __all__ = [
     "cli",
     "dataflow",
     "evaluate",
+    "intake",
+    "points",
     "report",
     "runner",
     "scoreboard",

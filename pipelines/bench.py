@@ -25,7 +25,7 @@ from predmaint.connectors import kafka_io
 from predmaint.connectors.fleet_simulator import fleet_messages
 from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB
 from predmaint.features.bench import feature_cost_us
-from predmaint.pipelines import steps
+from predmaint.pipelines import intake, points, steps
 from predmaint.pipelines.runner import run_pipeline
 from predmaint.settings import Settings, load_settings
 
@@ -51,16 +51,16 @@ def bare_loop(settings: Settings, messages) -> float:
     states: dict = {}
     t0 = time.perf_counter()
     for i, m in enumerate(messages):
-        reading = steps.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
+        reading = intake.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
         # The bench fleet sends only valid messages (bench_settings: invalid_messages=0).
-        assert isinstance(reading, steps.Reading)
-        snap = steps.snapshot_features(settings, reading)
-        assert isinstance(snap, steps.Snapshot)
+        assert isinstance(reading, intake.Reading)
+        snap = intake.snapshot_features(settings, reading)
+        assert isinstance(snap, intake.Snapshot)
         acc = steps.window_add(steps.window_new(), snap)
         window_id = int(snap.ts_ms // (settings.window.length_s * 1000))
         w = steps.window_features(settings, settings.window.length_s, (window_id, acc))
         states[reading.asset], scored = steps.assess(settings, None, states.get(reading.asset), w)
-        steps.to_points(settings, scored)
+        points.to_points(settings, scored)
     return time.perf_counter() - t0
 
 
@@ -75,10 +75,10 @@ def state_bytes_per_sensor(settings: Settings, messages, sensors: int = 200) -> 
 
     windows = []
     for i, m in enumerate(messages[:60]):
-        reading = steps.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
-        assert isinstance(reading, steps.Reading)  # valid messages only, as in bare_loop
-        snap = steps.snapshot_features(settings, reading)
-        assert isinstance(snap, steps.Snapshot)
+        reading = intake.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
+        assert isinstance(reading, intake.Reading)  # valid messages only, as in bare_loop
+        snap = intake.snapshot_features(settings, reading)
+        assert isinstance(snap, intake.Snapshot)
         acc = steps.window_add(steps.window_new(), snap)
         windows.append(steps.window_features(settings, settings.window.length_s, (i, acc)))
     tracemalloc.start()

@@ -13,8 +13,8 @@ partition and in order; partitions are the unit of parallelism.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TypeGuard, cast
 
 import bytewax.operators as op
@@ -22,15 +22,15 @@ from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.outputs import Sink
 from bytewax.operators import KeyedStream
 from bytewax.operators import windowing as win
+from bytewax.outputs import Sink
 
 from predmaint.connectors.kafka_io import dead_letter_value
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage_sink import StorageSink
 from predmaint.domain import DeadLetter
-from predmaint.pipelines import steps
+from predmaint.pipelines import intake, points, steps
 from predmaint.settings import Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -51,17 +51,17 @@ def _no_wakeup(close_time: datetime) -> None:
     return None
 
 
-def _snapshot_time(item: steps.Snapshot) -> datetime:
+def _snapshot_time(item: intake.Snapshot) -> datetime:
     return item.event_time
 
 
-def _is_reading(x: steps.Reading | DeadLetter) -> TypeGuard[steps.Reading]:
+def _is_reading(x: intake.Reading | DeadLetter) -> TypeGuard[intake.Reading]:
     # A named TypeGuard (not a partial of a generic one) so that bytewax's branch types its true side.
-    return isinstance(x, steps.Reading)
+    return isinstance(x, intake.Reading)
 
 
-def _snapshot_ok(kv: tuple[str, steps.Snapshot | DeadLetter]) -> TypeGuard[tuple[str, steps.Snapshot]]:
-    return isinstance(kv[1], steps.Snapshot)
+def _snapshot_ok(kv: tuple[str, intake.Snapshot | DeadLetter]) -> TypeGuard[tuple[str, intake.Snapshot]]:
+    return isinstance(kv[1], intake.Snapshot)
 
 
 def _kafka_error(err) -> DeadLetter:
@@ -84,7 +84,7 @@ def _dead_letter_message(d: DeadLetter) -> KafkaSinkMessage:
 
 
 def _alert_message(settings: Settings, item) -> KafkaSinkMessage:
-    key, value = steps.alert_message(settings, *item)
+    key, value = points.alert_message(settings, *item)
     return KafkaSinkMessage(key=key, value=value)
 
 
@@ -131,12 +131,12 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
     else:
         messages, kafka_errors = op.input("telemetry_in", flow, io.telemetry), None
 
-    decoded = op.map("decode", messages, functools.partial(steps.decode, settings))
+    decoded = op.map("decode", messages, functools.partial(intake.decode, settings))
     valid = op.branch("valid", decoded, _is_reading)
     # Keyed by asset: all of an asset's sensors share one window state and one
     # worker, so the asset's alert rules see its windows in a deterministic order.
     keyed = op.key_on("key_asset", valid.trues, lambda r: r.asset)
-    snaps = op.map_value("snapshot_features", keyed, functools.partial(steps.snapshot_features, settings))
+    snaps = op.map_value("snapshot_features", keyed, functools.partial(intake.snapshot_features, settings))
     snapped = op.branch("snapshot_ok", snaps, _snapshot_ok)
 
     # One tumbling windower per window length in the fleet (a vibration
@@ -161,7 +161,7 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
     suppressions = Suppressions(settings.suppression)
     scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings, suppressions))
 
-    points = op.flat_map("to_points", scored, lambda kv: steps.to_points(settings, kv[1]))
+    window_points = op.flat_map("to_points", scored, lambda kv: points.to_points(settings, kv[1]))
     events = op.flat_map("alert_events", scored, lambda kv: [(e, kv[1].health_of(e.sensor)) for e in kv[1].events])
     op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
               io.alerts or KafkaSink(brokers, k.alerts_topic))
@@ -177,8 +177,8 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
     dead = op.merge("dead_letters", *errors)
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               io.dead_letters or KafkaSink(brokers, k.dead_letter_topic))
-    dead_points = op.map("dead_letter_points", dead, steps.dead_letter_point)
-    keyed_points = op.key_on("key_points", op.merge("all_points", points, dead_points),
+    dead_points = op.map("dead_letter_points", dead, points.dead_letter_point)
+    keyed_points = op.key_on("key_points", op.merge("all_points", window_points, dead_points),
                              lambda p: p.tags.get("asset") or p.measurement)
     op.output("storage_out", keyed_points, io.points or StorageSink(settings.storage))
     return flow

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSourceMessage

@@ -1,62 +1,32 @@
-"""The functions and state the dataflow's operators call.
+"""The flow's windowing and assessment steps, and the state they keep.
 
-Each function is one step of :mod:`predmaint.pipelines.dataflow`, named after it. They
-hold no I/O: decoding uses the wire contract, features come from
-:mod:`features`, scoring from :mod:`models`; what to write where is decided by
-the sinks.
+Each function is one step of :mod:`predmaint.pipelines.dataflow`, named after it:
+folding snapshots into an asset's event-time window, the window's features,
+and ``assess`` (every model scores, then learns; the alert rules advance).
+Decoding is :mod:`predmaint.pipelines.intake`, the points written
+:mod:`predmaint.pipelines.points`. No I/O.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import time
-import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
-import river
 
-from predmaint.domain import DeadLetter, Point
+from predmaint.domain import DeadLetter
 from predmaint.features.aggregate import FeatureAccumulator
-from predmaint.features.bearing import bearing_multipliers
 from predmaint.features.current import current_features
-from predmaint.features.diagnosis import diagnose, named_fault
+from predmaint.features.diagnosis import diagnose
 from predmaint.features.process import process_features
 from predmaint.features.temperature import temperature_features
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent, AlertState
 from predmaint.models.health import iso_capped
 from predmaint.models.sensor_model import Assessment, SensorModel
-from predmaint.settings import AssetSettings, ModelSettings, Settings
-from predmaint.telemetry import (
-    MAX_FIELD_CHARS,
-    MAX_REASON_CHARS,
-    MAX_TS_MS,
-    InvalidMessage,
-    Reading,
-    Source,
-    clip,
-    decode_reading,
-)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one reading contributes to its sensor's window."""
-
-    asset: str
-    sensor: str
-    kind: str
-    ts_ms: int
-    features: dict | None = None  # vibration: per-snapshot features
-    values: tuple = ()  # scalar kinds: the readings themselves
-
-    @property
-    def event_time(self) -> datetime:
-        return datetime.fromtimestamp(self.ts_ms / 1000.0, tz=timezone.utc)
+from predmaint.pipelines.intake import Snapshot, vibration_parameters
+from predmaint.settings import ModelSettings, Settings
 
 
 @dataclass
@@ -124,73 +94,6 @@ class ScoredAssetWindow:
         return own if own is not None else self.other_health.get(sensor)
 
 
-def decode(settings: Settings, msg) -> Reading | DeadLetter:
-    """Step ``decode``: parse the envelope and check it against the asset registry.
-
-    Never raises on data: whatever the message holds, the result is a reading or a dead letter.
-    """
-    time_ns = _broker_time_ns(msg)
-    where = dict(topic=msg.topic, partition=msg.partition, offset=msg.offset, original=msg.value,
-                 time_ns=time_ns)
-    broker_ms = time_ns // 1_000_000 or None  # 0: the broker gave no usable timestamp
-    try:
-        reading = decode_reading(msg.value, msg.key, broker_ts_ms=broker_ms)
-    except InvalidMessage as exc:
-        return DeadLetter(exc.reason, "decode", exc.asset, exc.sensor, **where)
-    asset = settings.asset(reading.asset)
-    if asset is None:
-        return DeadLetter(f"asset {reading.asset!r} is not in the registry", "decode",
-                          reading.asset, reading.sensor, **where)
-    sensor = asset.sensor(reading.sensor)
-    if sensor is None:
-        return DeadLetter(f"sensor {reading.sensor!r} is not registered for asset {reading.asset!r}",
-                          "decode", reading.asset, reading.sensor, **where)
-    if sensor.kind != reading.kind:
-        return DeadLetter(f"kind {reading.kind!r} differs from the registry's {sensor.kind!r}",
-                          "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "vibration" and sensor.sample_rate_hz and \
-            abs(reading.sample_rate_hz - sensor.sample_rate_hz) > 1e-6 * sensor.sample_rate_hz:
-        return DeadLetter(f"sample rate {reading.sample_rate_hz} Hz differs from the registry's "
-                          f"{sensor.sample_rate_hz} Hz", "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "vibration" and asset.rpm_source == "message" and reading.rpm is None:
-        return DeadLetter("asset takes shaft speed from messages (rpm_source: message) but 'rpm' is missing",
-                          "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "temperature" and reading.channels != (2 if sensor.ambient_channel >= 0 else 1):
-        return DeadLetter(f"temperature needs {2 if sensor.ambient_channel >= 0 else 1} channel(s) "
-                          f"(ambient_channel={sensor.ambient_channel}), got {reading.channels}",
-                          "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "current" and reading.channels != 3:
-        return DeadLetter(f"current needs 3 phase channels, got {reading.channels}", "decode",
-                          reading.asset, reading.sensor, **where)
-    if reading.kind == "vibration" and reading.channels != 1:
-        # One accelerometer axis per sensor (its registered `axis`); the features take one channel.
-        return DeadLetter(f"vibration needs 1 channel (one axis per registered sensor), got {reading.channels}",
-                          "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "process" and (reading.channels != 1 or reading.unit != sensor.unit):
-        return DeadLetter(f"process value needs 1 channel in the registered unit {sensor.unit!r}, got "
-                          f"{reading.channels} channel(s) in {reading.unit!r}", "decode",
-                          reading.asset, reading.sensor, **where)
-    return dataclasses.replace(reading, source=Source(msg.topic, msg.partition, msg.offset, time_ns, msg.value))
-
-
-def _broker_time_ns(msg) -> int:
-    """The broker timestamp of ``msg`` in nanoseconds; 0 when it has none or one InfluxDB cannot store.
-
-    A producer may set any create time, so the value is bounded like event time.
-    :func:`dead_letter_point` makes the dead letters' points unique from it, the partition and the offset.
-    """
-    ts = getattr(msg, "timestamp", None)
-    ms = ts[1] if isinstance(ts, tuple) and len(ts) == 2 and isinstance(ts[1], int) else 0
-    return ms * 1_000_000 if 0 < ms <= MAX_TS_MS else 0
-
-
-def vibration_parameters(asset: AssetSettings, rpm: float | None = None) -> dict:
-    """Keyword arguments of :func:`predmaint.features.vibration.vibration_features` for ``asset``."""
-    return dict(shaft_hz=(rpm or asset.rpm) / 60.0, bearing=bearing_multipliers(asset.bearing),
-                iso_group=asset.iso_group, iso_foundation=asset.iso_foundation, bands_hz=asset.bands_hz,
-                envelope_band_hz=tuple(asset.envelope_band_hz) or None)
-
-
 def check_registry(settings: Settings) -> None:
     """Fail at start-up, not at the first window, if a model or a vibration sensor is misconfigured."""
     from predmaint.models.spec import ModelSpecError
@@ -219,28 +122,6 @@ def check_registry(settings: Settings) -> None:
                 raise SettingsError(f"{settings.source}: fleet: asset {asset.asset} sensor {sensor.sensor}: "
                                     f"{exc}") from None
             checked.add(signature)
-
-
-def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLetter:
-    """Step ``snapshot_features``: per-reading work done before windowing (the FFTs)."""
-    if reading.kind == "vibration":
-        asset = settings.asset(reading.asset)
-        assert asset is not None  # decode dead-letters readings of assets not in the registry
-        try:
-            feats = vibration_features(reading.samples, reading.sample_rate_hz,
-                                       **vibration_parameters(asset, reading.rpm))
-            # NaN is a defined answer (a flat-lined signal's shape); infinity is an overflow.
-            infinite = sorted(k for k, v in feats.items() if math.isinf(v))
-            if infinite:
-                raise ValueError(f"not finite (overflow): {', '.join(infinite)}")
-        except (ValueError, ArithmeticError) as exc:
-            src = reading.source or Source(time_ns=reading.ts_ms * 1_000_000)
-            return DeadLetter(f"vibration features: {exc}", "snapshot_features", reading.asset, reading.sensor,
-                              src.topic, src.partition, src.offset, src.original, src.time_ns)
-        return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms, features=feats)
-    values = reading.samples.reshape(-1, reading.channels)
-    return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms,
-                    values=tuple(map(tuple, values.tolist())))
 
 
 def window_new() -> AssetWindow:
@@ -488,91 +369,3 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     return state, ScoredAssetWindow(aw.asset, aw.end_ns, tuple(scored), tuple(events), other_health)
 
 
-def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = None) -> list[Point]:
-    """Step ``to_points``: features, health per model and alert events as InfluxDB points."""
-    asset = settings.asset(s.asset)
-    assert asset is not None  # decode dead-letters readings of assets not in the registry
-    base = {"site": asset.site, "line": asset.line, "asset": s.asset}
-    # How long after the window closed in event time it was processed: lag for
-    # live data; for replays it measures how old the data is.
-    lag_s = ((time.time_ns() if now_ns is None else now_ns) - s.end_ns) / 1e9
-    points = []
-    for sw in s.sensors:
-        w = sw.window
-        tags = {**base, "sensor": w.sensor}
-        fields: dict[str, float | int | bool | str] = {k: float(v) for k, v in w.features.items()
-                                                       if math.isfinite(v)}
-        points.append(Point("features", {**tags, "kind": w.kind}, fields, w.end_ns))
-        for name, a in sw.by_model.items():
-            points.append(Point("health", {**tags, "model": name},
-                                {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
-                                 "learned": a.learned, "champion": name == settings.model.label,
-                                 "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
-    points += [alert_point(base, e, s.health_of(e.sensor)) for e in s.events]
-    # InfluxDB refuses a NaN or infinite field (400) and a point without fields: such a value is
-    # left out and the rest of its point kept (a health point without `health`: health unknown).
-    out = []
-    for p in points:
-        finite = {k: v for k, v in p.fields.items() if not (isinstance(v, float) and not math.isfinite(v))}
-        if finite:
-            out.append(p if len(finite) == len(p.fields) else dataclasses.replace(p, fields=finite))
-    return out
-
-
-def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float | None) -> Point:
-    """An alert event as an ``alerts`` point; ``asset_tags`` are site, line and asset.
-
-    ``health`` is left out when the sensor has none at this moment (it fell silent).
-    """
-    fields: dict[str, float | int | bool | str] = {
-        "alert_id": e.alert_id, "event_id": e.event_id, "state": e.state, "value": e.value,
-        "notify": e.notify, "suppressed_by": e.suppressed_by, "fault": named_fault(e.explanation),
-        "explanation": json.dumps(e.explanation)}
-    if health is not None:
-        fields["health"] = health
-    return Point("alerts", {**asset_tags, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
-                 fields, e.time_ns)
-
-
-def alert_message(settings: Settings, e: AlertEvent, health: float | None) -> tuple[bytes, bytes]:
-    """Step ``alert_messages``: the alert event as published on the alerts topic."""
-    asset = settings.asset(e.asset)
-    assert asset is not None  # decode dead-letters readings of assets not in the registry
-    doc = {
-        "v": 1, "event_id": e.event_id, "alert_id": e.alert_id, "state": e.state, "severity": e.severity,
-        "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
-        "time": datetime.fromtimestamp(e.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
-        "health": health, "value": e.value, "fault": named_fault(e.explanation), "explanation": e.explanation,
-        "model": settings.model.label, "notify": e.notify, "suppressed_by": e.suppressed_by,
-    }
-    return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
-
-
-def dead_letter_point(d: DeadLetter) -> Point:
-    """A dead letter as a ``deadletters`` point: unique, deterministic and bounded in size.
-
-    Tags: ``step`` and, when known, the source ``partition`` (a small number, low-cardinality).
-    Time: a dead letter of a message (it has an offset) is stamped at its broker time's second
-    plus the offset modulo 10⁹ as nanoseconds (the offset alone when the broker gave no time),
-    so two messages of one partition share a point only if 10⁹ offsets arrive within one
-    second; one without (window features, late data) keeps its millisecond and takes a hash of
-    asset and sensor as its nanoseconds, so the sensors of one window do not overwrite each
-    other. Strings are cut with a marker (:func:`predmaint.telemetry.clip`).
-    """
-    latest = MAX_TS_MS * 1_000_000
-    t = min(max(d.time_ns, 0), latest)
-    if d.offset is not None:
-        offset = max(d.offset, 0)
-        if t >= 1_000_000_000:
-            t = t - t % 1_000_000_000 + offset % 1_000_000_000
-        else:  # no broker time (Kafka errors, a producer without timestamps)
-            t = min(offset, latest)
-    else:
-        t += zlib.crc32(f"{d.asset}\x00{d.sensor}".encode("utf-8", "replace")) % 1_000_000 - t % 1_000_000
-    tags = {"step": clip(d.step)}
-    if d.partition is not None:
-        tags["partition"] = str(d.partition)
-    return Point("deadletters", tags,
-                 {"count": 1, "reason": clip(d.reason, MAX_REASON_CHARS),
-                  "asset": clip(d.asset or "", MAX_FIELD_CHARS), "sensor": clip(d.sensor or "", MAX_FIELD_CHARS),
-                  "offset": d.offset if d.offset is not None else -1}, t)

@@ -187,7 +187,7 @@ def summarise(settings: Settings, reader: PointReader, truth: dict) -> list[Asse
         feats = reader.points("features", asset=asset.asset)
         last: dict[str | None, dict[str, float]] = {}
         for p in feats:
-            # Feature fields are all floats: steps.to_points writes them so.
+            # Feature fields are all floats: pipelines.points.to_points writes them so.
             last[p.tags.get("kind")] = cast("dict[str, float]", p.fields)
         vib = last.get("vibration", {})
         line = strongest_defect_line(vib) if vib else None

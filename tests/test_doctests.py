@@ -12,8 +12,6 @@ import pkgutil
 
 import pytest
 
-import predmaint
-
 #: Packages whose folders are not under predmaint/ (package-dir mapping) are listed explicitly.
 PACKAGES = ("predmaint", "predmaint.settings", "predmaint.features", "predmaint.models",
             "predmaint.connectors", "predmaint.connectors.datasets", "predmaint.pipelines", "predmaint.dashboards")

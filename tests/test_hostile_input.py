@@ -29,7 +29,7 @@ from predmaint.features.time_domain import time_domain_features
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent
 from predmaint.models.sensor_model import Assessment
-from predmaint.pipelines import steps
+from predmaint.pipelines import intake, points, steps
 from predmaint.settings import load_settings
 from predmaint.telemetry import Reading, decode_reading, encode_reading
 
@@ -65,7 +65,7 @@ def message(value: bytes, key: bytes | None = b"pump-01", *, partition: int = 0,
 
 
 def dead_letter(value: bytes, key: bytes | None = b"pump-01", **kw) -> DeadLetter:
-    d = steps.decode(SETTINGS, message(value, key, **kw))
+    d = intake.decode(SETTINGS, message(value, key, **kw))
     assert isinstance(d, DeadLetter), d
     assert d.step == "decode" and d.original
     assert_bounded(d)
@@ -79,7 +79,7 @@ def assert_bounded(d: DeadLetter) -> None:
                               partition=d.partition, offset=d.offset, original=d.original)
     assert len(key) + len(value) < KAFKA_MESSAGE_MAX
     json.loads(value)
-    p = steps.dead_letter_point(d)
+    p = points.dead_letter_point(d)
     assert 0 <= p.time_ns <= INFLUX_MAX_NS
     assert all(len(v) <= 2048 for v in p.fields.values() if isinstance(v, str))
     assert all(len(v) <= 256 for v in p.tags.values())
@@ -163,18 +163,18 @@ def test_snapshot_features_never_raise_on_huge_samples():
     r = Reading("pump-01", "de-accel", "vibration", TS_MS, 12800.0, "m/s2", np.full(4096, 1e300))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        d = steps.snapshot_features(SETTINGS, r)
+        d = intake.snapshot_features(SETTINGS, r)
     assert isinstance(d, DeadLetter) and d.step == "snapshot_features" and d.sensor == "de-accel"
 
 
 def test_snapshot_features_refuse_infinite_features(monkeypatch):
     # An overflow that no feature check catches (NaN, a flat-lined signal's shape, stays allowed).
-    monkeypatch.setattr(steps, "vibration_features", lambda *a, **k: {"accel_rms": math.inf, "kurtosis": math.nan})
+    monkeypatch.setattr(intake, "vibration_features", lambda *a, **k: {"accel_rms": math.inf, "kurtosis": math.nan})
     r = Reading("pump-01", "de-accel", "vibration", TS_MS, 12800.0, "m/s2", np.ones(4096))
-    d = steps.snapshot_features(SETTINGS, r)
+    d = intake.snapshot_features(SETTINGS, r)
     assert isinstance(d, DeadLetter) and "not finite" in d.reason and "accel_rms" in d.reason, d
-    monkeypatch.setattr(steps, "vibration_features", lambda *a, **k: {"accel_rms": 0.0, "kurtosis": math.nan})
-    assert isinstance(steps.snapshot_features(SETTINGS, r), steps.Snapshot)
+    monkeypatch.setattr(intake, "vibration_features", lambda *a, **k: {"accel_rms": 0.0, "kurtosis": math.nan})
+    assert isinstance(intake.snapshot_features(SETTINGS, r), intake.Snapshot)
 
 
 # 4. a temperature of 1e300 (non-finite raw_score / health written to InfluxDB: 400)
@@ -192,17 +192,17 @@ def test_to_points_never_writes_a_non_finite_field():
     event = AlertEvent("a", 0, "raised", "alarm", "health_low", "pump-01", "bearing-temp", 300_000_000_000, math.nan)
     s = steps.ScoredAssetWindow("pump-01", w.end_ns, (steps.ScoredWindow(w, bad, {"m1": bad, "m2": worse}),),
                                 (event,), {"bearing-temp": math.nan})
-    points = steps.to_points(SETTINGS, s, now_ns=w.end_ns)
-    for p in points:
+    written = points.to_points(SETTINGS, s, now_ns=w.end_ns)
+    for p in written:
         assert p.fields, p
         for k, v in p.fields.items():
             assert not (isinstance(v, float) and not math.isfinite(v)), (p.measurement, k, v)
         assert "inf" not in p.to_line() and "nan" not in p.to_line()
-    health = [p for p in points if p.measurement == "health"]
+    health = [p for p in written if p.measurement == "health"]
     # The health points stay (health unknown, not invented), with what is known about them.
     assert len(health) == 2 and all(p.fields["phase"] == "monitoring" and "health" not in p.fields for p in health)
-    assert [p.fields["readings"] for p in points if p.measurement == "features"] == [30.0]
-    assert [p.fields["alert_id"] for p in points if p.measurement == "alerts"] == ["a"]
+    assert [p.fields["readings"] for p in written if p.measurement == "features"] == [30.0]
+    assert [p.fields["alert_id"] for p in written if p.measurement == "alerts"] == ["a"]
 
 
 # 5. an asset id of 400 KB (the dead-letter message exceeded the broker's message size)
@@ -236,7 +236,7 @@ def test_every_string_of_a_dead_letter_is_bounded_with_a_marker():
     for k in ("reason", "asset", "sensor", "original"):
         assert "truncated" in doc[k], k
     assert "truncated" in doc["source"]["topic"]
-    p = steps.dead_letter_point(d)
+    p = points.dead_letter_point(d)
     assert "truncated" in p.fields["reason"] and "truncated" in p.fields["asset"]
     assert all(len(v) <= 2048 for v in p.fields.values() if isinstance(v, str))
 
@@ -261,16 +261,16 @@ def test_event_time_far_ahead_of_the_broker_time_is_a_dead_letter():
     d = dead_letter(raw(envelope(ts_ms=BROKER_MS + ahead + 1)))
     assert "ahead of the broker" in d.reason and d.sensor == "bearing-temp"
     # A clock a little ahead, or no broker timestamp: accepted.
-    assert isinstance(steps.decode(SETTINGS, message(raw(envelope(ts_ms=BROKER_MS + ahead)))), Reading)
-    assert isinstance(steps.decode(SETTINGS, message(raw(envelope(ts_ms=ms(2200))), broker_ms=None)), Reading)
+    assert isinstance(intake.decode(SETTINGS, message(raw(envelope(ts_ms=BROKER_MS + ahead)))), Reading)
+    assert isinstance(intake.decode(SETTINGS, message(raw(envelope(ts_ms=ms(2200))), broker_ms=None)), Reading)
     # The replay stamps messages with their event time: always accepted.
-    assert isinstance(steps.decode(SETTINGS, message(raw(envelope(ts_ms=ms(2200))), broker_ms=ms(2200))), Reading)
+    assert isinstance(intake.decode(SETTINGS, message(raw(envelope(ts_ms=ms(2200))), broker_ms=ms(2200))), Reading)
 
 
 @pytest.mark.parametrize("broker_ms", [ms(2999), 2**62, -7])
 def test_an_absurd_broker_timestamp_does_not_stamp_a_dead_letter_beyond_influxdb(broker_ms):
     d = dead_letter(b"not json", broker_ms=broker_ms, offset=12)
-    assert 0 <= steps.dead_letter_point(d).time_ns <= INFLUX_MAX_NS
+    assert 0 <= points.dead_letter_point(d).time_ns <= INFLUX_MAX_NS
 
 
 # 7. accepted silently: "v": true, vibration with channels: 2
@@ -295,7 +295,7 @@ def test_vibration_with_two_channels_is_a_dead_letter():
 # 8. dead letters overwrote each other in InfluxDB
 
 def point_key(d: DeadLetter):
-    p = steps.dead_letter_point(d)
+    p = points.dead_letter_point(d)
     return p.measurement, tuple(sorted(p.tags.items())), p.time_ns
 
 
@@ -305,7 +305,7 @@ def test_decode_dead_letters_of_different_partitions_do_not_collide():
     c = dead_letter(b"not json", partition=0, offset=1_000_005)  # the same broker millisecond
     d = dead_letter(b"not json", partition=0, offset=5 + 10**8)
     assert len({point_key(a), point_key(b), point_key(c), point_key(d)}) == 4
-    assert steps.dead_letter_point(a).tags["partition"] == "0"
+    assert points.dead_letter_point(a).tags["partition"] == "0"
     # Deterministic: a replay writes the same point again.
     assert point_key(dead_letter(b"not json", partition=0, offset=5)) == point_key(a)
 
@@ -324,17 +324,17 @@ def test_window_dead_letters_of_different_sensors_do_not_collide():
     assert point_key(a) == point_key(DeadLetter("other", "window_features", "pump-01", "motor-current",
                                                 time_ns=end_ns))
     # Still at the window end (to the millisecond).
-    assert steps.dead_letter_point(a).time_ns // 1_000_000 == end_ns // 1_000_000
+    assert points.dead_letter_point(a).time_ns // 1_000_000 == end_ns // 1_000_000
 
 
 def test_snapshot_feature_dead_letters_point_back_at_their_message_not_at_1970():
     doc = vibration(encoding="json", samples=[0.1, 0.2] * 64)  # too few samples for the vibration features
-    reading = steps.decode(SETTINGS, message(raw(doc), partition=4, offset=77))
+    reading = intake.decode(SETTINGS, message(raw(doc), partition=4, offset=77))
     assert isinstance(reading, Reading)
-    d = steps.snapshot_features(SETTINGS, reading)
+    d = intake.snapshot_features(SETTINGS, reading)
     assert isinstance(d, DeadLetter) and d.step == "snapshot_features"
     assert (d.topic, d.partition, d.offset, d.original) == ("telemetry", 4, 77, raw(doc))
-    assert steps.dead_letter_point(d).time_ns // 10**9 == BROKER_MS // 1000  # at its arrival, not in 1970
+    assert points.dead_letter_point(d).time_ns // 10**9 == BROKER_MS // 1000  # at its arrival, not in 1970
 
 
 def test_the_reason_and_the_original_are_truncated_with_a_marker():

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from predmaint.pipelines import steps
+from predmaint.pipelines import intake, steps
 from predmaint.settings import load_settings
 from predmaint.telemetry import Reading, encode_reading
 
@@ -33,7 +33,7 @@ def message(**kw):
           samples=np.array([30.0, 30.0], dtype=np.float32), channels=2), "current needs 3 phase channels"),
 ])
 def test_decode_rejects_what_the_registry_does_not_allow(kw, reason):
-    dead = steps.decode(SETTINGS, message(**kw))
+    dead = intake.decode(SETTINGS, message(**kw))
     assert isinstance(dead, steps.DeadLetter) and dead.step == "decode" and reason in dead.reason
     assert (dead.partition, dead.offset) == (2, 17) and dead.original
 
@@ -41,14 +41,14 @@ def test_decode_rejects_what_the_registry_does_not_allow(kw, reason):
 def test_decode_requires_rpm_when_speed_comes_from_messages():
     asset = replace(SETTINGS.fleet[0], rpm_source="message")
     settings = SETTINGS.replace(fleet=(asset, *SETTINGS.fleet[1:]))
-    assert "'rpm' is missing" in steps.decode(settings, message()).reason
-    assert isinstance(steps.decode(settings, message(rpm=1500.0)), Reading)
+    assert "'rpm' is missing" in intake.decode(settings, message()).reason
+    assert isinstance(intake.decode(settings, message(rpm=1500.0)), Reading)
 
 
 def test_rpm_from_the_message_moves_the_defect_lines():
     asset = SETTINGS.fleet[0]
-    fast = steps.vibration_parameters(asset, 3000.0)
-    assert fast["shaft_hz"] == 50.0 and steps.vibration_parameters(asset)["shaft_hz"] == asset.rpm / 60
+    fast = intake.vibration_parameters(asset, 3000.0)
+    assert fast["shaft_hz"] == 50.0 and intake.vibration_parameters(asset)["shaft_hz"] == asset.rpm / 60
 
 
 def test_a_window_with_a_single_temperature_reading_has_a_level():
