@@ -2,7 +2,7 @@
 
 ::
 
-    telemetry (Kafka) -> decode -> snapshot_features -> event-time window per asset and window length
+    telemetry (Kafka) -> decode -> dedupe (per asset) -> snapshot_features -> event-time window per asset and window length
       -> window_features -> assess (model, health, alert rules) -> InfluxDB / alerts topic
     every error stream (Kafka errors, invalid messages, late data) -> dead-letter topic + InfluxDB
 
@@ -58,6 +58,10 @@ def _snapshot_time(item: intake.Snapshot) -> datetime:
 def _is_reading(x: intake.Reading | DeadLetter) -> TypeGuard[intake.Reading]:
     # A named TypeGuard (not a partial of a generic one) so that bytewax's branch types its true side.
     return isinstance(x, intake.Reading)
+
+
+def _reading_ok(kv: tuple[str, intake.Reading | DeadLetter]) -> TypeGuard[tuple[str, intake.Reading]]:
+    return isinstance(kv[1], intake.Reading)
 
 
 def _snapshot_ok(kv: tuple[str, intake.Snapshot | DeadLetter]) -> TypeGuard[tuple[str, intake.Snapshot]]:
@@ -136,7 +140,9 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
     # Keyed by asset: all of an asset's sensors share one window state and one
     # worker, so the asset's alert rules see its windows in a deterministic order.
     keyed = op.key_on("key_asset", valid.trues, lambda r: r.asset)
-    snaps = op.map_value("snapshot_features", keyed, functools.partial(intake.snapshot_features, settings))
+    deduped = op.stateful_map("dedupe", keyed, functools.partial(intake.dedupe, settings))
+    unique = op.branch("unique", deduped, _reading_ok)
+    snaps = op.map_value("snapshot_features", unique.trues, functools.partial(intake.snapshot_features, settings))
     snapped = op.branch("snapshot_ok", snaps, _snapshot_ok)
 
     # One tumbling windower per window length in the fleet (a vibration
@@ -170,7 +176,9 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
     # hold only what the predicates reject, i.e. dead letters.
     rejected = cast("Stream[DeadLetter]", valid.falses)
     snapshot_failed = cast("KeyedStream[DeadLetter]", snapped.falses)
-    errors = [rejected, op.map("snapshot_failed", snapshot_failed, lambda kv: kv[1]), features_bad,
+    duplicates = cast("KeyedStream[DeadLetter]", unique.falses)
+    errors = [rejected, op.map("duplicates", duplicates, lambda kv: kv[1]),
+              op.map("snapshot_failed", snapshot_failed, lambda kv: kv[1]), features_bad,
               *late_by_length]
     if kafka_errors is not None:
         errors.insert(1, kafka_errors)
