@@ -68,6 +68,10 @@ def _snapshot_ok(kv: tuple[str, intake.Snapshot | DeadLetter]) -> TypeGuard[tupl
     return isinstance(kv[1], intake.Snapshot)
 
 
+def _late_of_length(settings: Settings, length_s: float, item) -> bool:
+    return steps.has_window_length(settings, length_s, item[1])
+
+
 def _kafka_error(err) -> DeadLetter:
     msg = err.msg
     return DeadLetter(f"kafka: {err.err.str()}", "telemetry_in", topic=msg.topic, partition=msg.partition,
@@ -147,21 +151,25 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
 
     # One tumbling windower per window length in the fleet (a vibration
     # window holds several snapshots, a 1 Hz process value a few readings);
-    # the sensors of an asset that share a length close together.
+    # the sensors of an asset that share a length close together. Each
+    # windower sees all of the asset's snapshots and folds in only those of
+    # its length: the others move its event time on, so a silent sensor's
+    # windows still close, on time, and its silence rules can see it.
     wait = timedelta(seconds=settings.window.allowed_lateness_s)
     features_by_length, late_by_length = [], []
     for length_s in settings.window_lengths():
         step = window_step_id(settings, length_s)
-        mine = op.filter_value(f"{step}_sensors", snapped.trues,
-                               functools.partial(steps.has_window_length, settings, length_s))
         clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
                                now_getter=_frozen_now, to_system_utc=_no_wakeup)
         windower = win.TumblingWindower(length=timedelta(seconds=length_s), align_to=EPOCH)
-        windows = win.fold_window(step, mine, clock, windower,
-                                  steps.window_new, steps.window_add, steps.window_merge)
+        windows = win.fold_window(step, snapped.trues, clock, windower, steps.window_new,
+                                  functools.partial(steps.window_add_for, settings, length_s), steps.window_merge)
         features_by_length.append(op.map_value(f"{step}_features", windows.down,
                                                functools.partial(steps.window_features, settings, length_s)))
-        late_by_length.append(op.map(f"{step}_late", windows.late, lambda kv: _late(kv[1])))
+        # Late only where it belongs: a snapshot of another length is judged by its own windower.
+        late = op.filter_value(f"{step}_late_sensors", windows.late,
+                               functools.partial(_late_of_length, settings, length_s))
+        late_by_length.append(op.map(f"{step}_late", late, lambda kv: _late(kv[1])))
     features = op.merge("windows_closed", *features_by_length)
     features_bad = op.flat_map("window_features_failed", features, lambda kv: kv[1].dead)
     suppressions = Suppressions(settings.suppression)

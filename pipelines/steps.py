@@ -46,6 +46,9 @@ class AssetWindow:
     """One asset's window: every sensor's accumulator, so all close together, in order."""
 
     sensors: dict[str, SensorWindow] = field(default_factory=dict)
+    #: Set by every snapshot of the asset, also those of sensors of other window lengths, which
+    #: only advance this window's event time (see :func:`window_add_for`): it may hold no sensor.
+    asset: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,22 @@ def window_add(acc: AssetWindow, snap: Snapshot) -> AssetWindow:
     return acc
 
 
+def window_add_for(settings: Settings, length_s: float, acc: AssetWindow, snap: Snapshot) -> AssetWindow:
+    """Fold ``snap`` into the asset's window of ``length_s`` if its sensor uses that length.
+
+    Every windowing step sees every snapshot of the asset: one of another
+    length adds nothing but moves the step's event time on, so the windows of
+    a sensor that fell silent still close (on the asset's other sensors'
+    time, ``window.allowed_lateness_s`` after their end) and its silence is seen.
+    """
+    acc.asset = snap.asset
+    if has_window_length(settings, length_s, snap):
+        window_add(acc, snap)
+    return acc
+
+
 def window_merge(a: AssetWindow, b: AssetWindow) -> AssetWindow:
+    a.asset = a.asset or getattr(b, "asset", "")
     for sensor, w in b.sensors.items():
         if sensor in a.sensors:
             sensor_window_merge(a.sensors[sensor], w)
@@ -177,7 +195,8 @@ def window_features(settings: Settings, length_s: float, item: tuple[int, AssetW
     results = [sensor_window_features(settings, length_s, (window_id, acc.sensors[s])) for s in sorted(acc.sensors)]
     windows = tuple(r for r in results if isinstance(r, WindowFeatures))
     dead = tuple(r for r in results if isinstance(r, DeadLetter))
-    asset = next(iter(acc.sensors.values())).asset
+    # A window may hold no sensor of its length (they are silent): then only the asset is known.
+    asset = getattr(acc, "asset", "") or next((w.asset for w in acc.sensors.values()), "")
     return AssetWindowFeatures(asset, window_end_ns(window_id, length_s), windows, dead, length_s)
 
 
@@ -252,6 +271,22 @@ class AssetState:
     models: dict[str, dict[str, SensorModel]]  # sensor -> model label -> model (champion first)
     alerts: dict[str, AlertState]
     recent: dict[str, dict[str, RuleValue]] = field(default_factory=dict)  # rule -> sensor -> value
+    #: Sensor -> end (ns) of the last window in which it sent anything (``silence`` rules).
+    last_seen: dict[str, int] = field(default_factory=dict)
+    #: Window length (s) -> end (ns) of the first window of that length this state saw: the
+    #: silence of a sensor that never sent counts from there.
+    first_end: dict[float, int] = field(default_factory=dict)
+    #: What the snapshot holds, for :func:`carry_over` (:data:`STATE_VERSION`; 1 = before versions).
+    version: int = 1
+
+
+#: The version of :class:`AssetState` this code writes: 1 pickled the alert rules with their
+#: counters and had no silence bookkeeping; 2 takes rules, thresholds and model labels from the
+#: current settings at every window (:func:`carry_over`) and keeps ``last_seen``.
+STATE_VERSION = 2
+
+#: The alert metric counting the windows of event time since a sensor last sent a reading.
+SILENCE = "silence"
 
 
 def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None,
@@ -284,6 +319,79 @@ def model_fields(settings: Settings) -> list[tuple[str, ModelSettings]]:
 
 def _new_models(settings: Settings, kind: str | None = None, sensor: str = "") -> dict[str, SensorModel]:
     return {m.label: new_model(m, where, kind=kind, sensor=sensor) for where, m in model_fields(settings)}
+
+
+def carry_over(settings: Settings, state: AssetState, asset: str) -> AssetState:
+    """Bring a state (fresh, or resumed from a snapshot) in line with the current settings.
+
+    What was learned carries over (each sensor's models, each rule's counters
+    and open alert); what is configured comes from ``settings``: a rule's
+    thresholds and delays, added rules (start with empty counters) and deleted
+    rules (their state, an open alert included, is dropped), added challengers
+    (start learning) and removed ones (dropped). A model label whose spec or
+    parameters changed cannot be carried over (the learned state belongs to
+    the old detector): :class:`~predmaint.errors.SettingsError` names the
+    asset, the sensor, the label and both specs. So does a state written by a
+    newer predmaint.
+    """
+    from predmaint.settings import SettingsError
+
+    version = getattr(state, "version", 1)
+    if version > STATE_VERSION:
+        raise SettingsError(f"step assess: asset {asset}: the recovered state is version {version}, this predmaint "
+                            f"reads up to {STATE_VERSION}; run the predmaint that wrote it, or start afresh "
+                            f"(delete recovery.dir)")
+    for name, default in (("recent", {}), ("last_seen", {}), ("first_end", {})):
+        if not hasattr(state, name):  # a snapshot from before the attribute existed
+            setattr(state, name, dict(default))
+    state.version = STATE_VERSION
+    rules = {r.name: r for r in settings.alert_rules}
+    if list(state.alerts) != list(rules) or any(s.rule != rules[n] for n, s in state.alerts.items()):
+        alerts = {}
+        for name, rule in rules.items():
+            alerts[name] = state.alerts.get(name) or AlertState(rule)
+            alerts[name].rule = rule  # thresholds and delays as configured now; counters kept
+        state.alerts = alerts
+        state.recent = {n: v for n, v in state.recent.items() if n in rules}
+    fields = {m.label: (where, m) for where, m in model_fields(settings)}
+    for sensor, models in list(state.models.items()):
+        found = settings.sensor(asset, sensor)
+        kind = found.kind if found is not None else None
+        for label, model in models.items():
+            if label not in fields:
+                continue
+            where, m = fields[label]
+            if (model.spec, model.params) != (m.spec, m.params_for(kind)):
+                raise SettingsError(
+                    f"step assess: asset {asset} sensor {sensor}: model {label!r} ({where}) was learned as "
+                    f"{model.spec} {model.params}, the settings now say {m.spec} {m.params_for(kind)}; the learned "
+                    f"state cannot be carried over: give the changed model a new name ({where}.name), or start "
+                    f"afresh (delete recovery.dir)")
+        if list(models) != list(fields):  # champion first, then the challengers, as configured
+            state.models[sensor] = {label: models[label] if label in models else new_model(m, where, kind=kind,
+                                                                                           sensor=f"{asset}/{sensor}")
+                                    for label, (where, m) in fields.items()}
+    return state
+
+
+def silence_values(settings: Settings, state: AssetState, aw: AssetWindowFeatures, rule) -> list[tuple]:
+    """``(windows of silence, sensor)`` of each of the asset's sensors of this window's length that ``rule`` watches.
+
+    0 for a sensor with data (or a dead letter) in this window; otherwise the
+    number of windows since the end of its last one (since the state's first
+    window of this length if it never sent).
+    """
+    found = settings.asset(aw.asset)
+    if found is None:
+        return []
+    length_ns = aw.length_s * 1e9
+    out = []
+    for s in found.sensors:
+        if not rule.applies_to(aw.asset, s.kind) or settings.window_length_s(aw.asset, s.sensor) != aw.length_s:
+            continue
+        last = state.last_seen.get(s.sensor, state.first_end[aw.length_s] - length_ns)
+        out.append((float(max(0, round((aw.end_ns - last) / length_ns))), s.sensor))
+    return out
 
 
 def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
@@ -327,9 +435,11 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     ``below``, highest for ``above``), so one alert per asset and rule is open.
     """
     if state is None:
-        state = AssetState({}, {r.name: AlertState(r) for r in settings.alert_rules})
-    if not hasattr(state, "recent"):  # a snapshot from before windows of several lengths
-        state.recent = {}
+        state = AssetState({}, {r.name: AlertState(r) for r in settings.alert_rules}, version=STATE_VERSION)
+    state = carry_over(settings, state, aw.asset)
+    state.first_end.setdefault(aw.length_s, aw.end_ns)
+    for sensor in {w.sensor for w in aw.windows} | {d.sensor for d in aw.dead if d.sensor}:
+        state.last_seen[sensor] = aw.end_ns
     scored = []
     for w in aw.windows:
         models = state.models.get(w.sensor)
@@ -344,7 +454,14 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         rule = rule_state.rule
         recent = state.recent.setdefault(rule.name, {})
         candidates = []
-        for s in scored:
+        if rule.metric == SILENCE:
+            for v, sensor in silence_values(settings, state, aw, rule):
+                explanation = [{"feature": SILENCE, "value": v, "window_s": aw.length_s}]
+                candidates.append((v, sensor, explanation, math.nan))
+                recent[sensor] = RuleValue(v, explanation, math.nan, aw.end_ns, aw.length_s)
+        elif not aw.windows:
+            continue  # a window whose sensors are all silent: only silence rules advance on it
+        for s in scored if rule.metric != SILENCE else ():
             v = rule_value(rule, s.window, s.assessment)
             if v is None:
                 recent.pop(s.window.sensor, None)
@@ -359,7 +476,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
                 del recent[sensor]  # too old to stand for the sensor's present state
                 continue
             candidates.append((r.value, sensor, r.explanation, r.health))
-            other_health[sensor] = r.health
+            if math.isfinite(r.health):  # a silence value has no health
+                other_health[sensor] = r.health
         if not candidates:
             continue
         pick = min if rule.direction == "below" else max

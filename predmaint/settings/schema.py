@@ -230,7 +230,8 @@ class AlertRuleSettings:
     """One alert rule; see :mod:`predmaint.models.alerting` for the lifecycle."""
 
     name: str = "health_low"
-    #: ``health`` (the champion's), ``iso_zone`` or any feature name.
+    #: ``health`` (the champion's), ``iso_zone``, any feature name, or ``silence``: the windows of
+    #: event time since the sensor last sent anything (the asset's other sensors move time on).
     metric: str = "health"
     direction: str = "below"
     warning: float | None = None
@@ -249,6 +250,8 @@ class AlertRuleSettings:
     def __post_init__(self):
         if self.direction not in ("below", "above"):
             raise SettingsError(f"direction: {self.direction!r} is not 'below' or 'above'")
+        if self.metric == "silence" and self.direction != "above":
+            raise SettingsError("direction: a silence rule counts windows without data: use 'above'")
         levels = [(n, getattr(self, n)) for n in ("warning", "alarm", "critical") if getattr(self, n) is not None]
         if not levels:
             raise SettingsError("give at least one of warning, alarm, critical")
