@@ -15,7 +15,8 @@ timing).
 
 The rest: :mod:`~predmaint.connectors.shelves`, :mod:`~predmaint.connectors.kafka_io`,
 :mod:`~predmaint.connectors.storage`, :mod:`~predmaint.connectors.storage_sink`,
-:mod:`~predmaint.connectors.fleet_simulator`, :mod:`~predmaint.connectors.local_services`
+:mod:`~predmaint.connectors.fleet_simulator`, :mod:`~predmaint.connectors.local_services`,
+:mod:`~predmaint.connectors.metrics` (what ``predmaint run`` reports about itself)
 and :mod:`~predmaint.connectors.webhook_receiver`.
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "fleet_simulator",
     "kafka_io",
     "local_services",
+    "metrics",
     "notify",
     "outbox",
     "retry",

@@ -11,14 +11,22 @@ Each asset in the registry gets, per its sensors:
 
 Everything is a pure function of the settings and the seed, so two runs
 produce the same bytes. :func:`ground_truth` records what was injected.
+
+Realtime mode (``predmaint simulate --realtime``, ``simulator.mode: realtime``):
+:func:`realtime_settings` starts the simulation ``realtime_backfill_h`` before now,
+:func:`fleet_messages` with ``unbounded=True`` never ends, and :func:`paced` releases
+each message when the wall clock reaches its event time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -87,30 +95,75 @@ def _asset_rng(seed: int, asset_index: int, sensor_index: int) -> np.random.Gene
     return np.random.default_rng([seed, asset_index, sensor_index])
 
 
-def fleet_messages(settings: Settings) -> Iterator[Message]:
-    """Every message of the simulated period, in event-time order per asset."""
+def fleet_messages(settings: Settings, *, unbounded: bool = False) -> Iterator[Message]:
+    """Every message of the simulated period, in event-time order (the whole fleet interleaved).
+
+    ``unbounded=True`` ignores ``simulator.hours`` and never ends (the realtime
+    mode paces it with :func:`paced`); the first hours are the same messages either way.
+    """
     sim = settings.simulator
     start_ms = int(sim.start_time.timestamp() * 1000)
     faults = {f.asset: f for f in sim.faults}
     streams = []
     for ai, asset in enumerate(settings.fleet):
         for si, sensor in enumerate(asset.sensors):
-            streams.append(_sensor_stream(settings, asset, sensor, ai, si, start_ms, faults.get(asset.asset)))
+            streams.append(_sensor_stream(settings, asset, sensor, ai, si, start_ms, faults.get(asset.asset),
+                                          unbounded))
     # Interleave by time so a live consumer sees the fleet advance together.
     import heapq
     yield from heapq.merge(*streams, key=lambda m: m.ts_ms)
 
 
-def _sensor_stream(settings, asset, sensor, ai, si, start_ms, fault) -> Iterator[Message]:
+def realtime_settings(settings: Settings, now_ms: int) -> Settings:
+    """``settings`` with the simulation started ``realtime_backfill_h`` before ``now_ms`` (whole seconds).
+
+    Examples
+    --------
+    >>> from predmaint.settings import SimulatorSettings
+    >>> s = Settings(simulator=SimulatorSettings(realtime_backfill_h=1.0))
+    >>> realtime_settings(s, 1_767_232_800_500).simulator.start
+    '2026-01-01T01:00:00Z'
+    """
+    sim = settings.simulator
+    start_s = (now_ms - int(sim.realtime_backfill_h * 3_600_000)) // 1000
+    start = datetime.fromtimestamp(start_s, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return settings.replace(simulator=dataclasses.replace(sim, start=start, mode="realtime"))
+
+
+def paced(messages: Iterable[Message], *, now_ms: Callable[[], int], stop: threading.Event) -> Iterator[Message]:
+    """``messages`` (in event-time order), each yielded once the wall clock ``now_ms`` reaches its ``ts_ms``.
+
+    Messages already due (the backfill) pass at once. Ends when ``stop`` is set,
+    without yielding more; waits at most a second at a time, so a stop is seen at once.
+
+    Examples
+    --------
+    >>> stop = threading.Event()
+    >>> due = [Message(b"a", b"", 5), Message(b"a", b"", 9)]
+    >>> [m.ts_ms for m in paced(due, now_ms=lambda: 10, stop=stop)]
+    [5, 9]
+    """
+    for m in messages:
+        while not stop.is_set():
+            wait_ms = m.ts_ms - now_ms()
+            if wait_ms <= 0:
+                break
+            stop.wait(min(wait_ms / 1000.0, 1.0))
+        if stop.is_set():
+            return
+        yield m
+
+
+def _sensor_stream(settings, asset, sensor, ai, si, start_ms, fault, unbounded=False) -> Iterator[Message]:
     sim = settings.simulator
     rng = _asset_rng(sim.seed, ai, si)
     key = asset.asset.encode()
     interval = sim.vibration_interval_s if sensor.kind == "vibration" else sim.scalar_interval_s
-    steps = int(sim.hours * 3600 / interval)
+    steps = itertools.count() if unbounded else range(int(sim.hours * 3600 / interval))
     temp_level = 45.0 + 3.0 * ai
     nominal_a = 30.0 + 5.0 * ai
     wander = 0.0
-    for k in range(steps):
+    for k in steps:
         hours = k * interval / 3600.0
         ts_ms = start_ms + int(round(k * interval * 1000))
         sev = fault_severity(fault, hours)

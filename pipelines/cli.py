@@ -16,6 +16,9 @@ from predmaint.errors import ConfigurationError, PredmaintError
 from predmaint.settings import Settings, load_settings
 
 log = logging.getLogger("predmaint")
+#: Loggers of client libraries, silent unless -v.
+QUIET_LIBRARIES = ("kafka", "urllib3", "niquests", "urllib3_future", "influxdb_client", "grafana_client", "bytewax",
+                   "matplotlib")
 
 
 def _settings(args) -> Settings:
@@ -28,7 +31,22 @@ def _settings(args) -> Settings:
 def cmd_simulate(args) -> int:
     from predmaint.pipelines.runner import simulate
 
-    truth = simulate(_settings(args))
+    settings = _settings(args)
+    stop = None
+    if args.realtime or settings.simulator.mode == "realtime":
+        import signal
+        import threading
+
+        settings = settings.replace(simulator=dataclasses.replace(settings.simulator, mode="realtime"))
+        # Until stopped: SIGTERM (docker stop) and Ctrl-C end it after the message in hand.
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        if args.duration:
+            timer = threading.Timer(args.duration, stop.set)
+            timer.daemon = True
+            timer.start()
+    truth = simulate(settings, stop=stop)
     print(json.dumps({k: truth[k] for k in ("messages", "invalid_messages", "faults")}, indent=2))
     return 0
 
@@ -40,8 +58,24 @@ def cmd_run(args) -> int:
     if args.no_recovery:
         settings = settings.replace(recovery=dataclasses.replace(settings.recovery, enabled=False))
     addresses = args.addresses.split(";") if args.addresses else None
+    # The status line is said without -v (metrics.status_interval_s; 0 turns it off).
+    logging.getLogger("predmaint.status").setLevel(logging.INFO)
     run_pipeline(settings, workers=args.workers, tail=not args.until_end,
                  process_id=args.process_id, addresses=addresses)
+    return 0
+
+
+def cmd_status(args) -> int:
+    """Print the figures of a running pipeline, read from its /metrics endpoint."""
+    from predmaint.connectors.metrics import format_report, read_status
+
+    url = args.url
+    if not url:
+        settings = _settings(args)
+        if not settings.metrics.port:
+            raise ConfigurationError(f"{settings.source}: metrics.port is 0 (endpoint off); give --url")
+        url = f"http://localhost:{settings.metrics.port}/metrics"
+    print(format_report(url, read_status(url)))
     return 0
 
 
@@ -216,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("simulate", help="produce a simulated fleet's telemetry to Kafka")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
+    p.add_argument("--realtime", action="store_true",
+                   help="stamp telemetry at wall-clock time and produce it as that time comes, until stopped "
+                        "(simulator.mode: realtime; history of simulator.realtime_backfill_h first)")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="with --realtime: stop after this many seconds (default: until SIGTERM or Ctrl-C)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="run the streaming pipeline")
@@ -252,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-w", "--workers", type=int, default=1)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("status", help="print a running pipeline's figures (its /metrics endpoint)")
+    p.add_argument("--url", help="the endpoint (default: http://localhost:<metrics.port>/metrics)")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("bench", help="pipeline vs bare-loop throughput (make bench)")
     p.add_argument("--windows", type=int, default=4000)
     p.set_defaults(func=cmd_bench)
@@ -266,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Client libraries speak only with -v, and then only warnings: their INFO lines (connections,
+    # metadata) outnumbered predmaint's own four to one; predmaint reports their failures itself.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if args.verbose else logging.CRITICAL)
     # The one place errors become messages and exit codes (predmaint.errors):
     # 2 when a setting or argument must change, 1 for other failures. Anything
     # else is a bug and keeps its traceback.

@@ -27,6 +27,7 @@ from bytewax.operators import windowing as win
 from bytewax.outputs import Sink
 
 from predmaint.connectors.kafka_io import dead_letter_value
+from predmaint.connectors.metrics import PipelineMetrics
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage_sink import StorageSink
 from predmaint.domain import DeadLetter
@@ -127,8 +128,22 @@ def window_step_id(settings: Settings, length_s: float) -> str:
     return "window" if length_s == settings.window.length_s else f"window_{length_s:g}s"
 
 
-def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) -> Dataflow:
-    """The dataflow for ``settings``; ``tail=False`` stops at the end of the topic (demo, tests, bench)."""
+def _count_reading(metrics: PipelineMetrics, _step: str, r: intake.Reading) -> None:
+    metrics.reading(r.kind, r.source.partition if r.source else None, r.ts_ms)
+
+
+def _count_windows(metrics: PipelineMetrics, _step: str, kv: tuple[str, steps.AssetWindowFeatures]) -> None:
+    for w in kv[1].windows:
+        metrics.window(w.kind)
+
+
+def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
+               metrics: PipelineMetrics | None = None) -> Dataflow:
+    """The dataflow for ``settings``; ``tail=False`` stops at the end of the topic (demo, tests, bench).
+
+    ``metrics`` (``predmaint run``) is counted by ``inspect`` steps beside the
+    pure ones: valid readings, closed windows, alert events, dead letters.
+    """
     steps.check_registry(settings)
     k = settings.kafka
     brokers = [k.bootstrap]
@@ -141,6 +156,8 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
 
     decoded = op.map("decode", messages, functools.partial(intake.decode, settings))
     valid = op.branch("valid", decoded, _is_reading)
+    if metrics is not None:
+        op.inspect("count_readings", valid.trues, functools.partial(_count_reading, metrics))
     # Keyed by asset: all of an asset's sensors share one window state and one
     # worker, so the asset's alert rules see its windows in a deterministic order.
     keyed = op.key_on("key_asset", valid.trues, lambda r: r.asset)
@@ -171,6 +188,8 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
                                functools.partial(_late_of_length, settings, length_s))
         late_by_length.append(op.map(f"{step}_late", late, lambda kv: _late(kv[1])))
     features = op.merge("windows_closed", *features_by_length)
+    if metrics is not None:
+        op.inspect("count_windows", features, functools.partial(_count_windows, metrics))
     features_bad = op.flat_map("window_features_failed", features, lambda kv: kv[1].dead)
     suppressions = Suppressions(settings.suppression)
     scored = op.stateful_map("assess", features, functools.partial(steps.assess, settings, suppressions))
@@ -191,6 +210,10 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO()) 
     if kafka_errors is not None:
         errors.insert(1, kafka_errors)
     dead = op.merge("dead_letters", *errors)
+    if metrics is not None:
+        m = metrics
+        op.inspect("count_alert_events", events, lambda _step, item: m.alert_event(item[0].state))
+        op.inspect("count_dead_letters", dead, lambda _step, d: m.dead_letter(d.step))
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               io.dead_letters or KafkaSink(brokers, k.dead_letter_topic))
     dead_points = op.map("dead_letter_points", dead, points.dead_letter_point)

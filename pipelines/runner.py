@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from predmaint.connectors import fleet_simulator, kafka_io
+from predmaint.connectors import fleet_simulator, kafka_io, metrics
 from predmaint.domain import Point
 from predmaint.errors import PredmaintError
 from predmaint.pipelines.dataflow import FlowIO, build_flow
@@ -111,6 +113,24 @@ def _no_rust_panic_report() -> Iterator[None]:
         sys.excepthook = previous
 
 
+@contextmanager
+def _observed(settings: Settings, process_id: int) -> Iterator[None]:
+    """The ``/metrics`` endpoint and the status line of this process while the dataflow runs."""
+    m = settings.metrics
+    server = metrics.serve_metrics(metrics.METRICS, m.port + process_id, m.host) if m.port else None
+    if server is not None:
+        log.info("metrics: serving /metrics on port %d", m.port + process_id)
+    reporter = metrics.StatusReporter(metrics.METRICS, m.status_interval_s).start() if m.status_interval_s else None
+    try:
+        yield
+    finally:
+        if reporter is not None:
+            reporter.stop()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
 def run_pipeline(settings: Settings, *, workers: int = 1, tail: bool = True,
                  process_id: int | None = None, addresses: list[str] | None = None) -> None:
     """Run the dataflow until the input ends (``tail=False``) or forever.
@@ -122,10 +142,10 @@ def run_pipeline(settings: Settings, *, workers: int = 1, tail: bool = True,
     Other errors (bugs) keep bytewax's chain and their traceback.
     """
     kafka_io.ensure_topics(settings.kafka)
-    flow = build_flow(settings, tail=tail)
+    flow = build_flow(settings, tail=tail, metrics=metrics.METRICS)
     quiet = _no_rust_panic_report() if workers == 1 and addresses is None else nullcontext()
     try:
-        with quiet:
+        with quiet, _observed(settings, process_id or 0):
             cli_main(flow, workers_per_process=workers, process_id=process_id, addresses=addresses,
                      epoch_interval=timedelta(seconds=settings.recovery.snapshot_interval_s),
                      recovery_config=recovery_config(settings))
@@ -138,9 +158,18 @@ def run_pipeline(settings: Settings, *, workers: int = 1, tail: bool = True,
         raise cause from None
 
 
-def simulate(settings: Settings) -> dict:
-    """Produce the simulated fleet's telemetry (and a few invalid messages); return the ground truth."""
+def simulate(settings: Settings, *, stop: threading.Event | None = None) -> dict:
+    """Produce the simulated fleet's telemetry (and a few invalid messages); return the ground truth.
+
+    With ``simulator.mode: realtime`` the telemetry is stamped at wall-clock
+    time and produced as that time comes (after ``realtime_backfill_h`` of
+    history at once) until ``stop`` is set; the ground truth is written before
+    live data starts, so it names the fault's wall-clock onset.
+    """
     kafka_io.ensure_topics(settings.kafka)
+    if settings.simulator.mode == "realtime":
+        return _simulate_realtime(fleet_simulator.realtime_settings(settings, time.time_ns() // 1_000_000),
+                                  stop or threading.Event())
     sent = kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic,
                             fleet_simulator.fleet_messages(settings))
     bad = kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic,
@@ -152,6 +181,27 @@ def simulate(settings: Settings) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(truth, indent=2))
     log.info("simulate: produced %d messages and %d invalid ones; ground truth in %s", sent, bad, path)
+    return truth
+
+
+def _simulate_realtime(settings: Settings, stop: threading.Event) -> dict:
+    truth = {**fleet_simulator.ground_truth(settings), "hours": None}  # None: until stopped
+    path = Path(settings.simulator.ground_truth_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(truth, indent=2))
+    # The invalid messages first: the telemetry never ends.
+    bad = kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic,
+                           fleet_simulator.invalid_messages(settings))
+    faults = ", ".join(f"{f['asset']} {f['kind']} from {f['start']}" for f in truth["faults"]) or "none"
+    # On stdout (docker compose logs): where the live data starts and when the fault begins.
+    print(f"simulate: realtime from {settings.simulator.start} ({settings.simulator.realtime_backfill_h:g} h "
+          f"of history at once, then live until stopped); faults: {faults}", flush=True)
+    # The producer sends what it holds every linger_ms (20 ms), so each message leaves when it is due.
+    live = fleet_simulator.paced(fleet_simulator.fleet_messages(settings, unbounded=True),
+                                 now_ms=lambda: time.time_ns() // 1_000_000, stop=stop)
+    sent = kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, live)
+    truth.update(messages=sent, invalid_messages=bad)
+    path.write_text(json.dumps(truth, indent=2))
     return truth
 
 

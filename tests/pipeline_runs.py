@@ -23,6 +23,9 @@ def write_config(tmp: Path, name: str, broker, influxdb, database: str, topic_pr
     doc["storage"].update(kind="influx-v1", url=influxdb.url, database=database)
     doc["recovery"].update(dir=str(tmp / f"recovery-{name}"))
     doc["simulator"]["ground_truth_path"] = str(tmp / "truth.json")
+    # Test runs overlap (and other checkouts run theirs): no shared metrics port, no status lines in
+    # the stderr that tests read. tests/test_live.py turns both on.
+    doc["metrics"] = {"port": 0, "status_interval_s": 0}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

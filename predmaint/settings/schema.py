@@ -21,7 +21,7 @@ from predmaint.settings.secrets import Secret, secret_from_env
 __all__ = [
     "AlertRuleSettings", "AssetSettings", "BearingSettings", "FaultSettings", "KafkaSettings",
     "ModelSettings", "NotifySettings", "RecoverySettings", "SensorSettings", "Settings",
-    "SimulatorSettings", "StorageSettings", "SuppressionSettings", "SuppressionWindow",
+    "MetricsSettings", "SimulatorSettings", "StorageSettings", "SuppressionSettings", "SuppressionWindow",
     "WindowSettings", "parse_utc", "SENSOR_KINDS",
 ]
 
@@ -400,13 +400,52 @@ class SimulatorSettings:
     #: Bad messages mixed in, to exercise the dead-letter path.
     invalid_messages: int = 3
     ground_truth_path: str = ".predmaint/ground_truth.json"
+    #: ``batch``: ``hours`` of telemetry from ``start``, produced at once, then exit.
+    #: ``realtime`` (or ``predmaint simulate --realtime``): stamped at wall-clock time and
+    #: produced as that time comes, until stopped; ``start`` and ``hours`` are then ignored.
+    mode: str = "batch"
+    #: Realtime only: the simulation starts this many hours before now, and that history is
+    #: produced at once, so the models are past their baseline (24 five-minute windows by
+    #: default) when live data begins, and the faults' ``start_h`` count from that start
+    #: (with the default 2.75 h and pump-03's fault at 3 h, it starts 15 minutes after start).
+    realtime_backfill_h: float = 2.75
 
     def __post_init__(self):
         parse_utc(self.start, "start")
+        if self.mode not in ("batch", "realtime"):
+            raise SettingsError(f"mode: {self.mode!r} is not 'batch' or 'realtime'")
+        if isinstance(self.realtime_backfill_h, bool) or not isinstance(self.realtime_backfill_h, (int, float)) \
+                or self.realtime_backfill_h < 0:
+            raise SettingsError(f"realtime_backfill_h: must be a number of hours >= 0, got "
+                                f"{self.realtime_backfill_h!r}")
 
     @property
     def start_time(self) -> datetime:
         return parse_utc(self.start, "start")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """What ``predmaint run`` says about itself: a Prometheus endpoint and a status line.
+
+    See :mod:`predmaint.connectors.metrics` for the figures.
+    """
+
+    #: TCP port of the ``/metrics`` endpoint (Prometheus text format); 0 turns it off.
+    #: A cluster process listens on ``port`` + its process id (``-i``).
+    port: int = 9477
+    #: Interface to listen on; empty: every interface (a container's port must be reachable).
+    host: str = ""
+    #: Seconds between status lines on stderr (logger ``predmaint.status``); 0 turns them off.
+    status_interval_s: float = 30.0
+
+    def __post_init__(self):
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise SettingsError(f"port: must be a TCP port 0-65535 (0: off), got {self.port!r}")
+        if isinstance(self.status_interval_s, bool) or not isinstance(self.status_interval_s, (int, float)) \
+                or self.status_interval_s < 0:
+            raise SettingsError(f"status_interval_s: must be a number of seconds >= 0 (0: off), got "
+                                f"{self.status_interval_s!r}")
 
 
 @dataclass(frozen=True)
@@ -437,6 +476,7 @@ class Settings:
     fleet: tuple[AssetSettings, ...] = ()
     simulator: SimulatorSettings = SimulatorSettings()
     notify: NotifySettings = NotifySettings()
+    metrics: MetricsSettings = MetricsSettings()
     source: str = "<defaults>"
 
     def asset(self, asset_id: str) -> AssetSettings | None:
