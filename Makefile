@@ -30,7 +30,12 @@ demo: setup
 test: setup influxdb
 	$(BIN)/python -m pytest -q
 
-bench: setup influxdb
+# The Quix Streams peer is a benchmark-only dependency (extra "bench").
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench: setup influxdb $(VENV)/.bench-installed
 	$(BIN)/predmaint bench
 
 # Every corpus through the real dataflow with the default configuration: scoreboards, then one JSON line each.

@@ -1,145 +1,370 @@
-"""``make bench``: the full pipeline against the same work in a bare Python loop, in one run.
+"""``make bench``: the real pipeline in steady state, against the compute limit, a Quix Streams peer,
+more workers and processes, and its latency at half load; one JSON line at the end.
 
-* pipeline: Kafka (embedded Tansu) -> bytewax dataflow (recovery on) -> InfluxDB
-  1.x (local server), for vibration messages of 4,096 samples, each its own
-  window (window length = snapshot interval);
-* bare loop: the same decode, features, window, model, health and point
-  formatting on the same bytes, without Kafka, bytewax or InfluxDB: the
-  compute limit. It runs before and after the pipeline and the two are averaged.
+Workload (``workload_settings``): the default fleet's assets repeated up to
+``--assets`` (12), each with a vibration sensor (a 4,096-sample snapshot a
+minute), a bearing temperature and a 3-phase current (a reading each 10 s),
+``--hours`` (16) of event time: 5-minute windows with 5 snapshots and 30 + 30
+readings per asset, scored by the default champion and challenger.
 
-Prints a table, then one JSON line with ``pipeline_windows_per_s``,
-``bare_windows_per_s``, ``ratio``, ``peak_rss_mb`` and ``feature_us_per_window``.
+Runs, all in one ``make bench`` on the same bytes in the same embedded broker:
+
+1. bare loop (before): the same decode, features, window, assess and point
+   formatting in a plain Python loop, on the first ``--bare-hours`` (8): the compute limit;
+2. pipeline: ``predmaint run --until-end`` (the real dataflow, recovery on) with one
+   worker, Kafka (Tansu) -> bytewax -> InfluxDB 1.x, in its own process;
+3. bare loop (after), averaged with (1): the machine's speed drifts;
+4. the Quix Streams peer (:mod:`predmaint.connectors.quix_peer`), same topic;
+5. the pipeline with ``-w 2``, then as two processes (``-i 0/1 -a``) of one worker;
+6. latency: the pipeline tails a new topic produced at half its measured rate;
+   from the arrival of the message that closes a window in event time (the first
+   one past the window end + the allowed lateness) to the window's champion
+   health point being readable in InfluxDB;
+7. costs: stage times from the bare loop's timers (storage: the same points
+   written to InfluxDB), state bytes per sensor, peak RSS of each process.
+
+Throughput is *steady*: windows ending after ``--warmup-hours`` (2.5 h of event
+time: the models' baseline) over the wall time from the first of them to the
+last, as each run stamped them (a health point's time + its ``lag_s``).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import math
+import pickle
 import resource
+import statistics
 import tempfile
+import threading
 import time
-from collections import namedtuple
+import tracemalloc
+from collections import Counter, defaultdict, namedtuple
 from pathlib import Path
 
 from predmaint.connectors import kafka_io
-from predmaint.connectors.fleet_simulator import fleet_messages
+from predmaint.connectors.bench_io import HealthPoller, create_topic, produce_at_rate
+from predmaint.connectors.fleet_simulator import Message, fleet_messages
 from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB
-from predmaint.features.bench import feature_cost_us
-from predmaint.pipelines import intake, points, steps
-from predmaint.pipelines.runner import run_pipeline
+from predmaint.connectors.storage import open_writer
+from predmaint.pipelines import bench_runs, intake, points, steps
 from predmaint.settings import Settings, load_settings
 
 _Msg = namedtuple("_Msg", "topic partition offset key value timestamp")
 
-
-def bench_settings(base: Settings, windows: int, workdir: Path) -> Settings:
-    """Vibration sensors only, one snapshot per window, ``windows`` windows in all."""
-    fleet = tuple(dataclasses.replace(a, sensors=tuple(s for s in a.sensors if s.kind == "vibration"))
-                  for a in base.fleet)
-    interval = base.simulator.vibration_interval_s
-    hours = windows / len(fleet) * interval / 3600.0
-    return base.replace(
-        fleet=fleet,
-        window=dataclasses.replace(base.window, length_s=interval, allowed_lateness_s=interval),
-        simulator=dataclasses.replace(base.simulator, hours=hours, invalid_messages=0),
-        recovery=dataclasses.replace(base.recovery, dir=str(workdir / "recovery")),
-    )
+#: Targets of issue 14 (README "Benchmark").
+TARGETS = {"ratio": 0.85, "ratio_vs_peer": 1.2, "speedup_2_workers": 1.6, "latency_p99_s": 2.0,
+           "state_bytes_per_sensor": 100_000}
 
 
-def bare_loop(settings: Settings, messages) -> float:
-    """Seconds to push ``messages`` through the same steps without the stream machinery."""
-    states: dict = {}
-    t0 = time.perf_counter()
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="steady-state throughput vs the bare loop and a Quix Streams peer, "
+                                     "scale-out, latency, costs (make bench)")
+    p.add_argument("--assets", type=int, default=12, help="assets in the fleet (3 sensors each)")
+    p.add_argument("--hours", type=float, default=16.0, help="hours of event time produced")
+    p.add_argument("--warmup-hours", type=float, default=2.5, help="event time not counted (models' baseline)")
+    p.add_argument("--bare-hours", type=float, default=8.0, help="event time the bare loop runs over")
+    p.add_argument("--latency-s", type=float, default=40.0, help="seconds of paced production for latency")
+    p.add_argument("--partitions", type=int, default=6, help="partitions of the telemetry topic")
+    p.set_defaults(func=main)
+
+
+def workload_settings(base: Settings, assets: int, hours: float) -> Settings:
+    """The default fleet's assets repeated under new names up to ``assets``; every message valid."""
+    fleet = list(base.fleet[:assets])
+    while len(fleet) < assets:
+        a = base.fleet[len(fleet) % len(base.fleet)]
+        fleet.append(dataclasses.replace(a, asset=f"{a.asset}-{len(fleet) // len(base.fleet) + 1}"))
+    return base.replace(fleet=tuple(fleet),
+                        simulator=dataclasses.replace(base.simulator, hours=hours, invalid_messages=0))
+
+
+@dataclasses.dataclass
+class BareResult:
+    windows: int
+    seconds: float
+    steady: bench_runs.Steady
+    stage_s: Counter
+    readings: int
+    asset_windows: list  # the first asset's windows, for the state measurement
+    points: list
+
+
+def bare_loop(settings: Settings, messages: list[Message], warmup_end_ns: int, keep_points: bool = False) -> BareResult:
+    """The flow's steps in a plain loop: per asset, a window closes when the asset's next window begins.
+
+    The windows are the ones the dataflow closes (its messages are in event-time
+    order per asset); each stage is timed with ``perf_counter``.
+    """
+    clock = time.perf_counter
+    length_s = settings.window.length_s
+    stage: Counter = Counter()
+    open_windows: dict[str, tuple[int, steps.AssetWindow]] = {}
+    states: dict[str, steps.AssetState] = {}
+    done: list[float] = []
+    first_asset = settings.fleet[0].asset
+    asset_windows, kept = [], []
+    windows = 0
+
+    def close(asset: str) -> None:
+        nonlocal windows
+        t0 = clock()
+        aw = steps.window_features(settings, length_s, open_windows.pop(asset))
+        t1 = clock()
+        states[asset], scored = steps.assess(settings, None, states.get(asset), aw)
+        t2 = clock()
+        pts = points.to_points(settings, scored)
+        t3 = clock()
+        stage["window"] += t1 - t0
+        stage["assess"] += t2 - t1
+        stage["points"] += t3 - t2
+        windows += len(aw.windows)
+        if aw.end_ns > warmup_end_ns:
+            done.extend([t3] * len(aw.windows))
+        if asset == first_asset:
+            asset_windows.append(aw)
+        if keep_points:
+            kept.extend(pts)
+
+    start = clock()
     for i, m in enumerate(messages):
+        t0 = clock()
         reading = intake.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
-        # The bench fleet sends only valid messages (bench_settings: invalid_messages=0).
-        assert isinstance(reading, intake.Reading)
+        t1 = clock()
+        assert isinstance(reading, intake.Reading)  # the bench fleet sends only valid messages
         snap = intake.snapshot_features(settings, reading)
+        t2 = clock()
         assert isinstance(snap, intake.Snapshot)
-        acc = steps.window_add(steps.window_new(), snap)
-        window_id = int(snap.ts_ms // (settings.window.length_s * 1000))
-        w = steps.window_features(settings, settings.window.length_s, (window_id, acc))
-        states[reading.asset], scored = steps.assess(settings, None, states.get(reading.asset), w)
-        points.to_points(settings, scored)
+        stage["decode"] += t1 - t0
+        stage["snapshot_features"] += t2 - t1
+        window_id = int(snap.ts_ms // (length_s * 1000))
+        current = open_windows.get(reading.asset)
+        if current is not None and current[0] != window_id:
+            close(reading.asset)
+            current = None
+        if current is None:
+            current = open_windows[reading.asset] = (window_id, steps.window_new())
+        t3 = clock()
+        steps.window_add(current[1], snap)
+        stage["window"] += clock() - t3
+    for asset in list(open_windows):
+        close(asset)
+    seconds = clock() - start
+    st = bench_runs.Steady(len(done) - 1, done[-1] - done[0]) if len(done) > 1 else bench_runs.Steady(0, 0.0)
+    return BareResult(windows, seconds, st, stage, len(messages), asset_windows, kept)
+
+
+def expected_windows(settings: Settings) -> int:
+    """Sensor windows in the workload: every sensor has a reading in each of its windows."""
+    per_sensor = math.ceil(settings.simulator.hours * 3600 / settings.window.length_s)
+    return sum(len(a.sensors) for a in settings.fleet) * per_sensor
+
+
+def storage_seconds(settings: Settings, pts: list, batch: int = 500) -> float:
+    """Wall time to write ``pts`` to the configured storage in batches of ``batch`` (one request each)."""
+    writer = open_writer(settings.storage)
+    t0 = time.perf_counter()
+    for i in range(0, len(pts), batch):
+        writer.write(pts[i:i + batch])
     return time.perf_counter() - t0
 
 
-def state_bytes_per_sensor(settings: Settings, messages, sensors: int = 200) -> tuple[float, float]:
-    """Memory (tracemalloc) and pickled size of one vibration sensor's ``assess`` state, averaged.
+def state_bytes_per_sensor(settings: Settings, asset_windows: list, windows: int = 600) -> tuple[float, float]:
+    """Memory (tracemalloc) and pickled size of one asset's ``assess`` state per sensor, once its references are full.
 
-    Each state learns from the same windows as a real sensor (baseline and
-    beyond), with the configured champion and challengers.
+    The asset's windows are replayed cyclically ``windows`` times (more than the
+    largest rolling reference, 512), champion and challengers together.
     """
-    import pickle
-    import tracemalloc
-
-    windows = []
-    for i, m in enumerate(messages[:60]):
-        reading = intake.decode(settings, _Msg("bench", 0, i, m.key, m.value, (1, m.ts_ms)))
-        assert isinstance(reading, intake.Reading)  # valid messages only, as in bare_loop
-        snap = intake.snapshot_features(settings, reading)
-        assert isinstance(snap, intake.Snapshot)
-        acc = steps.window_add(steps.window_new(), snap)
-        windows.append(steps.window_features(settings, settings.window.length_s, (i, acc)))
+    sensors = len(asset_windows[0].windows)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    states = []
-    for _ in range(sensors):
-        state = None
-        for w in windows:
-            state, _ = steps.assess(settings, None, state, w)
-        states.append(state)
+    state = None
+    for i in range(windows):
+        aw = asset_windows[i % len(asset_windows)]
+        aw = dataclasses.replace(aw, end_ns=(i + 1) * 300_000_000_000,
+                                 windows=tuple(dataclasses.replace(w, end_ns=(i + 1) * 300_000_000_000)
+                                               for w in aw.windows))
+        state, _ = steps.assess(settings, None, state, aw)
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    pickled = sum(len(pickle.dumps(s)) for s in states[:20]) / 20
-    return held / sensors, pickled
+    return held / sensors, len(pickle.dumps(state)) / sensors
+
+
+def latency(settings: Settings, messages: list[Message], rate_per_s: float, seconds: float,
+            services: dict[str, int], workdir: Path) -> dict:
+    """The pipeline tails a fresh topic produced at ``rate_per_s``; p50/p99 from window close to readable."""
+    s = bench_runs.with_database(settings, "bench_latency", str(workdir / "recovery-latency"))
+    s = s.replace(kafka=dataclasses.replace(s.kafka, telemetry_topic="telemetry.latency"))
+    create_topic(s.kafka, s.kafka.telemetry_topic, settings.kafka.partitions)
+    sample = messages[:max(100, int(rate_per_s * seconds))]
+    proc, _ = bench_runs.start("predmaint.pipelines.bench_runs:_dataflow", settings=s, workers=1, tail=True,
+                               process_id=None, addresses=None)
+    sent_at: list[float] = []
+    try:
+        time.sleep(8.0)  # spawn, imports, bytewax start-up: not part of a window's latency
+        with HealthPoller(s.storage) as poller:
+            produce_at_rate(s.kafka, s.kafka.telemetry_topic, sample, rate_per_s, sent_at)
+            time.sleep(5.0)
+    finally:
+        proc.kill()
+        proc.join(10)
+    lateness_ms = settings.window.allowed_lateness_s * 1000
+    by_asset: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for m, t in zip(sample, sent_at):
+        by_asset[m.key.decode()].append((m.ts_ms, t))
+    lat = []
+    for (asset, _sensor, end_ns), seen in poller.seen.items():
+        close_ms = end_ns // 1_000_000 + lateness_ms
+        closing = next((t for ts, t in by_asset[asset] if ts >= close_ms), None)
+        if closing is not None:
+            lat.append(seen - closing)
+    lat.sort()
+    lat = lat[len(lat) // 10:]  # the first tenth: the pipeline catching up with its start
+    if not lat:
+        return {"latency_windows": 0, "latency_p50_s": None, "latency_p99_s": None}
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
+    return {"latency_windows": len(lat), "latency_rate_per_s": round(rate_per_s, 1),
+            "latency_p50_s": round(q[49], 3), "latency_p99_s": round(q[98], 3), "latency_max_s": round(lat[-1], 3)}
 
 
 def main(args) -> int:
-    windows = args.windows
     workdir = Path(tempfile.mkdtemp(prefix="predmaint-bench-"))
     base = load_settings(args.config)
+    settings = workload_settings(base, args.assets, args.hours)
+    warmup_end_ns = int((settings.simulator.start_time.timestamp() + args.warmup_hours * 3600) * 1e9)
+    t_gen = time.perf_counter()
+    messages = list(fleet_messages(settings))
+    gen_s = time.perf_counter() - t_gen
+    bare_cut_ms = int((settings.simulator.start_time.timestamp() + args.bare_hours * 3600) * 1000)
+    bare_messages = [m for m in messages if m.ts_ms < bare_cut_ms]
+    result: dict = {}
     with EmbeddedBroker() as broker, LocalInfluxDB() as influx:
-        settings = bench_settings(base, windows, workdir)
+        assert broker.proc is not None and influx.proc is not None
+        services = {"tansu": broker.proc.pid, "influxd": influx.proc.pid}
         settings = settings.replace(
-            kafka=dataclasses.replace(settings.kafka, bootstrap=broker.bootstrap),
+            kafka=dataclasses.replace(settings.kafka, bootstrap=broker.bootstrap, partitions=args.partitions),
             storage=dataclasses.replace(settings.storage, kind="influx-v1", url=influx.url, database="bench"))
-        messages = list(fleet_messages(settings))
+        create_topic(settings.kafka, settings.kafka.telemetry_topic, args.partitions)
         kafka_io.ensure_topics(settings.kafka)
         kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, messages)
+        print(f"bench: {len(messages)} messages ({args.assets} assets, {args.hours:g} h) generated in {gen_s:.0f} s "
+              f"and produced; running ...", flush=True)
 
-        # Bare loop before and after the pipeline, averaged: this machine's speed
-        # drifts (shared cores), and bracketing cancels most of the drift.
-        bare_before = bare_loop(settings, messages)
-        t0 = time.perf_counter()
-        run_pipeline(settings, workers=1, tail=False)
-        pipeline_s = time.perf_counter() - t0
-        bare_s = (bare_before + bare_loop(settings, messages)) / 2
-        from predmaint.connectors.storage import InfluxV1Writer
-        stored = InfluxV1Writer(settings.storage, create_database=False).query(
-            'SELECT count("health") FROM "health" WHERE "champion" = true')[0]["values"][0][1]
-    feature_us = feature_cost_us()
-    state_bytes, state_pickled = state_bytes_per_sensor(settings, messages)
+        bare_before = bare_loop(settings, bare_messages, warmup_end_ns)
+        w1_settings = bench_runs.with_database(settings, "bench_w1", str(workdir / "recovery-w1"))
+        w1 = bench_runs.dataflow(w1_settings, "pipeline", services)
+        w1_steady, stored = bench_runs.steady_of(w1_settings, warmup_end_ns)
+        bare_after = bare_loop(settings, bare_messages, warmup_end_ns, keep_points=True)
+        bare_rate = (bare_before.steady.per_s + bare_after.steady.per_s) / 2
+        print(f"bench: pipeline {w1_steady.per_s:.1f} windows/s, bare loop {bare_rate:.1f}/s", flush=True)
+
+        peer_settings = bench_runs.with_database(settings, "bench_peer", str(workdir / "recovery-peer"))
+        try:
+            peer = bench_runs.peer(peer_settings, "quix", services, str(workdir / "quix-state"))
+            peer_steady, peer_stored = bench_runs.steady_of(peer_settings, warmup_end_ns)
+            peer_error = None
+        except Exception as exc:  # reported, not fatal: the peer is a comparison
+            peer, peer_steady, peer_stored, peer_error = None, bench_runs.Steady(0, 0.0), 0, repr(exc)
+        print(f"bench: Quix Streams peer {peer_steady.per_s:.1f} windows/s", flush=True)
+
+        w2_settings = bench_runs.with_database(settings, "bench_w2", str(workdir / "recovery-w2"))
+        w2 = bench_runs.dataflow(w2_settings, "pipeline-w2", services, workers=2)
+        w2_steady, w2_stored = bench_runs.steady_of(w2_settings, warmup_end_ns)
+        p2_settings = bench_runs.with_database(settings, "bench_p2", str(workdir / "recovery-p2"))
+        p2 = bench_runs.dataflow(p2_settings, "pipeline-p2", services, processes=2)
+        p2_steady, p2_stored = bench_runs.steady_of(p2_settings, warmup_end_ns)
+        print(f"bench: -w 2 {w2_steady.per_s:.1f} windows/s, 2 processes {p2_steady.per_s:.1f}/s", flush=True)
+
+        readings_per_window = len(messages) / expected_windows(settings)
+        capacity_msgs = w1_steady.per_s * readings_per_window
+        lat = latency(settings, messages, capacity_msgs / 2, args.latency_s, services, workdir)
+        storage_s = storage_seconds(bench_runs.with_database(settings, "bench_bare", ""), bare_after.points)
+    state_bytes, state_pickled = state_bytes_per_sensor(settings, bare_after.asset_windows)
+
+    stage_total = sum(bare_after.stage_s.values()) + storage_s
+    stage_us = {k: round(v / bare_after.windows * 1e6) for k, v in
+                {**bare_after.stage_s, "storage": storage_s}.items()}
+    expected = expected_windows(settings)
     result = {
-        "windows": len(messages),
-        "windows_stored": stored,
-        "pipeline_windows_per_s": round(len(messages) / pipeline_s, 1),
-        "bare_windows_per_s": round(len(messages) / bare_s, 1),
-        "ratio": round(bare_s / pipeline_s, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "feature_us_per_window": round(feature_us, 1),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "assets": args.assets, "sensors": 3 * args.assets, "hours": args.hours, "messages": len(messages),
+        "windows": round(expected), "windows_stored": stored,
+        "steady_windows": w1_steady.windows, "steady_s": round(w1_steady.seconds, 1),
+        "pipeline_windows_per_s": round(w1_steady.per_s, 1),
+        "readings_per_s": round(w1_steady.per_s * readings_per_window, 1),
+        "bare_windows_per_s": round(bare_rate, 1),
+        "bare_before_windows_per_s": round(bare_before.steady.per_s, 1),
+        "bare_after_windows_per_s": round(bare_after.steady.per_s, 1),
+        "ratio": round(w1_steady.per_s / bare_rate, 3) if bare_rate else None,
+        "peer_windows_per_s": round(peer_steady.per_s, 1) if peer_steady.per_s else None,
+        "peer_windows_stored": peer_stored, "peer_error": peer_error,
+        "ratio_vs_peer": round(w1_steady.per_s / peer_steady.per_s, 3) if peer_steady.per_s else None,
+        "workers_2_windows_per_s": round(w2_steady.per_s, 1), "workers_2_windows_stored": w2_stored,
+        "processes_2_windows_per_s": round(p2_steady.per_s, 1), "processes_2_windows_stored": p2_stored,
+        "speedup_2_workers": round(w2_steady.per_s / w1_steady.per_s, 3) if w1_steady.per_s else None,
+        "speedup_2_processes": round(p2_steady.per_s / w1_steady.per_s, 3) if w1_steady.per_s else None,
+        **lat,
+        "peak_rss_mb": round(max(p["peak_rss_mb"] for p in w1.processes), 1),
+        "peer_peak_rss_mb": round(max(p["peak_rss_mb"] for p in peer.processes), 1) if peer else None,
+        "bench_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_use": {k: round(v, 2) for r in (w1, peer, w2, p2) if r for k, v in r.cpu_use().items()},
+        "stage_us_per_window": stage_us,
+        "stage_share": {k: round(v * 1e-6 * bare_after.windows / stage_total, 3) for k, v in stage_us.items()},
         "state_bytes_per_sensor": round(state_bytes),
         "state_pickled_bytes_per_sensor": round(state_pickled),
         "models": [m.label for m in (settings.model, *settings.challengers)],
     }
-    print(f"{'windows (4,096 samples each)':34s} {result['windows']}")
-    print(f"{'champion health points stored':34s} {stored}")
-    print(f"{'pipeline (Kafka -> InfluxDB) /s':34s} {result['pipeline_windows_per_s']}")
-    print(f"{'bare Python loop /s':34s} {result['bare_windows_per_s']}")
-    print(f"{'ratio pipeline / bare':34s} {result['ratio']}")
-    print(f"{'feature cost per window (us)':34s} {result['feature_us_per_window']}")
-    print(f"{'peak RSS (MB)':34s} {result['peak_rss_mb']}")
-    print(f"{'model state per sensor (bytes)':34s} {result['state_bytes_per_sensor']} in memory, "
-          f"{result['state_pickled_bytes_per_sensor']} pickled ({', '.join(result['models'])})")
+    result["missed"] = missed(result)
+    print_table(result)
     print(json.dumps(result))
-    return 0 if stored == len(messages) else 1
+    return 0 if stored == result["windows"] else 1
+
+
+def missed(r: dict) -> list[str]:
+    """The targets this run missed, each with its figure."""
+    out = []
+    for key, target in TARGETS.items():
+        v = r.get(key)
+        if v is None:
+            out.append(f"{key}: not measured")
+        elif (v > target) if key in ("latency_p99_s", "state_bytes_per_sensor") else (v < target):
+            out.append(f"{key}: {v} (target {'<=' if key in ('latency_p99_s', 'state_bytes_per_sensor') else '>='} "
+                       f"{target})")
+    return out
+
+
+def print_table(r: dict) -> None:
+    rows = [
+        ("workload", f"{r['assets']} assets x 3 sensors, {r['hours']:g} h, {r['messages']} messages, "
+                     f"{r['windows']} sensor windows"),
+        ("champion health points stored", r["windows_stored"]),
+        ("pipeline, 1 worker (windows/s)", f"{r['pipeline_windows_per_s']} over {r['steady_s']} s steady "
+                                           f"({r['readings_per_s']} readings/s)"),
+        ("bare loop (windows/s)", f"{r['bare_windows_per_s']} (before {r['bare_before_windows_per_s']}, "
+                                  f"after {r['bare_after_windows_per_s']})"),
+        ("ratio pipeline / bare", r["ratio"]),
+        ("Quix Streams peer (windows/s)", r["peer_windows_per_s"] if r["peer_error"] is None else r["peer_error"]),
+        ("ratio pipeline / peer", r["ratio_vs_peer"]),
+        ("-w 2 (windows/s), speed-up", f"{r['workers_2_windows_per_s']}, {r['speedup_2_workers']}"),
+        ("2 processes (windows/s), speed-up", f"{r['processes_2_windows_per_s']}, {r['speedup_2_processes']}"),
+        ("latency at half load p50 / p99 (s)", f"{r['latency_p50_s']} / {r['latency_p99_s']} "
+                                               f"({r['latency_windows']} windows)"),
+        ("peak RSS pipeline / peer (MB)", f"{r['peak_rss_mb']} / {r['peer_peak_rss_mb']}"),
+        ("state per sensor (bytes)", f"{r['state_bytes_per_sensor']} in memory, "
+                                     f"{r['state_pickled_bytes_per_sensor']} pickled ({', '.join(r['models'])})"),
+        ("time per window by stage (us)", ", ".join(f"{k} {v}" for k, v in r["stage_us_per_window"].items())),
+        ("CPU use (1.0 = one core)", ", ".join(f"{k} {v}" for k, v in r["cpu_use"].items())),
+        ("targets missed", "; ".join(r["missed"]) or "none"),
+    ]
+    for name, value in rows:
+        print(f"{name:36s} {value}")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Arguments as ``predmaint bench`` parses them (for tests)."""
+    parser = argparse.ArgumentParser(prog="predmaint")
+    parser.add_argument("--config")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["bench", *argv])

@@ -236,12 +236,6 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench(args) -> int:
-    from predmaint.pipelines.bench import main as bench_main
-
-    return bench_main(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="predmaint", description=__doc__)
     parser.add_argument("--config", help="YAML settings file (default: the packaged default.yaml)")
@@ -295,13 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="the endpoint (default: http://localhost:<metrics.port>/metrics)")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("bench", help="pipeline vs bare-loop throughput (make bench)")
-    p.add_argument("--windows", type=int, default=4000)
-    p.set_defaults(func=cmd_bench)
-
     from predmaint.dashboards import push
-    from predmaint.pipelines import evaluate, report
+    from predmaint.pipelines import bench, evaluate, report
 
+    bench.add_parser(sub)
     evaluate.add_parser(sub)
     report.add_parser(sub)
     push.add_parser(sub)

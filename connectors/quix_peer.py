@@ -1,0 +1,103 @@
+"""The predmaint pipeline written in Quix Streams, for ``make bench`` to measure against (a peer, not a product).
+
+It does the same work as :func:`predmaint.pipelines.dataflow.build_flow` for
+the bench fleet, with the same functions: ``intake.decode`` and
+``intake.snapshot_features`` per message, a 5-minute event-time tumbling window
+per asset, ``steps.window_features`` and ``steps.assess`` (champion and
+challengers, alert rules) per closed window, ``points.to_points`` and the same
+InfluxDB writer. It is written the way Quix Streams' documentation shows:
+an ``Application`` with a consumer group, ``app.dataframe(topic)``, ``sdf.apply``
+/ ``sdf.filter``, ``sdf.set_timestamp`` for event time, ``tumbling_window(...)
+.collect().final()``, a stateful ``apply`` for the per-asset models (state in
+RocksDB, pickled: the documented ``RocksDBOptions(dumps, loads)`` hook, since the
+default JSON cannot hold models), and a ``BatchingSink`` that writes each
+checkpoint's batch. Changelog topics and at-least-once processing stay at
+Quix's defaults, as bytewax recovery stays on in the bench.
+
+Left out because the bench data has none: dead letters (every bench message
+is valid) and alert events on the alerts topic (a handful per run).
+
+``quixstreams`` is a benchmark-only dependency (``pip install 'predmaint[bench]'``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import resource
+import time
+from collections import namedtuple
+from pathlib import Path
+
+from predmaint.connectors.shelves import Suppressions
+from predmaint.connectors.storage import open_writer
+from predmaint.pipelines import intake, points, steps
+from predmaint.settings import Settings
+
+__all__ = ["run_peer"]
+
+_Msg = namedtuple("_Msg", "topic partition offset key value timestamp")
+
+
+def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeout_s: float = 10.0) -> dict:
+    """Consume ``settings.kafka.telemetry_topic`` from the start until it has been idle ``idle_timeout_s``.
+
+    Returns this process's CPU seconds, peak RSS (MB) and when processing began
+    (the first message after the consumer group joined, wall time in s).
+    """
+    from quixstreams import Application, message_context
+    from quixstreams.sinks import BatchingSink, SinkBatch
+    from quixstreams.state.rocksdb import RocksDBOptions
+
+    length_s = settings.window.length_s
+    suppressions = Suppressions(settings.suppression)
+    started: list[float] = []
+
+    class InfluxSink(BatchingSink):
+        """Every point of a checkpoint in one write, through predmaint's writer (retries included)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.writer = open_writer(settings.storage)
+
+        def write(self, batch: SinkBatch) -> None:
+            self.writer.write([item.value for item in batch])
+
+    def decode(value, key, timestamp, headers):
+        if not started:
+            started.append(time.time())
+        ctx = message_context()
+        return intake.decode(settings, _Msg(ctx.topic, ctx.partition, ctx.offset, key, value, (1, timestamp)))
+
+    def window_features(window: dict) -> steps.AssetWindowFeatures:
+        acc = steps.window_new()
+        for snap in window["value"]:
+            steps.window_add(acc, snap)
+        return steps.window_features(settings, length_s, (int(window["start"] // (length_s * 1000)), acc))
+
+    def assess(aw: steps.AssetWindowFeatures, state):
+        asset_state, scored = steps.assess(settings, suppressions, state.get("asset"), aw)
+        state.set("asset", asset_state)
+        return scored
+
+    app = Application(broker_address=settings.kafka.bootstrap, consumer_group=consumer_group,
+                      auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING",
+                      rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
+                      consumer_extra_config={"fetch.message.max.bytes": 8 << 20})
+    topic = app.topic(settings.kafka.telemetry_topic, key_deserializer="bytes", value_deserializer="bytes")
+    sdf = app.dataframe(topic)
+    sdf = sdf.apply(decode, metadata=True)
+    sdf = sdf.filter(lambda r: isinstance(r, intake.Reading))
+    sdf = sdf.apply(lambda r: intake.snapshot_features(settings, r))
+    sdf = sdf.filter(lambda s: isinstance(s, intake.Snapshot))
+    sdf = sdf.set_timestamp(lambda snap, key, timestamp, headers: snap.ts_ms)
+    sdf = sdf.tumbling_window(duration_ms=int(length_s * 1000),
+                              grace_ms=int(settings.window.allowed_lateness_s * 1000)).collect().final()
+    sdf = sdf.apply(window_features)
+    sdf = sdf.apply(assess, stateful=True)
+    sdf = sdf.apply(lambda scored: points.to_points(settings, scored), expand=True)
+    sdf.sink(InfluxSink())
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    app.run(timeout=idle_timeout_s)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "started_at": started[0] if started else None}
