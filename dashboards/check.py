@@ -24,6 +24,14 @@ Some measurements are written only when something happens
 writer gives them (as well as any the database has), the query is still sent
 (InfluxDB must accept it), and returning nothing while the database has no
 such measurement is reported as :data:`NOT_WRITTEN_YET`, not as a failure.
+
+Returning data is not enough for a line to appear: Grafana joins only adjacent
+non-null points (the panels keep ``spanNulls`` off, since a gap is a sensor
+that stopped). :func:`check_drawable` therefore emulates Grafana's interval
+choice (``range / max data points``, rounded by :func:`round_interval_ms`, not
+below the panel's minimum interval) for the dashboard's default range and for
+1 h, 24 h and 7 d, and fails a line panel whose series has values but no two
+adjacent points.
 """
 
 from __future__ import annotations
@@ -117,6 +125,11 @@ def dashboard_queries(doc: dict) -> list[DashboardQuery]:
     return out
 
 
+#: Grafana's default "Max data points" is the panel's width in pixels; 1,920 (a full-width panel on a
+#: wide screen) is the most it gets in practice, so the finest interval Grafana would choose.
+MAX_DATA_POINTS = 1920
+
+
 @dataclass(frozen=True)
 class TimeRange:
     """The dashboard's time range, epoch milliseconds, and the ``$__interval`` Grafana would pick for it."""
@@ -125,30 +138,83 @@ class TimeRange:
     to_ms: int
     interval: str = ""
 
-    def with_grafana_interval(self, max_data_points: int = 1000) -> "TimeRange":
-        return TimeRange(self.from_ms, self.to_ms, grafana_interval(self.to_ms - self.from_ms, max_data_points))
+    def with_grafana_interval(self, max_data_points: int = MAX_DATA_POINTS, min_interval: str = "") -> "TimeRange":
+        return TimeRange(self.from_ms, self.to_ms,
+                         grafana_interval(self.to_ms - self.from_ms, max_data_points, min_interval))
 
 
-_NICE_INTERVALS_S = (1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-                     86400, 7 * 86400, 30 * 86400)
+#: Grafana's ``roundInterval`` (packages/grafana-data/src/datetime/rangeutil.ts): below the first
+#: bound of a row, the interval becomes that row's value (milliseconds).
+_GRAFANA_ROUNDING_MS = (
+    (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1500, 1000), (3500, 2000),
+    (7500, 5000), (12500, 10000), (17500, 15000), (25000, 20000), (45000, 30000), (90000, 60000),
+    (210000, 120000), (450000, 300000), (750000, 600000), (1050000, 900000), (1500000, 1200000),
+    (2700000, 1800000), (5400000, 3600000), (9000000, 7200000), (16200000, 10800000),
+    (32400000, 21600000), (86400000, 43200000), (604800000, 86400000), (1814400000, 604800000),
+    (3628800000, 2592000000))
+_YEAR_MS = 31536000000
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": _YEAR_MS}
 
 
-def grafana_interval(range_ms: int, max_data_points: int = 1000) -> str:
-    """The smallest round interval giving at most ``max_data_points`` buckets (Grafana rounds similarly).
+def round_interval_ms(interval_ms: float) -> int:
+    """Grafana's rounding of ``range / max data points`` to a nice interval.
+
+    Examples
+    --------
+    >>> [round_interval_ms(ms) for ms in (11_250, 21_600, 86_400, 315_000, 604_800)]
+    [10000, 20000, 60000, 300000, 600000]
+    """
+    return next((value for bound, value in _GRAFANA_ROUNDING_MS if interval_ms < bound), _YEAR_MS)
+
+
+def interval_ms(text: str) -> int:
+    """A Grafana interval (``10s``, ``5m``, ``1h``, ``>5m``...) in milliseconds.
+
+    Examples
+    --------
+    >>> interval_ms("5m"), interval_ms(">10s"), interval_ms("500ms")
+    (300000, 10000, 500)
+    """
+    m = re.fullmatch(r">?\s*(\d+)(ms|s|m|h|d|w|y)", text.strip())
+    if not m:
+        raise ValueError(f"not a Grafana interval: {text!r}")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def format_interval(ms: int) -> str:
+    """Milliseconds as an InfluxQL duration in the largest unit that divides them.
+
+    Examples
+    --------
+    >>> format_interval(300000), format_interval(86_400_000), format_interval(500)
+    ('5m', '1d', '500ms')
+    """
+    for unit in ("d", "h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
+def grafana_interval(range_ms: int, max_data_points: int = MAX_DATA_POINTS, min_interval: str = "") -> str:
+    """The ``$__interval`` Grafana computes: ``range / max data points``, rounded, and not below ``min_interval``.
+
+    ``min_interval`` is the panel's "Min interval" query option (its JSON ``interval``).
 
     Examples
     --------
     >>> grafana_interval(6 * 3600 * 1000, 100)
     '5m'
-    >>> grafana_interval(30 * 86400 * 1000)
-    '1h'
+    >>> grafana_interval(6 * 3600 * 1000)   # the 6 h default on a wide panel: 11.25 s
+    '10s'
+    >>> grafana_interval(6 * 3600 * 1000, min_interval="5m"), grafana_interval(7 * 86400 * 1000, min_interval="5m")
+    ('5m', '5m')
+    >>> grafana_interval(30 * 86400 * 1000, 1000)
+    '30m'
     """
-    wanted_s = range_ms / 1000 / max_data_points
-    seconds = next((s for s in _NICE_INTERVALS_S if s >= wanted_s), _NICE_INTERVALS_S[-1])
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    ms = round_interval_ms(range_ms / max_data_points)
+    if min_interval:
+        ms = max(ms, interval_ms(min_interval))
+    return format_interval(ms)
 
 
 @dataclass(frozen=True)
@@ -345,6 +411,19 @@ def check(query: DashboardQuery, run: QueryRunner, schema: Schema, variables: di
     return CheckResult(query, sent, True, "", len(series), n)
 
 
+def _selected(doc: dict, selection: dict[str, tuple[str, ...]]) -> dict[str, Variable]:
+    multi = variables_of(doc)
+    return {name: Variable(tuple(values), multi.get(name, True))
+            for name, values in {**custom_defaults(doc), **selection}.items()}
+
+
+def _scoped(q: DashboardQuery, variables: dict[str, Variable]) -> list[dict[str, Variable]]:
+    """The variables of each copy Grafana draws of ``q``'s panel: one per value of a repeat variable."""
+    if q.repeat and q.repeat in variables:
+        return [{**variables, q.repeat: Variable((one,), False)} for one in variables[q.repeat].values]
+    return [variables]
+
+
 def check_dashboard(doc: dict, run: QueryRunner, schema: Schema, selection: dict[str, tuple[str, ...]],
                     time_range: TimeRange) -> list[CheckResult]:
     """Check every query of ``doc`` with the variables set to ``selection``.
@@ -353,18 +432,115 @@ def check_dashboard(doc: dict, run: QueryRunner, schema: Schema, selection: dict
     dashboard opens with. A repeated panel is checked once per value of its
     repeat variable, as Grafana draws one copy per value.
     """
-    multi = variables_of(doc)
-    variables = {name: Variable(tuple(values), multi.get(name, True))
-                 for name, values in {**custom_defaults(doc), **selection}.items()}
+    variables = _selected(doc, selection)
+    return [check(q, run, schema, scoped, time_range)
+            for q in dashboard_queries(doc) for scoped in _scoped(q, variables)]
+
+
+# --- can Grafana draw the lines? ----------------------------------------------------------------------
+
+#: The time ranges besides the dashboard's default over which every line is drawn.
+DRAW_RANGES_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 604_800_000}
+
+
+@dataclass(frozen=True)
+class DrawResult:
+    """Whether every line of one panel target would be drawn over one time range."""
+
+    query: DashboardQuery
+    range_name: str
+    interval: str
+    sent: str
+    ok: bool
+    reason: str = ""
+    lines: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.query.name} over {self.range_name} at {self.interval}"
+
+
+def line_panels(doc: dict) -> list[dict]:
+    """The time-series panels of ``doc`` that draw lines (not bars or points)."""
+    return [p for p in doc.get("panels", []) if p["type"] == "timeseries"
+            and p["fieldConfig"]["defaults"].get("custom", {}).get("drawStyle", "line") == "line"]
+
+
+def range_ms(text: str) -> int:
+    """A dashboard's relative time range (``now-6h``) in milliseconds.
+
+    Examples
+    --------
+    >>> range_ms("now-6h"), range_ms("now-7d")
+    (21600000, 604800000)
+    """
+    return interval_ms(text.removeprefix("now-"))
+
+
+def isolated_lines(series: list[dict]) -> list[str]:
+    """The lines (series x value column) that hold values but no two adjacent non-null ones.
+
+    Grafana joins only adjacent non-null points of a line when ``spanNulls`` is off, so such a
+    line shows nothing. Rows are the ``GROUP BY time()`` buckets, in order.
+
+    Examples
+    --------
+    >>> rows = [[0, 1.0, 5.0], [1, None, 6.0], [2, 2.0, None]]
+    >>> isolated_lines([{"name": "health", "tags": {"asset": "p1"}, "columns": ["time", "a", "b"], "values": rows}])
+    ['health {asset=p1} a']
+    """
+    out = []
+    for s in series:
+        columns = s["columns"]
+        rows = s.get("values", [])
+        for i, column in enumerate(columns):
+            if column == "time":
+                continue
+            present = [r[i] is not None and not (isinstance(r[i], float) and math.isnan(r[i])) for r in rows]
+            if any(present) and not any(a and b for a, b in zip(present, present[1:])):
+                tags = ",".join(f"{k}={v}" for k, v in sorted((s.get("tags") or {}).items()))
+                out.append(f"{s['name']}{f' {{{tags}}}' if tags else ''} {column}")
+    return out
+
+
+def check_drawable(doc: dict, run: QueryRunner, selection: dict[str, tuple[str, ...]], end_ms: int,
+                   ranges_ms: dict[str, int] | None = None,
+                   max_data_points: int = MAX_DATA_POINTS) -> list[DrawResult]:
+    """Run every line panel's targets as Grafana would over each range ending at ``end_ms``; check each line draws.
+
+    For each range (the dashboard's default, then :data:`DRAW_RANGES_MS`), the
+    interval is Grafana's: ``range / max_data_points`` rounded to Grafana's nice
+    intervals, not below the panel's minimum interval. A target fails when one
+    of its lines has values but no two adjacent points; one that returns
+    nothing is left to :func:`check` (no data is not a drawing problem).
+    """
+    ranges = {f"default ({doc['time']['from']})": range_ms(doc["time"]["from"]), **(ranges_ms or DRAW_RANGES_MS)}
+    variables = _selected(doc, selection)
     results = []
-    for q in dashboard_queries(doc):
-        if q.repeat and q.repeat in variables:
-            for one in variables[q.repeat].values:
-                scoped = {**variables, q.repeat: Variable((one,), False)}
-                results.append(check(q, run, schema, scoped, time_range))
-        else:
-            results.append(check(q, run, schema, variables, time_range))
+    for panel in line_panels(doc):
+        for t in panel["targets"]:
+            q = DashboardQuery(doc["title"], panel["title"], "target", t["refId"], t["query"], panel.get("repeat", ""))
+            for name, length in ranges.items():
+                interval = grafana_interval(length, panel.get("maxDataPoints") or max_data_points,
+                                            panel.get("interval", ""))
+                tr = TimeRange(end_ms - length, end_ms, interval)
+                for scoped in _scoped(q, variables):
+                    sent = interpolate(q.query, scoped, tr)
+                    try:
+                        series = run(sent)
+                    except Exception as exc:  # noqa: BLE001 - reported like check() does
+                        results.append(DrawResult(q, name, interval, sent, False, f"query failed: {exc}"))
+                        continue
+                    isolated = isolated_lines(series)
+                    reason = ("no two adjacent points (nothing drawn): " + "; ".join(isolated[:5])
+                              + (f" and {len(isolated) - 5} more" if len(isolated) > 5 else "")) if isolated else ""
+                    results.append(DrawResult(q, name, interval, sent, not isolated, reason, len(series)))
     return results
+
+
+def summarise_drawable(results: Iterable[DrawResult]) -> str:
+    return "\n".join(f"{'drawn' if r.ok else 'FAIL '} {r.name}" + (f": {r.reason}" if r.reason else "")
+                     for r in results)
 
 
 def tag_values(run: QueryRunner, query: str) -> list[str]:

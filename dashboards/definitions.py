@@ -24,6 +24,13 @@ data, so :func:`dashboards` takes the settings that supply them (``python -m
 predmaint.dashboards.build --config FILE`` regenerates the JSON for another
 configuration). The health levels are those of
 :func:`predmaint.pipelines.summary.health_levels`, which the static report uses too.
+
+Every time-series and state-timeline panel sets Grafana's minimum interval to
+the longest window length of the sensor kinds it shows (:class:`Intervals`):
+points are stamped at window ends, so a shorter ``$__interval`` leaves most
+buckets empty and, with ``fill(null)`` and ``spanNulls: false``, no two
+adjacent points to draw a line between. ``predmaint dashboards check``
+emulates Grafana's interval choice to prove it (:mod:`predmaint.dashboards.check`).
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from predmaint.dashboards.model import (
 )
 from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
 from predmaint.pipelines.summary import HealthLevels, health_levels
+from dataclasses import dataclass
+
 from predmaint.settings import Settings
 
 TIME = "$timeFilter"
@@ -69,6 +78,48 @@ DEFAULT_ISO_CLASS = (2, "rigid")
 ASSET_DETAIL_UID = "predmaint-asset"
 #: Tables grouped by tags may arrive as one frame per group; merge them into one table to sort it.
 MERGE = {"id": "merge", "options": {}}
+
+
+def interval_text(seconds: float) -> str:
+    """A Grafana/InfluxQL duration for ``seconds``, in the largest unit that divides it.
+
+    Examples
+    --------
+    >>> [interval_text(s) for s in (10, 300, 90, 3600, 0.5)]
+    ['10s', '5m', '90s', '1h', '500ms']
+    """
+    ms = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Minimum panel intervals: the longest window length of the fleet's sensors, of all kinds or of one.
+
+    Examples
+    --------
+    >>> from predmaint.settings import load_settings
+    >>> iv = Intervals.of(load_settings())
+    >>> iv.all, iv.vibration, iv.temperature
+    ('5m', '5m', '5m')
+    """
+
+    all: str
+    vibration: str
+    temperature: str
+    current: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Intervals":
+        def longest(*kinds: str) -> str:
+            lengths = [settings.window_length_s(a.asset, s.sensor) for a in settings.fleet for s in a.sensors
+                       if not kinds or s.kind in kinds]
+            return interval_text(max(lengths or [settings.window.length_s]))
+
+        return cls(longest(), longest("vibration"), longest("temperature"), longest("current"))
 
 
 def match(*tags: str) -> str:
@@ -155,10 +206,10 @@ def location_variables(asset_multi: bool = True) -> list[QueryVariable]:
     ]
 
 
-def fleet_overview(levels: HealthLevels) -> Dashboard:
+def fleet_overview(levels: HealthLevels, iv: Intervals) -> Dashboard:
     health = health_panel(
         "Health per asset (worst sensor, champion model)", levels, "min", (CHAMPION, FLEET), "asset",
-        width=24, height=9,
+        width=24, height=9, min_interval=iv.all,
         description="Lowest health over the asset's sensors in each interval, from the champion model "
                     "(the one that drives alerts). 100 = indistinguishable from the sensor's baseline.")
     status = Panel(
@@ -199,14 +250,14 @@ def fleet_overview(levels: HealthLevels) -> Dashboard:
             "indexByName": {"asset": 0, "sensor": 1, "rule": 2, "severity": 3, "state": 4, "health": 5,
                             "Time": 6, "alert_id": 7}}}])
     zones = iso_zone_panel(
-        "ISO 10816-3 zone per asset", (FLEET,), "asset", width=12, height=8,
+        "ISO 10816-3 zone per asset", (FLEET,), "asset", width=12, height=8, min_interval=iv.vibration,
         description="Worst velocity-severity zone of the asset's vibration sensors: A new, B acceptable, "
                     "C unsatisfactory (plan action), D damage.")
     events = Panel(
         "Alert events by severity", width=12, height=8,
         description="Raised, escalated, re-notified and cleared events per interval.",
         targets=[by_tag('count("event_id")', "alerts", (FLEET,), "severity", fill="none")],
-        defaults=count_bars())
+        defaults=count_bars(), min_interval=iv.all)
     return Dashboard("predmaint-fleet", "predmaint: Fleet overview",
                      "Health, ISO zones and open alerts across the fleet.",
                      panels=[health, status, open_alerts, zones, events], variables=location_variables())
@@ -229,10 +280,11 @@ def _iso_steps(group: int, foundation: str) -> dict:
     return thresholds(Step("green"), Step("yellow", ab), Step("orange", bc), Step("red", cd))
 
 
-def asset_detail(settings: Settings, levels: HealthLevels) -> Dashboard:
+def asset_detail(settings: Settings, levels: HealthLevels, iv: Intervals) -> Dashboard:
     asset = match("asset")
     health = health_panel(
         "Health per sensor (champion model)", levels, "mean", (CHAMPION, asset), "sensor", width=24, height=9,
+        min_interval=iv.all,
         description="Marks: alert events (raised, escalated, re-notified, cleared) with the sensor, rule "
                     "and severity as tags.")
     velocity = Panel(
@@ -244,8 +296,8 @@ def asset_detail(settings: Settings, levels: HealthLevels) -> Dashboard:
                         f'{PER_INTERVAL}, "asset", "sensor" fill(null)', alias="$tag_asset $tag_sensor")],
         defaults={"unit": "suffix: mm/s", "min": 0, "decimals": 2, "thresholds": _iso_steps(*DEFAULT_ISO_CLASS),
                   "custom": {"thresholdsStyle": {"mode": "line+area"}, "lineWidth": 2}},
-        overrides=_iso_overrides(settings))
-    zone = iso_zone_panel("ISO 10816-3 zone", (asset,), "sensor", width=12, height=9)
+        overrides=_iso_overrides(settings), min_interval=iv.vibration)
+    zone = iso_zone_panel("ISO 10816-3 zone", (asset,), "sensor", width=12, height=9, min_interval=iv.vibration)
     ratios = Panel(
         "Envelope peaks over noise floor at bearing defect lines", width=12, height=9,
         description="Envelope-spectrum peak at each defect frequency divided by the local floor; "
@@ -256,14 +308,14 @@ def asset_detail(settings: Settings, levels: HealthLevels) -> Dashboard:
                         'mean("env_ftf_ratio") AS "FTF" FROM "features" '
                         f'{where(VIBRATION, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)',
                         alias="$col $tag_sensor")],
-        defaults={"unit": "none", "min": 0, "decimals": 1})
+        defaults={"unit": "none", "min": 0, "decimals": 1}, min_interval=iv.vibration)
     amplitudes = Panel(
         "Envelope peak amplitudes at bearing defect lines", width=12, height=9,
         targets=[Target('SELECT mean("env_bpfo") AS "BPFO", mean("env_bpfi") AS "BPFI", '
                         'mean("env_bsf") AS "BSF", mean("env_ftf") AS "FTF" FROM "features" '
                         f'{where(VIBRATION, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)',
                         alias="$col $tag_sensor")],
-        defaults={"unit": "accMS2", "min": 0})
+        defaults={"unit": "accMS2", "min": 0}, min_interval=iv.vibration)
     temperature = Panel(
         "Bearing temperature", width=8, height=8,
         description="Window mean (left axis) and least-squares slope (right axis).",
@@ -272,18 +324,19 @@ def asset_detail(settings: Settings, levels: HealthLevels) -> Dashboard:
                         alias="$col $tag_sensor")],
         defaults={"unit": "celsius", "decimals": 1},
         overrides=[Override("byRegexp", "^rate ", {"unit": "suffix: °C/min", "custom.axisPlacement": "right",
-                                                   "custom.lineStyle": {"fill": "dash", "dash": [10, 10]}})])
+                                                   "custom.lineStyle": {"fill": "dash", "dash": [10, 10]}})],
+        min_interval=iv.temperature)
     imbalance = Panel(
         "Motor current imbalance (NEMA)", width=8, height=8,
         description="Largest deviation of a phase RMS from the three-phase mean, over the mean.",
         targets=[by_tag('mean("current_imbalance_pct")', "features", (CURRENT, asset), "sensor")],
-        defaults={"unit": "percent", "min": 0, "decimals": 2})
+        defaults={"unit": "percent", "min": 0, "decimals": 2}, min_interval=iv.current)
     phases = Panel(
         "Phase currents", width=8, height=8,
         targets=[Target('SELECT mean("current_rms_a") AS "A", mean("current_rms_b") AS "B", '
                         'mean("current_rms_c") AS "C" FROM "features" '
                         f'{where(CURRENT, asset, TIME)} {PER_INTERVAL}, "sensor" fill(null)', alias="phase $col")],
-        defaults={"unit": "amp", "decimals": 2})
+        defaults={"unit": "amp", "decimals": 2}, min_interval=iv.current)
     alerts = Panel(
         "Alert events", type="table", width=24, height=8,
         description="Every alert event of the asset in the time range, newest first, with the features "
@@ -302,11 +355,11 @@ def asset_detail(settings: Settings, levels: HealthLevels) -> Dashboard:
                      variables=location_variables(asset_multi=False), annotations=annotations)
 
 
-def model_comparison(levels: HealthLevels) -> Dashboard:
+def model_comparison(levels: HealthLevels, iv: Intervals) -> Dashboard:
     models = match("model")
     per_asset = health_panel(
         "Health per model: $asset", levels, "min", (match("asset"), models), "model", area=False,
-        width=8, height=8, repeat="asset",
+        width=8, height=8, repeat="asset", min_interval=iv.all,
         description="Worst sensor's health per model. Only the champion drives alerts; challengers "
                     "score the same windows side by side.")
     below = Panel(
@@ -315,7 +368,7 @@ def model_comparison(levels: HealthLevels) -> Dashboard:
                     "flags far more windows than the champion on healthy assets is noisier.",
         targets=[by_tag('count("health")', "health", (MONITORING, AT_OR_BELOW_THRESHOLD, FLEET, models), "model",
                         fill="none")],
-        defaults=count_bars(60, stacked=False))
+        defaults=count_bars(60, stacked=False), min_interval=iv.all)
     summary = Panel(
         "Per model and asset (monitoring phase)", type="table", width=12, height=8,
         targets=[Target('SELECT min("health") AS "min health", mean("health") AS "mean health", '
@@ -332,7 +385,7 @@ def model_comparison(levels: HealthLevels) -> Dashboard:
                     "calibrated per model), so compare shapes, not levels.",
         targets=[Target(f'SELECT mean("raw_score") FROM "health" {where(FLEET, models, TIME)} '
                         f'{PER_INTERVAL}, "model", "asset" fill(null)', alias="$tag_model $tag_asset")],
-        defaults={"unit": "none"})
+        defaults={"unit": "none"}, min_interval=iv.all)
     variables: list[QueryVariable | CustomVariable] = [
         *location_variables(),
         QueryVariable("model", "Model", 'SHOW TAG VALUES FROM "health" WITH KEY = "model"'),
@@ -344,7 +397,7 @@ def model_comparison(levels: HealthLevels) -> Dashboard:
                      panels=[per_asset, below, summary, raw], variables=variables)
 
 
-def pipeline_health() -> Dashboard:
+def pipeline_health(iv: Intervals) -> Dashboard:
     throughput = Panel(
         "Throughput: windows stored per interval", width=12, height=8,
         description="Feature points written per interval, by sensor kind. Points are stamped at the "
@@ -353,14 +406,15 @@ def pipeline_health() -> Dashboard:
                         alias="vibration"),
                  by_tag('count("readings")', "features", (FLEET,), "kind", fill="0")],
         defaults={"unit": "none", "decimals": 0,
-                  "custom": {"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal"}}})
+                  "custom": {"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal"}}},
+        min_interval=iv.all)
     lag = Panel(
         "Processing lag", width=12, height=8,
         description="Wall-clock time between a window's end and its processing (lag_s on health points). "
                     "Live data: the pipeline's delay. A replay: how old the data is.",
         targets=[Target('SELECT max("lag_s") AS "max", mean("lag_s") AS "mean" FROM "health" '
                         f'{where(CHAMPION, FLEET, TIME)} {PER_INTERVAL} fill(null)', alias="$col")],
-        defaults={"unit": "s"})
+        defaults={"unit": "s"}, min_interval=iv.all)
     newest_lag = Panel(
         "Lag of the newest window", type="stat", width=6, height=6,
         targets=[Target(f'SELECT last("lag_s") FROM "health" {where(CHAMPION, FLEET, TIME)}')],
@@ -375,13 +429,13 @@ def pipeline_health() -> Dashboard:
         "Health points per model per interval", width=12, height=6,
         description="Each configured model should score every window: a model whose count drops is failing.",
         targets=[by_tag('count("health")', "health", (FLEET,), "model", fill="0")],
-        defaults={"unit": "none", "decimals": 0})
+        defaults={"unit": "none", "decimals": 0}, min_interval=iv.all)
     dead = Panel(
         "Dead letters per interval, by step", width=12, height=8,
         description="Dead letters are stamped with their Kafka arrival time, not event time: the message "
                     "may have no valid event time.",
         targets=[by_tag('sum("count")', "deadletters", (), "step", fill="none")],
-        defaults=count_bars())
+        defaults=count_bars(), min_interval=iv.all)
     dead_table = Panel(
         "Latest dead letters", type="table", width=12, height=8,
         targets=[Target('SELECT "reason", "asset", "sensor", "partition", "offset" FROM "deadletters" '
@@ -390,11 +444,11 @@ def pipeline_health() -> Dashboard:
     return Dashboard("predmaint-pipeline", "predmaint: Pipeline health",
                      "Is the pipeline keeping up, what is it rejecting, and which alerts did not reach their targets?",
                      panels=[throughput, lag, newest_lag, dead_total, models, dead, dead_table,
-                             *undelivered_alert_panels()],
+                             *undelivered_alert_panels(iv)],
                      variables=location_variables())
 
 
-def undelivered_alert_panels() -> list[Panel]:
+def undelivered_alert_panels(iv: Intervals) -> list[Panel]:
     """The ``delivery_deadletter`` points ``predmaint notify`` writes when it gives up on an alert event.
 
     Not filtered by site, line or asset: events rejected at ingest carry none. The measurement
@@ -406,7 +460,7 @@ def undelivered_alert_panels() -> list[Panel]:
         "Undelivered alert events per interval, by target", width=12, height=8,
         description=f"Alert events predmaint notify gave up on {gave_up} Empty is good news.",
         targets=[by_tag('count("attempts")', "delivery_deadletter", (), "target", fill="none")],
-        defaults=count_bars())
+        defaults=count_bars(), min_interval=iv.all)
     latest = Panel(
         "Latest undelivered alert events", type="table", width=12, height=8,
         description=f"The newest 100 alert events predmaint notify gave up on {gave_up} The webhook or work "
@@ -431,4 +485,6 @@ def dashboards(settings: Settings) -> list[Dashboard]:
     health levels (:func:`predmaint.pipelines.summary.health_levels`).
     """
     levels = health_levels(settings)
-    return [fleet_overview(levels), asset_detail(settings, levels), model_comparison(levels), pipeline_health()]
+    iv = Intervals.of(settings)
+    return [fleet_overview(levels, iv), asset_detail(settings, levels, iv), model_comparison(levels, iv),
+            pipeline_health(iv)]

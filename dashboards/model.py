@@ -137,6 +137,9 @@ class Panel:
     transformations: list[dict] = field(default_factory=list)
     #: Name of a multi-value variable: Grafana draws one copy of the panel per selected value.
     repeat: str = ""
+    #: Grafana's "Min interval" query option: ``$__interval`` is never shorter (e.g. ``"5m"``,
+    #: the window length, so that every interval holds a window and lines are continuous).
+    min_interval: str = ""
 
     def to_json(self, panel_id: int, x: int, y: int) -> dict:
         defaults = _merge(_TYPE_DEFAULTS.get(self.type, {}), self.defaults)
@@ -151,6 +154,8 @@ class Panel:
         }
         if self.repeat:
             doc.update(repeat=self.repeat, repeatDirection="h", maxPerRow=3)
+        if self.min_interval:
+            doc["interval"] = self.min_interval
         return doc
 
 

@@ -103,7 +103,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     build.add_arguments(build_p)
 
     check_p = sub.add_parser("check", help="run every dashboard query against the configured InfluxDB")
-    check_p.add_argument("--hours", type=float, default=6.0, help="time range: the last HOURS (default 6)")
+    check_p.add_argument("--hours", type=float, default=6.0,
+                         help="time range of the data checks: the last HOURS (default 6); lines are also drawn "
+                              "over the dashboards' default range, 1 h, 24 h and 7 d up to --end")
     check_p.add_argument("--end", help="end of the time range, ISO 8601 (default: now)")
     check_p.add_argument("--require-data", action="store_true",
                          help="fail on queries that return nothing (default: only on unknown names and errors; "
@@ -130,7 +132,15 @@ def run(args) -> int:
 
 def _run_check(settings, args) -> int:
     from predmaint.connectors.storage import open_query_reader
-    from predmaint.dashboards.check import Schema, TimeRange, check_dashboard, summarise, tag_values
+    from predmaint.dashboards.check import (
+        Schema,
+        TimeRange,
+        check_dashboard,
+        check_drawable,
+        summarise,
+        summarise_drawable,
+        tag_values,
+    )
 
     if settings.storage.kind == "sqlite":
         raise ConfigurationError(f"{settings.source}: storage.kind is sqlite; the dashboards need InfluxDB")
@@ -145,9 +155,14 @@ def _run_check(settings, args) -> int:
                      for name in ("site", "line", "asset", "model")}
         failed = 0
         for text in build.render(settings).values():
-            results = check_dashboard(json.loads(text), reader.query, schema, selection, time_range)
+            doc = json.loads(text)
+            results = check_dashboard(doc, reader.query, schema, selection, time_range)
             print(summarise(results))
             failed += sum(not r.ok and (args.require_data or not r.empty) for r in results)
+            # Every line over the default range, 1 h, 24 h and 7 d, at the interval Grafana would choose.
+            drawn = check_drawable(doc, reader.query, selection, time_range.to_ms)
+            print(summarise_drawable(drawn))
+            failed += sum(not r.ok for r in drawn)
     finally:
         reader.close()
     return 1 if failed else 0

@@ -37,9 +37,12 @@ from predmaint.dashboards.check import (
     Variable,
     check,
     check_dashboard,
+    check_drawable,
     dashboard_queries,
     event_only_measurements,
+    line_panels,
     summarise,
+    summarise_drawable,
     tag_values,
 )
 from predmaint.dashboards.model import DATASOURCE_UID
@@ -319,6 +322,49 @@ def test_template_variables_list_the_fleet_and_models(dashboard_run):
                       if v["name"] == "asset")
     narrowed = tag_values(run, line_query.replace("$site", fault.site).replace("$line", fault.line))
     assert narrowed == sorted(a.asset for a in settings.fleet if a.line == fault.line and a.site == fault.site)
+
+
+def data_end_ms(settings) -> int:
+    """The end of the simulated period: the ranges Grafana would show end there."""
+    start = datetime.fromisoformat(settings.simulator.start.replace("Z", "+00:00"))
+    return int((start.timestamp() + settings.simulator.hours * 3600) * 1000)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("which", ["faulty asset", "all"])
+def test_every_line_is_drawn_at_the_interval_grafana_would_choose(dashboard_run, which):
+    settings, run, _ = dashboard_run
+    chosen = selection(settings, run, which)
+    docs = load_dashboards().values()
+    results = [r for doc in docs for r in check_drawable(doc, run, chosen, data_end_ms(settings))]
+    failed = [r for r in results if not r.ok]
+    assert not failed, summarise_drawable(failed)
+    # The default range and 1 h, 24 h, 7 d, each at Grafana's interval, never below the window length.
+    assert {r.range_name for r in results} == {"default (now-6h)", "1h", "24h", "7d"}
+    assert {r.interval for r in results} == {"5m"}
+    # Every line panel had lines to draw (so the check looked at real series).
+    panels = {(d["title"], p["title"]) for d in docs for p in line_panels(d)}
+    assert len(panels) >= 10 and {(r.query.dashboard, r.query.panel) for r in results if r.lines} == panels
+
+
+@pytest.mark.integration
+def test_a_line_panel_without_a_minimum_interval_draws_nothing_and_the_check_fails(dashboard_run):
+    settings, run, _ = dashboard_run
+    fleet = load_dashboards()["predmaint-fleet.json"]
+    (health,) = [p for p in fleet["panels"] if p["title"].startswith("Health per asset")]
+    assert health["interval"] == "5m"
+    bare = {**fleet, "panels": [{k: v for k, v in health.items() if k != "interval"}]}
+    by_range = {r.range_name: r for r in check_drawable(bare, run, selection(settings, run, "all"),
+                                                        data_end_ms(settings))}
+    # Grafana's own choice on a wide panel: 10 s at 6 h, 2 s at 1 h, 1 min at 24 h: one window in
+    # every 30, 150 or 5 buckets, never two adjacent; at 7 d it picks 5 min by itself.
+    assert {name: (r.interval, r.ok) for name, r in by_range.items()} == {
+        "default (now-6h)": ("10s", False), "1h": ("2s", False), "24h": ("1m", False), "7d": ("5m", True)}
+    assert all("no two adjacent points" in r.reason and "pump-03" in r.reason
+               for r in by_range.values() if not r.ok)
+    # The same panel with its minimum interval draws over every range.
+    assert all(r.ok for r in check_drawable({**fleet, "panels": [health]}, run, selection(settings, run, "all"),
+                                            data_end_ms(settings)))
 
 
 @pytest.mark.integration
