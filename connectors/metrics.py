@@ -42,6 +42,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from predmaint.errors import ServiceError
+from predmaint.settings import SENSOR_KINDS
+
+#: The states of an alert event (:class:`predmaint.models.alerting.AlertEvent`).
+ALERT_STATES = ("raised", "escalated", "renotified", "cleared")
 
 __all__ = ["METRICS", "PipelineMetrics", "Status", "StatusReporter", "format_report", "format_status", "read_status",
            "serve_metrics"]
@@ -93,6 +97,14 @@ class PipelineMetrics:
         self._newest: dict[str, float] = {}
         self._lock = threading.Lock()
         self.registry.register(_LagCollector(self))
+        # A labelled counter exports nothing until a label value is used: start the expected
+        # ones at 0, so that rates and sums are 0 (a line at zero), not "no data", until then.
+        for kind in SENSOR_KINDS:
+            self.readings.labels(kind)
+            self.windows.labels(kind)
+        for state in ALERT_STATES:
+            self.alerts.labels(state)
+        self.dead_letters.labels("decode")
 
     # --- called from the dataflow's inspect steps (worker threads) ---
 

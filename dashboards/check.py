@@ -106,12 +106,35 @@ def event_only_measurements() -> dict[str, tuple[set[str], set[str]]]:
     return keys
 
 
+def influx_targets(panel: dict) -> list[dict]:
+    """The InfluxQL targets of a panel (a Prometheus panel's PromQL is checked by :func:`prometheus_metrics`)."""
+    return [t for t in panel.get("targets", []) if t.get("datasource", {}).get("type", "influxdb") == "influxdb"]
+
+
+def prometheus_metrics(doc: dict) -> dict[str, set[str]]:
+    """Panel title -> the ``predmaint_*`` metric names its PromQL targets read.
+
+    Examples
+    --------
+    >>> doc = {"panels": [{"title": "p", "targets": [{"datasource": {"type": "prometheus"},
+    ...                                               "expr": "sum(rate(predmaint_readings_total[1m]))"}]}]}
+    >>> prometheus_metrics(doc)
+    {'p': {'predmaint_readings_total'}}
+    """
+    out: dict[str, set[str]] = {}
+    for panel in doc.get("panels", []):
+        for t in panel.get("targets", []):
+            if t.get("datasource", {}).get("type") == "prometheus":
+                out.setdefault(panel["title"], set()).update(re.findall(r"\bpredmaint_\w+", t["expr"]))
+    return out
+
+
 def dashboard_queries(doc: dict) -> list[DashboardQuery]:
     """Every InfluxQL query of a dashboard JSON document: panel targets, annotations, variables."""
     title = doc["title"]
     out = []
     for panel in doc.get("panels", []):
-        for t in panel.get("targets", []):
+        for t in influx_targets(panel):
             out.append(DashboardQuery(title, panel["title"], "target", t["refId"], t["query"],
                                       panel.get("repeat", "")))
     for a in doc.get("annotations", {}).get("list", []):
@@ -462,7 +485,7 @@ class DrawResult:
 
 def line_panels(doc: dict) -> list[dict]:
     """The time-series panels of ``doc`` that draw lines (not bars or points)."""
-    return [p for p in doc.get("panels", []) if p["type"] == "timeseries"
+    return [p for p in doc.get("panels", []) if p["type"] == "timeseries" and influx_targets(p)
             and p["fieldConfig"]["defaults"].get("custom", {}).get("drawStyle", "line") == "line"]
 
 
@@ -518,7 +541,7 @@ def check_drawable(doc: dict, run: QueryRunner, selection: dict[str, tuple[str, 
     variables = _selected(doc, selection)
     results = []
     for panel in line_panels(doc):
-        for t in panel["targets"]:
+        for t in influx_targets(panel):
             q = DashboardQuery(doc["title"], panel["title"], "target", t["refId"], t["query"], panel.get("repeat", ""))
             for name, length in ranges.items():
                 interval = grafana_interval(length, panel.get("maxDataPoints") or max_data_points,

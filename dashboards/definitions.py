@@ -11,7 +11,8 @@ bucket's DBRP mapping, and 3.x), all on the datasource uid
   temperature, motor current, alert events.
 * **Model comparison**: health per ``model`` tag, champion and challengers side by side.
 * **Pipeline health**: throughput, processing lag, dead letters, alert events
-  that ``predmaint notify`` could not deliver.
+  that ``predmaint notify`` could not deliver, and the live figures of the running
+  pipeline from its Prometheus ``/metrics`` endpoint (datasource ``predmaint-prometheus``).
 
 What is queried is exactly what :func:`predmaint.pipelines.points.to_points` writes (see
 the README's storage schema). Filters on ``site``, ``line`` and ``asset`` are
@@ -40,7 +41,9 @@ from predmaint.dashboards.model import (
     CustomVariable,
     Dashboard,
     Override,
+    PROMETHEUS,
     Panel,
+    PromTarget,
     QueryVariable,
     Step,
     Target,
@@ -443,9 +446,36 @@ def pipeline_health(iv: Intervals) -> Dashboard:
         transformations=[MERGE], options={"sortBy": [{"displayName": "Time", "desc": True}]})
     return Dashboard("predmaint-pipeline", "predmaint: Pipeline health",
                      "Is the pipeline keeping up, what is it rejecting, and which alerts did not reach their targets?",
-                     panels=[throughput, lag, newest_lag, dead_total, models, dead, dead_table,
+                     panels=[*live_metrics_panels(), throughput, lag, newest_lag, dead_total, models, dead, dead_table,
                              *undelivered_alert_panels(iv)],
                      variables=location_variables())
+
+
+def live_metrics_panels() -> list[Panel]:
+    """The running pipeline's own figures, scraped by Prometheus from ``predmaint run``'s ``/metrics``.
+
+    They need no data in InfluxDB and answer "is it working right now?": readings per second,
+    windows and dead letters per minute, and how far each Kafka partition's newest event is
+    behind the wall clock (see :mod:`predmaint.connectors.metrics`).
+    """
+    rates = Panel(
+        "Live: readings/s, windows and dead letters per minute (from /metrics)", width=12, height=8,
+        datasource=PROMETHEUS,
+        description="From predmaint run's Prometheus endpoint (metrics.port): valid readings per second, "
+                    "sensor windows closed and inputs dead-lettered per minute, averaged over Grafana's rate "
+                    "interval (at least four scrapes).",
+        targets=[PromTarget("sum(rate(predmaint_readings_total[$__rate_interval]))", "readings/s"),
+                 PromTarget("sum(rate(predmaint_windows_closed_total[$__rate_interval])) * 60", "windows/min"),
+                 PromTarget("sum(rate(predmaint_dead_letters_total[$__rate_interval])) * 60", "dead letters/min"),
+                 PromTarget("sum(rate(predmaint_alert_events_total[$__rate_interval])) * 60", "alert events/min")],
+        defaults={"unit": "none", "decimals": 1, "min": 0})
+    lag = Panel(
+        "Live: event-time lag per Kafka partition (from /metrics)", width=12, height=8, datasource=PROMETHEUS,
+        description="Wall clock minus the newest event time the pipeline has read from each partition. Live "
+                    "data: a few seconds; growing steadily: the source stopped or the pipeline fell behind.",
+        targets=[PromTarget("max by (partition) (predmaint_event_time_lag_seconds)", "partition {{partition}}")],
+        defaults={"unit": "s", "min": 0})
+    return [rates, lag]
 
 
 def undelivered_alert_panels(iv: Intervals) -> list[Panel]:

@@ -24,6 +24,8 @@ from typing import Any
 
 #: The datasource provisioned by ``dashboards/provisioning/datasources/influxdb.yaml``.
 DATASOURCE_UID = "predmaint-influxdb"
+#: The Prometheus datasource (``.../datasources/prometheus.yaml``): it scrapes ``predmaint run``'s ``/metrics``.
+PROMETHEUS_UID = "predmaint-prometheus"
 #: Schema version written by Grafana 11.0-11.2 and accepted by 11.3, which migrates it on load.
 SCHEMA_VERSION = 39
 #: Every predmaint dashboard carries this tag; dashboard links and ``push`` use it.
@@ -55,6 +57,7 @@ class DatasourceRef:
 
 
 INFLUX = DatasourceRef()
+PROMETHEUS = DatasourceRef("prometheus", PROMETHEUS_UID)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,18 @@ class Target:
         if self.alias:
             doc["alias"] = self.alias
         return doc
+
+
+@dataclass(frozen=True)
+class PromTarget:
+    """One PromQL query of a panel on the Prometheus datasource; ``legend`` uses ``{{label}}`` patterns."""
+
+    expr: str
+    legend: str = ""
+
+    def to_json(self, ref_id: str) -> dict:
+        return {"refId": ref_id, "datasource": PROMETHEUS.to_json(), "expr": self.expr, "range": True,
+                "instant": False, "legendFormat": self.legend or "__auto", "editorMode": "code"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,7 @@ class Panel:
     (``unit``, ``min``, ``max``, ``thresholds``, ``mappings``, ``custom``...) merged over the type's own."""
 
     title: str
-    targets: list[Target] = field(default_factory=list)
+    targets: Sequence[Target | PromTarget] = field(default_factory=list)
     type: str = "timeseries"
     description: str = ""
     width: int = 12
@@ -140,12 +155,15 @@ class Panel:
     #: Grafana's "Min interval" query option: ``$__interval`` is never shorter (e.g. ``"5m"``,
     #: the window length, so that every interval holds a window and lines are continuous).
     min_interval: str = ""
+    #: The panel's datasource; its targets must be of that kind (:class:`Target` for InfluxDB,
+    #: :class:`PromTarget` for Prometheus).
+    datasource: DatasourceRef = INFLUX
 
     def to_json(self, panel_id: int, x: int, y: int) -> dict:
         defaults = _merge(_TYPE_DEFAULTS.get(self.type, {}), self.defaults)
         doc = {
             "id": panel_id, "type": self.type, "title": self.title, "description": self.description,
-            "datasource": INFLUX.to_json(),
+            "datasource": self.datasource.to_json(),
             "gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
             "targets": [t.to_json(chr(ord("A") + i)) for i, t in enumerate(self.targets)],
             "fieldConfig": {"defaults": defaults, "overrides": [o.to_json() for o in self.overrides]},

@@ -161,3 +161,38 @@ def test_docker_compose_validates_the_file():
     proc = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_kafka_keeps_its_topics_in_the_volume(compose):
+    kafka = compose["services"]["kafka"]
+    mounted = {v.split(":")[1] for v in kafka["volumes"] if v.split(":")[0] in set(compose.get("volumes") or {})}
+    assert environment(kafka)["KAFKA_LOG_DIRS"] in mounted
+    # KRaft formats the log dir with the cluster id: a fixed one lets a re-created container reuse the volume.
+    assert environment(kafka)["CLUSTER_ID"]
+
+
+def test_the_simulator_produces_a_live_fleet_until_stopped(compose):
+    from predmaint.settings import load_settings
+
+    service = compose["services"]["simulator"]
+    assert "--realtime" in service["command"] and "--duration" not in service["command"]
+    sim = load_settings().simulator
+    # The models are past their baseline when live data starts, and the fault starts soon after.
+    fault = sim.faults[0]
+    assert 0 < fault.start_h - sim.realtime_backfill_h <= 0.5
+
+
+def test_prometheus_scrapes_the_pipeline_and_grafana_reads_prometheus(compose):
+    from predmaint.dashboards.model import PROMETHEUS_UID
+    from predmaint.settings import load_settings
+
+    port = load_settings().metrics.port
+    assert port and f"{port}:{port}" in compose["services"]["pipeline"]["ports"]
+    prometheus = compose["services"]["prometheus"]
+    (config,) = [v.split(":")[0] for v in prometheus["volumes"] if v.endswith("prometheus.yml:ro")]
+    scrape = yaml.safe_load((REPO / config).read_text())["scrape_configs"]
+    assert [t for job in scrape for c in job["static_configs"] for t in c["targets"]] == [f"pipeline:{port}"]
+    datasources = yaml.safe_load((REPO / "dashboards/provisioning/datasources/prometheus.yaml").read_text())
+    (ds,) = datasources["datasources"]
+    assert ds["uid"] == PROMETHEUS_UID and ds["type"] == "prometheus" and ds["url"].startswith("http://prometheus:")
+    assert "prometheus" in compose["services"]["grafana"]["depends_on"]

@@ -45,7 +45,7 @@ from predmaint.dashboards.check import (
     summarise_drawable,
     tag_values,
 )
-from predmaint.dashboards.model import DATASOURCE_UID
+from predmaint.dashboards.model import DATASOURCE_UID, PROMETHEUS_UID
 from predmaint.dashboards.push import push
 from predmaint.errors import DashboardError
 from predmaint.pipelines import cli
@@ -159,16 +159,19 @@ def test_dashboards_use_the_provisioned_influxql_datasource_and_fit_the_grid():
     assert len({d["uid"] for d in docs.values()}) == 4
     for name, doc in docs.items():
         assert doc["schemaVersion"] >= 39 and doc["tags"] == ["predmaint"], name
-        refs = [p["datasource"] for p in doc["panels"]]
-        refs += [t["datasource"] for p in doc["panels"] for t in p["targets"]]
-        refs += [v["datasource"] for v in doc["templating"]["list"] if v["type"] == "query"]
+        # InfluxDB everywhere, except the live panels, whose targets are all PromQL on the Prometheus datasource.
+        influx, prometheus = {"type": "influxdb", "uid": DATASOURCE_UID}, {"type": "prometheus", "uid": PROMETHEUS_UID}
+        refs = [v["datasource"] for v in doc["templating"]["list"] if v["type"] == "query"]
         refs += [a["datasource"] for a in doc["annotations"]["list"] if not a.get("builtIn")]
-        assert all(r == {"type": "influxdb", "uid": DATASOURCE_UID} for r in refs), name
+        for p in doc["panels"]:
+            refs += [p["datasource"]] if p["datasource"] != prometheus else []
+            assert all(t["datasource"] == p["datasource"] for t in p["targets"]), (name, p["title"])
+        assert all(r == influx for r in refs), name
         assert len({p["id"] for p in doc["panels"]}) == len(doc["panels"]), name
         for p in doc["panels"]:
             g = p["gridPos"]
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0, (name, p["title"])
-            assert p["targets"] and all(t["rawQuery"] for t in p["targets"]), (name, p["title"])
+            assert p["targets"] and all(t.get("rawQuery") or "expr" in t for t in p["targets"]), (name, p["title"])
         for q in dashboard_queries(doc):
             # InfluxQL only: Flux is absent from InfluxDB 3.x.
             assert "from(bucket" not in q.query and "|>" not in q.query, q.name
@@ -233,7 +236,7 @@ def test_every_panel_query_returns_data(dashboard_run, which):
     assert {r.query for r in not_yet} == {q for d in load_dashboards().values() for q in dashboard_queries(d)
                                           if undelivered(q.query)}
     assert len(not_yet) == 2
-    panels = sum(len(d["panels"]) for d in load_dashboards().values())
+    panels = sum(1 for d in load_dashboards().values() for p in d["panels"] if p["datasource"]["uid"] == DATASOURCE_UID)
     assert sum(r.query.kind == "target" for r in results) >= panels
 
 

@@ -28,6 +28,8 @@ import yaml
 from predmaint.connectors.local_services import free_ports
 from predmaint.connectors.metrics import Status, read_status
 from predmaint.connectors.storage import open_reader
+from predmaint.dashboards import build
+from predmaint.dashboards.check import prometheus_metrics
 from predmaint.errors import StorageError
 from predmaint.settings import load_settings
 from tests.pipeline_runs import REPO, write_config
@@ -123,6 +125,14 @@ def test_live_simulator_feeds_a_running_pipeline_and_its_metrics_count_what_it_p
             final = read_status(url)
             wait_for("windows stored", lambda: stored()[0] >= final.windows, 60, pipeline)
             assert stored() == (final.windows, final.alert_events) and final.windows > 0
+
+            # The dashboards' live panels read only metrics the endpoint exports.
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                exported = {line.split("{")[0].split(" ")[0] for line in answer.read().decode().splitlines()
+                            if line and not line.startswith("#")}
+            wanted = {m for text in build.render(settings).values()
+                      for names in prometheus_metrics(json.loads(text)).values() for m in names}
+            assert len(wanted) >= 4 and wanted <= exported, sorted(wanted - exported)
 
             # predmaint status prints the same figures.
             proc = subprocess.run([*CLI, "status", "--url", url], cwd=REPO, capture_output=True, text=True,
