@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The labelled datasets (NAB, SKAB, IMS, CWRU) beside the checkout unless set.
 export PREDMAINT_SHARED_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup influxdb demo test bench evaluate clean
+.PHONY: setup influxdb demo test bench evaluate chaos clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,11 @@ bench: setup influxdb $(VENV)/.bench-installed
 # Every corpus through the real dataflow with the default configuration: scoreboards, then one JSON line each.
 evaluate: setup
 	$(BIN)/predmaint evaluate --json --plot .predmaint/evaluate
+
+# Fault injection on loopback (kill -9, InfluxDB stopped and frozen 60 s, broker restarted empty, webhook
+# outages, notify killed, 10,000 hostile messages): one table, then one JSON line (README: Reliability).
+chaos: setup influxdb
+	$(BIN)/predmaint chaos
 
 clean:
 	rm -rf .predmaint

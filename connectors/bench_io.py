@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from predmaint.connectors.kafka_io import confluent_config
 from predmaint.settings import KafkaSettings, StorageSettings
 
 __all__ = ["cpu_seconds", "create_topic", "produce_at_rate", "processed_times", "HealthPoller"]
@@ -37,7 +38,7 @@ def create_topic(kafka: KafkaSettings, topic: str, partitions: int) -> None:
     """
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    admin = AdminClient(confluent_config(kafka))
     config = {"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"}
     for future in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
         future.result()
@@ -53,7 +54,7 @@ def produce_at_rate(kafka: KafkaSettings, topic: str, messages: Sequence, rate_p
     """
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 0, "acks": "all",
+    producer = Producer({**confluent_config(kafka), "linger.ms": 0, "acks": "all",
                          "message.max.bytes": 8 << 20})
     start = time.time()
     for i, m in enumerate(messages):

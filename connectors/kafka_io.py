@@ -2,29 +2,162 @@
 
 Inside the dataflow, bytewax's own Kafka connectors (confluent-kafka) are used;
 see :mod:`predmaint.pipelines.dataflow`.
+
+Every Kafka client predmaint creates takes its configuration from one
+function per library, built from the ``kafka`` settings (bootstrap servers,
+TLS, SASL): :func:`confluent_config` for confluent-kafka / librdkafka (the
+bytewax source and sinks, ``predmaint notify``, :func:`read_topic`, the
+start-up probe) and :func:`kafka_python_config` for kafka-python (topic
+admin, the producers). Secrets are read from the environment variables the
+settings name; a missing one fails at once, naming the setting.
+:func:`redacted` hides them for printing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError as KafkaPythonError
 from kafka.errors import TopicAlreadyExistsError
 
+from predmaint.errors import BrokerError, SettingsError
 from predmaint.settings import KafkaSettings
 from predmaint.telemetry import MAX_FIELD_CHARS, MAX_REASON_CHARS, clip, clip_original
 
 log = logging.getLogger(__name__)
 
+#: Client configuration keys whose values are secrets (both libraries).
+SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "sasl_plain_password", "ssl_password"})
+
+
+def _secret(env: str, value: str | None, setting: str) -> str:
+    if not value:
+        raise SettingsError(f"kafka.{setting}: {env} is not set")
+    return value
+
+
+def _sasl_credentials(kafka: KafkaSettings) -> tuple[str, str]:
+    password = kafka.sasl_password
+    return (_secret(kafka.sasl_username_env, kafka.sasl_username, "sasl_username_env"),
+            _secret(kafka.sasl_password_env, password.get() if password else None, "sasl_password_env"))
+
+
+def _ssl_key_password(kafka: KafkaSettings) -> str | None:
+    if not kafka.ssl_key_password_env:
+        return None
+    secret = kafka.ssl_key_password
+    return _secret(kafka.ssl_key_password_env, secret.get() if secret else None, "ssl_key_password_env")
+
+
+def confluent_config(kafka: KafkaSettings) -> dict[str, str]:
+    """The confluent-kafka (librdkafka) client configuration for ``kafka``: bootstrap servers, TLS, SASL.
+
+    bytewax's ``KafkaSource``/``KafkaSink`` take it as ``add_config``;
+    :func:`read_topic` and ``predmaint notify`` add their consumer settings to it.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.update(PLANT_KAFKA_USER="predmaint", PLANT_KAFKA_PASSWORD="s3cret")
+    >>> k = KafkaSettings(bootstrap="kafka-1.plant:9093", security_protocol="SASL_SSL",
+    ...                   sasl_mechanism="SCRAM-SHA-512", sasl_username_env="PLANT_KAFKA_USER",
+    ...                   sasl_password_env="PLANT_KAFKA_PASSWORD", ssl_cafile="/etc/predmaint/plant-ca.pem")
+    >>> redacted(confluent_config(k))  # doctest: +NORMALIZE_WHITESPACE
+    {'bootstrap.servers': 'kafka-1.plant:9093', 'security.protocol': 'SASL_SSL',
+     'ssl.ca.location': '/etc/predmaint/plant-ca.pem', 'sasl.mechanism': 'SCRAM-SHA-512',
+     'sasl.username': 'predmaint', 'sasl.password': '***'}
+    >>> confluent_config(KafkaSettings(bootstrap="localhost:9092"))
+    {'bootstrap.servers': 'localhost:9092', 'security.protocol': 'PLAINTEXT'}
+    """
+    conf = {"bootstrap.servers": kafka.bootstrap, "security.protocol": kafka.security_protocol}
+    if kafka.uses_tls:
+        if kafka.ssl_cafile:
+            conf["ssl.ca.location"] = kafka.ssl_cafile
+        if kafka.ssl_certfile:
+            conf["ssl.certificate.location"] = kafka.ssl_certfile
+            conf["ssl.key.location"] = kafka.ssl_keyfile
+        key_password = _ssl_key_password(kafka)
+        if key_password is not None:
+            conf["ssl.key.password"] = key_password
+        if not kafka.ssl_check_hostname:
+            conf["ssl.endpoint.identification.algorithm"] = "none"
+    if kafka.uses_sasl:
+        username, password = _sasl_credentials(kafka)
+        conf.update({"sasl.mechanism": kafka.sasl_mechanism, "sasl.username": username, "sasl.password": password})
+    return conf
+
+
+def kafka_python_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """The kafka-python client configuration for ``kafka`` (keyword arguments of its clients).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.update(PLANT_KAFKA_USER="predmaint", PLANT_KAFKA_PASSWORD="s3cret")
+    >>> k = KafkaSettings(bootstrap="kafka-1.plant:9093", security_protocol="SASL_SSL",
+    ...                   sasl_mechanism="SCRAM-SHA-256", sasl_username_env="PLANT_KAFKA_USER",
+    ...                   sasl_password_env="PLANT_KAFKA_PASSWORD", ssl_cafile="/etc/predmaint/plant-ca.pem")
+    >>> redacted(kafka_python_config(k))  # doctest: +NORMALIZE_WHITESPACE
+    {'bootstrap_servers': 'kafka-1.plant:9093', 'security_protocol': 'SASL_SSL',
+     'ssl_check_hostname': True, 'ssl_cafile': '/etc/predmaint/plant-ca.pem', 'sasl_mechanism': 'SCRAM-SHA-256',
+     'sasl_plain_username': 'predmaint', 'sasl_plain_password': '***'}
+    """
+    conf: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap, "security_protocol": kafka.security_protocol}
+    if kafka.uses_tls:
+        conf["ssl_check_hostname"] = kafka.ssl_check_hostname
+        if kafka.ssl_cafile:
+            conf["ssl_cafile"] = kafka.ssl_cafile
+        if kafka.ssl_certfile:
+            conf["ssl_certfile"] = kafka.ssl_certfile
+            conf["ssl_keyfile"] = kafka.ssl_keyfile
+        key_password = _ssl_key_password(kafka)
+        if key_password is not None:
+            conf["ssl_password"] = key_password
+    if kafka.uses_sasl:
+        username, password = _sasl_credentials(kafka)
+        conf.update({"sasl_mechanism": kafka.sasl_mechanism, "sasl_plain_username": username,
+                     "sasl_plain_password": password})
+    return conf
+
+
+def redacted(conf: dict[str, Any]) -> dict[str, Any]:
+    """``conf`` with every secret shown as ``***`` (for printing a client configuration)."""
+    return {k: "***" if k in SECRET_KEYS and v else v for k, v in conf.items()}
+
+
+def check_files(kafka: KafkaSettings) -> None:
+    """Fail, naming the setting, if a TLS file the settings name cannot be read."""
+    for setting in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, setting)
+        if path and kafka.uses_tls and not os.access(path, os.R_OK):
+            problem = "does not exist" if not os.path.exists(path) else "cannot be read"
+            raise SettingsError(f"kafka.{setting}: {path} {problem}")
+
+
+def _unreachable(kafka: KafkaSettings, what: str, exc: BaseException) -> BrokerError:
+    return BrokerError(f"kafka.bootstrap: {what}: no Kafka broker answered at {kafka.bootstrap} "
+                       f"({type(exc).__name__}; kafka.security_protocol {kafka.security_protocol})")
+
+
+def kafka_python_client(kafka: KafkaSettings, factory: Any, what: str, **options: Any) -> Any:
+    """A kafka-python client (``KafkaAdminClient``, ``KafkaProducer``...) for ``kafka``, or one line if none answers."""
+    check_files(kafka)
+    try:
+        return factory(**kafka_python_config(kafka), **options)
+    except KafkaPythonError as exc:
+        raise _unreachable(kafka, what, exc) from None
+
 
 def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] | None = None) -> None:
     """Create the pipeline's topics if they do not exist yet."""
     names = list(topics or (kafka.telemetry_topic, kafka.dead_letter_topic, kafka.alerts_topic))
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="predmaint-admin")
+    admin = kafka_python_client(kafka, KafkaAdminClient, "creating topics", client_id="predmaint-admin")
     try:
         existing = set(admin.list_topics())
         new = [NewTopic(n, kafka.partitions, kafka.replication_factor) for n in names if n not in existing]
@@ -39,8 +172,8 @@ def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] | None = None) -> 
 
 def produce(kafka: KafkaSettings, topic: str, messages: Iterable, *, flush_every: int = 5000) -> int:
     """Produce ``(key, value)`` pairs (or objects with ``key``/``value``); return the count."""
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, linger_ms=20, acks="all",
-                             max_request_size=8 << 20, batch_size=1 << 20)
+    producer = kafka_python_client(kafka, KafkaProducer, f"producing to {topic}", linger_ms=20, acks="all",
+                                   max_request_size=8 << 20, batch_size=1 << 20)
     count = 0
     try:
         for m in messages:
@@ -55,16 +188,21 @@ def produce(kafka: KafkaSettings, topic: str, messages: Iterable, *, flush_every
     return count
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0,
+def read_topic(kafka: KafkaSettings | str, topic: str, timeout_s: float = 30.0,
                idle_s: float = 1.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every message currently in ``topic``, read with assigned partitions (no consumer group).
 
-    Reads until every partition has reported its end and nothing new arrived
-    for ``idle_s``: Tansu's high watermarks are not reliable enough to stop at.
+    ``kafka`` is the settings (or, for an unsecured cluster, just its
+    bootstrap servers). Reads until every partition has reported its end and
+    nothing new arrived for ``idle_s``: Tansu's high watermarks are not
+    reliable enough to stop at.
     """
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "predmaint-reader",
+    if isinstance(kafka, str):
+        kafka = KafkaSettings(bootstrap=kafka)
+    bootstrap = kafka.bootstrap
+    consumer = Consumer({**confluent_config(kafka), "group.id": "predmaint-reader",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         meta = consumer.list_topics(topic, timeout=10)
@@ -115,3 +253,59 @@ def dead_letter_value(reason: str, step: str, *, asset: str | None, sensor: str 
         "sensor": bounded(sensor), "source": {"topic": bounded(topic), "partition": partition, "offset": offset},
         "original": clip_original(original),
     }, separators=(",", ":")).encode()
+
+
+def probe(kafka: KafkaSettings, timeout_s: float = 10.0) -> str:
+    """Reach the brokers with the configured TLS/SASL and read the cluster's metadata; say what was found.
+
+    Raises :class:`BrokerError` in one line naming ``kafka.bootstrap`` (nothing
+    answered), the SASL settings (authentication refused) or the topic a
+    broker refuses to describe (authorisation); librdkafka's own log lines
+    are kept off stderr.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    check_files(kafka)
+    errors: list[Any] = []
+    quiet = logging.getLogger("predmaint.kafka.librdkafka")  # the probe's errors say it in one line
+    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    admin = AdminClient({**confluent_config(kafka), "error_cb": errors.append, "logger": quiet,
+                         "socket.connection.setup.timeout.ms": str(int(timeout_s * 1000))})
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        admin.poll(0)  # serves error_cb: the connection's own error says more than "Failed to get metadata"
+        from confluent_kafka import KafkaError
+
+        telling = [e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
+        cause = (telling or errors or [exc.args[0]])[0]
+        raise _probe_error(kafka, cause) from None
+    ours = (kafka.telemetry_topic, kafka.dead_letter_topic, kafka.alerts_topic)
+    for name in ours:
+        topic = meta.topics.get(name)
+        if topic is not None and topic.error is not None:
+            raise BrokerError(f"kafka: topic {name!r} on {kafka.bootstrap}: {topic.error.str()} "
+                              f"(check the ACLs of the SASL user)")
+    missing = [name for name in ours if name not in meta.topics]
+    present = f"topics {', '.join(n for n in ours if n in meta.topics) or 'none yet'}"
+    created = f"; {', '.join(missing)} created at start-up" if missing else ""
+    return (f"Kafka at {kafka.bootstrap}: {len(meta.brokers)} broker(s) answered "
+            f"({kafka.security_protocol}{'/' + kafka.sasl_mechanism if kafka.sasl_mechanism else ''}); "
+            f"{present}{created}")
+
+
+def _probe_error(kafka: KafkaSettings, cause: Any) -> BrokerError:
+    from confluent_kafka import KafkaError
+
+    code = cause.code() if hasattr(cause, "code") else None
+    text = cause.str() if hasattr(cause, "str") else str(cause)
+    if code == KafkaError._AUTHENTICATION or "SASL" in text or "uthentication" in text:
+        return BrokerError(f"kafka.sasl_username_env, kafka.sasl_password_env: the broker at {kafka.bootstrap} "
+                           f"refused the credentials ({kafka.sasl_mechanism or 'no SASL'}): {text}")
+    if code == KafkaError._SSL or "SSL" in text or "certificate" in text:
+        return BrokerError(f"kafka.ssl_cafile: TLS with {kafka.bootstrap} failed: {text}")
+    return BrokerError(f"kafka.bootstrap: no Kafka broker answered at {kafka.bootstrap} "
+                       f"(kafka.security_protocol {kafka.security_protocol}): {text}")

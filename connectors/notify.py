@@ -55,8 +55,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from predmaint.connectors.deliverer import Deliverer
+from predmaint.connectors.kafka_io import confluent_config
 from predmaint.connectors.outbox import IngestRecord, Outbox
 from predmaint.errors import TargetConfigError
+from predmaint.settings import KafkaSettings
 from predmaint.settings.targets import Target
 
 __all__ = [
@@ -90,7 +92,7 @@ def _kafka_partitions(consumer: Any, topic: str, timeout_s: float) -> list[int]:
     return sorted(int(p) for p in tmd.partitions)
 
 
-def run_notify(*, brokers: str | None = None, topic: str = "alerts",
+def run_notify(*, brokers: str | None = None, kafka: KafkaSettings | None = None, topic: str = "alerts",
                outbox_path: str | os.PathLike[str] | None = None,
                targets: Iterable[Mapping[str, Any] | Target] | None = None,
                stop_after_idle_s: float | None = None,
@@ -103,7 +105,10 @@ def run_notify(*, brokers: str | None = None, topic: str = "alerts",
     Parameters
     ----------
     brokers : str
-        Kafka bootstrap servers.
+        Kafka bootstrap servers (an unsecured cluster; or give ``kafka``).
+    kafka : KafkaSettings, optional
+        The ``kafka`` settings: bootstrap servers, TLS and SASL
+        (:func:`predmaint.connectors.kafka_io.confluent_config`); overrides ``brokers``.
     topic : str
         Alerts topic (default ``"alerts"``).
     outbox_path : str or path
@@ -137,6 +142,8 @@ def run_notify(*, brokers: str | None = None, topic: str = "alerts",
     outbox, where they are committed atomically with the events. Nothing is
     committed to Kafka. A single instance per outbox is assumed.
     """
+    if kafka is not None:
+        brokers = kafka.bootstrap
     if not brokers:
         raise TargetConfigError("run_notify needs 'brokers'")
     if not outbox_path:
@@ -147,7 +154,7 @@ def run_notify(*, brokers: str | None = None, topic: str = "alerts",
     stats = NotifyStats()
 
     conf: dict[str, Any] = {
-        "bootstrap.servers": brokers,
+        **confluent_config(kafka if kafka is not None else KafkaSettings(bootstrap=brokers)),
         # librdkafka wants a group id even for assign(); no group is joined and
         # nothing is committed (offsets live in the outbox).
         "group.id": "predmaint-notify",

@@ -28,6 +28,7 @@ import time
 from collections import namedtuple
 from pathlib import Path
 
+from predmaint.connectors.kafka_io import confluent_config
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage import open_writer
 from predmaint.pipelines import intake, points, steps
@@ -79,10 +80,13 @@ def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeo
         state.set("asset", asset_state)
         return scored
 
+    # TLS and SASL as every other client has them (confluent_config); the address is Quix's own argument.
+    security = {k: v for k, v in confluent_config(settings.kafka).items() if k != "bootstrap.servers"}
     app = Application(broker_address=settings.kafka.bootstrap, consumer_group=consumer_group,
                       auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING",
                       rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
-                      consumer_extra_config={"fetch.message.max.bytes": 8 << 20})
+                      consumer_extra_config={**security, "fetch.message.max.bytes": 8 << 20},
+                      producer_extra_config=security)
     topic = app.topic(settings.kafka.telemetry_topic, key_deserializer="bytes", value_deserializer="bytes")
     sdf = app.dataframe(topic)
     sdf = sdf.apply(decode, metadata=True)

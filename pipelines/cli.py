@@ -290,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_status)
 
     from predmaint.dashboards import push
-    from predmaint.pipelines import bench, evaluate, report
+    from predmaint.pipelines import bench, chaos, evaluate, report
 
     bench.add_parser(sub)
+    chaos.add_parser(sub)
     evaluate.add_parser(sub)
     report.add_parser(sub)
     push.add_parser(sub)

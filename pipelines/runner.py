@@ -73,6 +73,18 @@ def _predmaint_cause(exc: BaseException) -> PredmaintError | None:
     return None
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised because of, a ``KeyboardInterrupt`` (following ``__cause__``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__
+    return False
+
+
 _panic_hook_installed = False
 
 
@@ -103,7 +115,7 @@ def _no_rust_panic_report() -> Iterator[None]:
     previous = sys.excepthook
 
     def excepthook(kind, value, tb):
-        if not (isinstance(value, KeyboardInterrupt) or _predmaint_cause(value) is not None):
+        if not (_interrupted(value) or _predmaint_cause(value) is not None):
             previous(kind, value, tb)
 
     sys.excepthook = excepthook
@@ -152,6 +164,10 @@ def run_pipeline(settings: Settings, *, workers: int = 1, tail: bool = True,
     except PredmaintError:
         raise
     except Exception as exc:
+        if _interrupted(exc):
+            # Ctrl-C (SIGINT) reaches the flow inside an operator or a source; bytewax wraps it in a
+            # BytewaxRuntimeError, which would print a traceback for what is an operator's stop.
+            raise KeyboardInterrupt from None
         cause = _predmaint_cause(exc)
         if cause is None:
             raise

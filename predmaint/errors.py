@@ -12,11 +12,13 @@
     │   ├── InvalidSignature          a webhook signature
     │   └── AlertMappingError         an alert event a CMMS request cannot be built from
     ├── StorageError                  storage refused a write or query for good
-    │   └── StorageUnavailable        storage is down or overloaded: retry (backpressure)
+    │   ├── StorageUnavailable        storage is down or overloaded: retry (backpressure)
+    │   └── EmptyStoreError           storage holds nothing to report on
     ├── DeliveryError                 one delivery attempt of one event to one target
     │   ├── RetryableDeliveryError    may succeed later (timeout, 408/425/429/5xx)
     │   └── PermanentDeliveryError    retrying cannot fix it
     ├── ServiceError                  a local server (embedded broker, InfluxDB) did not start
+    ├── BrokerError                   Kafka could not be reached or refused the client
     ├── EvaluationError               a dataset cannot be evaluated
     └── DashboardError                Grafana refused or could not be reached
 
@@ -37,9 +39,11 @@ from __future__ import annotations
 
 __all__ = [
     "AlertMappingError",
+    "BrokerError",
     "ConfigurationError",
     "DashboardError",
     "DeliveryError",
+    "EmptyStoreError",
     "EvaluationError",
     "InputError",
     "InvalidMessage",
@@ -121,6 +125,10 @@ class StorageUnavailable(StorageError):
     """Storage is overloaded or down; the write may succeed if retried (backpressure)."""
 
 
+class EmptyStoreError(StorageError):
+    """The store answered but holds none of the points asked for (e.g. ``report`` before any run)."""
+
+
 class DeliveryError(PredmaintError):
     """A failed delivery attempt of one event to one target.
 
@@ -166,6 +174,10 @@ class PermanentDeliveryError(DeliveryError):
 
 class ServiceError(PredmaintError):
     """A local service (embedded broker, InfluxDB for tests and the demo) failed to start."""
+
+
+class BrokerError(PredmaintError):
+    """No Kafka broker answered at ``kafka.bootstrap``, or it refused the client (TLS, SASL, ACLs)."""
 
 
 class EvaluationError(PredmaintError):

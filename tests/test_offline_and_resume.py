@@ -45,7 +45,7 @@ def _offline(run):
 
 def test_a_silent_sensor_raises_sensor_offline_after_three_windows_and_clears_when_it_returns():
     settings = _settings()
-    readings, start_ms = _fleet(settings)
+    readings, _ = _fleet(settings)
     run = replay(settings, readings)
     got = [(a["state"], a["asset"], a["sensor"], a["time"], a["value"]) for a in _offline(run)]
     assert got == [("raised", "pump-01", "bearing-temp", "2026-01-01T00:45:00Z", 3.0),

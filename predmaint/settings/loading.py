@@ -64,8 +64,15 @@ def _build(cls: type, data: Any, where: str) -> Any:
         except TypeError as exc:
             raise SettingsError(f"{where}: {exc}") from None
         except SettingsError as exc:
-            raise SettingsError(f"{where}: {exc}" if where else str(exc)) from None
+            # A section's own check may name its fields in full (``storage.kind: ...``).
+            named = not where or str(exc).startswith(f"{where}.")
+            raise SettingsError(str(exc) if named else f"{where}: {exc}") from None
     origin = typing.get_origin(cls)
+    if origin is typing.Literal:
+        choices = typing.get_args(cls)
+        if data not in choices:
+            raise SettingsError(f"{where}: {data!r} is not one of {[c for c in choices if c != '']}")
+        return data
     if origin is tuple:
         args = typing.get_args(cls)
         if not isinstance(data, (list, tuple)):

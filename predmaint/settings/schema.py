@@ -13,7 +13,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from predmaint.errors import SettingsError
 from predmaint.settings.secrets import Secret, secret_from_env
@@ -22,7 +22,7 @@ __all__ = [
     "AlertRuleSettings", "AssetSettings", "BearingSettings", "FaultSettings", "KafkaSettings",
     "ModelSettings", "NotifySettings", "RecoverySettings", "SensorSettings", "Settings",
     "MetricsSettings", "SimulatorSettings", "StorageSettings", "SuppressionSettings", "SuppressionWindow",
-    "WindowSettings", "parse_utc", "SENSOR_KINDS",
+    "WindowSettings", "parse_utc", "SENSOR_KINDS", "KAFKA_SECURITY_PROTOCOLS", "KAFKA_SASL_MECHANISMS",
 ]
 
 
@@ -48,14 +48,96 @@ def parse_utc(text: str, where: str) -> datetime:
 
 
 
+#: ``kafka.security_protocol`` values (Kafka's names; librdkafka and kafka-python both take them).
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: ``kafka.sasl_mechanism`` values ("" when the protocol has no SASL).
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
+    """The Kafka cluster and topics; TLS and SASL for a secured plant cluster.
+
+    Secrets are never in the file: ``sasl_username_env``, ``sasl_password_env``
+    and ``ssl_key_password_env`` name the environment variables that hold them.
+    Every Kafka client predmaint creates gets these settings
+    (:mod:`predmaint.connectors.kafka_io` builds one client configuration per library).
+
+    >>> KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512").sasl_mechanism
+    'SCRAM-SHA-512'
+    >>> KafkaSettings(security_protocol="SASL_SSL")
+    Traceback (most recent call last):
+    ...
+    predmaint.errors.SettingsError: kafka.sasl_mechanism: security_protocol SASL_SSL needs one of ('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512')
+    """
+
     bootstrap: str = "localhost:9092"
     telemetry_topic: str = "telemetry"
     dead_letter_topic: str = "telemetry.deadletter"
     alerts_topic: str = "alerts"
     partitions: int = 6
     replication_factor: int = 1
+    #: ``PLAINTEXT`` (default), ``SSL`` (TLS), ``SASL_PLAINTEXT`` or ``SASL_SSL`` (SASL over TLS).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; required with a ``SASL_*`` protocol.
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    #: Environment variables holding the SASL user name and password.
+    sasl_username_env: str = "PREDMAINT_KAFKA_USERNAME"
+    sasl_password_env: str = "PREDMAINT_KAFKA_PASSWORD"
+    #: PEM file of the CA that signed the brokers' certificates (empty: the system's CAs).
+    ssl_cafile: str = ""
+    #: Client certificate and key (PEM) for mutual TLS; empty: none.
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    #: Environment variable holding the password of an encrypted ``ssl_keyfile`` (empty: none).
+    ssl_key_password_env: str = ""
+    #: Check that the broker's certificate names the host connected to (turn off only for tests).
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self):
+        if self.security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise SettingsError(f"kafka.security_protocol: {self.security_protocol!r} is not one of "
+                                f"{KAFKA_SECURITY_PROTOCOLS}")
+        if self.sasl_mechanism not in ("", *KAFKA_SASL_MECHANISMS):
+            raise SettingsError(f"kafka.sasl_mechanism: {self.sasl_mechanism!r} is not one of "
+                                f"{KAFKA_SASL_MECHANISMS}")
+        if self.uses_sasl and not self.sasl_mechanism:
+            raise SettingsError(f"kafka.sasl_mechanism: security_protocol {self.security_protocol} needs one of "
+                                f"{KAFKA_SASL_MECHANISMS}")
+        if self.sasl_mechanism and not self.uses_sasl:
+            raise SettingsError(f"kafka.sasl_mechanism: {self.sasl_mechanism} needs security_protocol "
+                                f"SASL_SSL or SASL_PLAINTEXT, not {self.security_protocol}")
+        if self.uses_sasl and not (self.sasl_username_env and self.sasl_password_env):
+            raise SettingsError("kafka.sasl_username_env, kafka.sasl_password_env: name the environment variables "
+                                "that hold the SASL user name and password")
+        files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile, "ssl_keyfile": self.ssl_keyfile}
+        if not self.uses_tls:
+            given = [name for name, value in files.items() if value]
+            if given:
+                raise SettingsError(f"kafka.{given[0]}: needs security_protocol SSL or SASL_SSL, not "
+                                    f"{self.security_protocol}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise SettingsError("kafka.ssl_certfile, kafka.ssl_keyfile: give both (mutual TLS) or neither")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl_username(self) -> str | None:
+        return os.environ.get(self.sasl_username_env) if self.uses_sasl and self.sasl_username_env else None
+
+    @property
+    def sasl_password(self) -> Secret | None:
+        return secret_from_env(self.sasl_password_env) if self.uses_sasl else None
+
+    @property
+    def ssl_key_password(self) -> Secret | None:
+        return secret_from_env(self.ssl_key_password_env) if self.uses_tls else None
 
 
 @dataclass(frozen=True)
@@ -194,8 +276,16 @@ class ModelSettings:
     #: the baseline", d <= 1) for baseline-calibrated ones (FeatureDeviation,
     #: scikit-learn), as measured for each.
     learn_min_health: float | None = None
+    #: Per sensor kind: a sensor silent for longer than this many seconds starts this model
+    #: afresh, baseline included (kinds not listed never do). A machine stopped for days was
+    #: often worked on; after the restart its vibration signature is a new normal.
+    rebaseline_after_gap_s: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        for kind, gap in self.rebaseline_after_gap_s.items():
+            if kind not in SENSOR_KINDS or not isinstance(gap, (int, float)) or isinstance(gap, bool) or gap <= 0:
+                raise SettingsError(f"rebaseline_after_gap_s: {kind!r}: {gap!r} (a kind of {SENSOR_KINDS} -> "
+                                    f"seconds > 0)")
         if not isinstance(self.params, dict) or any(not isinstance(v, (dict, type(None)))
                                                      for v in self.params.values()):
             raise SettingsError("params: expected a mapping of step name -> mapping of arguments")
@@ -315,11 +405,17 @@ class SensorSettings:
     ambient_channel: int = -1
     #: This sensor's window length in seconds; 0: its kind's (``window.kind_length_s``).
     window_s: float = 0.0
+    #: Vibration only: ``samples`` (waveforms, analysed here) or ``features`` (the sensor's own
+    #: overall values, modelled as they come; see :mod:`predmaint.telemetry`).
+    reports: Literal["samples", "features"] = "samples"
 
     def __post_init__(self):
         if self.kind not in SENSOR_KINDS:
             raise SettingsError(f"sensors[{self.sensor}].kind: {self.kind!r} is not one of {SENSOR_KINDS}")
-        if self.kind == "vibration" and self.sample_rate_hz <= 0:
+        if self.reports not in ("samples", "features") or (self.reports == "features" and self.kind != "vibration"):
+            raise SettingsError(f"sensors[{self.sensor}].reports: {self.reports!r} is not 'samples' or "
+                                f"'features' (features: vibration sensors only)")
+        if self.kind == "vibration" and self.reports == "samples" and self.sample_rate_hz <= 0:
             raise SettingsError(f"sensors[{self.sensor}].sample_rate_hz: vibration needs a sample rate > 0")
 
 
