@@ -97,16 +97,49 @@ def read_shelves(path: Path) -> list[SuppressionWindow]:
 
 
 def add_shelf(path: Path, *, asset: str, rule: str, until: str, reason: str, start: str | None = None) -> SuppressionWindow:
-    """Append a shelf (from now, or ``start``, until ``until``) to the shelves file."""
+    """Add a shelf (from now, or ``start``, until ``until``) to the shelves file; see :func:`put_shelf`."""
+    return put_shelf(path, asset=asset, rule=rule, until=until, reason=reason, start=start)[0]
+
+
+def put_shelf(path: Path, *, asset: str, rule: str, until: str, reason: str,
+              start: str | None = None) -> tuple[SuppressionWindow, bool]:
+    """Add a shelf, or replace the one of the same asset, rule and end; return it and whether it replaced one.
+
+    Repeating a ``predmaint shelve`` command therefore leaves one shelf, not two.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "shelves.yaml"
+    >>> for reason in ("bearing swap", "bearing swap, day 2"):
+    ...     shelf, replaced = put_shelf(path, asset="pump-03", rule="", until="2026-01-02T06:00:00Z",
+    ...                                 reason=reason, start="2026-01-01T00:00:00Z")
+    >>> replaced, [s.reason for s in read_shelves(path)]
+    (True, ['bearing swap, day 2'])
+    """
     now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     try:
         shelf = SuppressionWindow(start or now, until, asset, rule, reason)
     except SettingsError as exc:
         raise SettingsError(f"shelve: {exc}") from None
     shelves = read_shelves(path) if path.exists() else []
-    shelves.append(shelf)
+    end_ns = shelf.range_ns[1]
+    kept = [s for s in shelves if not (s.asset == asset and s.rule == rule and s.range_ns[1] == end_ns)]
+    _write(path, [*kept, shelf])
+    return shelf, len(kept) < len(shelves)
+
+
+def remove_shelves(path: Path, *, asset: str, rule: str | None = None) -> list[SuppressionWindow]:
+    """Remove the shelves of ``asset`` (only those of ``rule`` when given); return the removed ones."""
+    shelves = read_shelves(path) if path.exists() else []
+    removed = [s for s in shelves if s.asset == asset and (rule is None or s.rule == rule)]
+    if removed:
+        _write(path, [s for s in shelves if s not in removed])
+    return removed
+
+
+def _write(path: Path, shelves: list[SuppressionWindow]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump([{k: v for k, v in vars(s).items() if v} for s in shelves]))
     tmp.replace(path)  # atomic: the pipeline never reads a half-written file
-    return shelf

@@ -13,8 +13,10 @@ which InfluxDB 1.x, 2.x (``/query`` with DBRP) and 3.x all answer.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -250,16 +252,8 @@ class InfluxV2Writer(_InfluxHTTP):
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
-        token = settings.token.get() if settings.token else None
-        password = settings.password  # a Secret whenever password_env is named, set or not
-        if not token and settings.username and password is not None:
-            if not password.get():
-                instead = f" (or set {settings.token_env} to an API token)" if settings.token_env else ""
-                raise SettingsError(f"storage.password_env: {settings.username_env} is set but "
-                                    f"{settings.password_env} is not; set it{instead}")
-            token = f"{settings.username}:{password.get()}"  # InfluxDB 1.8 convention
-        # influxdb-client annotates ``token: str = None`` (an implicit Optional) but accepts None.
-        self.client = InfluxDBClient(url=settings.url, token=token, org=settings.org,  # type: ignore[arg-type]
+        token = v2_token(settings)  # fails naming storage.token_env before any request when there is none
+        self.client = InfluxDBClient(url=settings.url, token=token, org=settings.org,
                                      timeout=int(settings.timeout_s * 1000))
         # Synchronous: each bytewax batch becomes one request and is stored when
         # write() returns, which is what recovery snapshots rely on.
@@ -291,6 +285,157 @@ class InfluxV2Writer(_InfluxHTTP):
     def close(self) -> None:
         self.client.close()
         super().close()
+
+
+def v2_token(settings: StorageSettings) -> str:
+    """The API token ``influx-v2`` writes with: ``storage.token_env``, or 1.8's ``user:password``.
+
+    Fails before any request, naming the setting, when neither is set: without
+    a token an InfluxDB 2.x answers every write with 401.
+    """
+    token = settings.token.get() if settings.token else None
+    if token:
+        return token
+    password = settings.password  # a Secret whenever password_env is named, set or not
+    if settings.username and password is not None:
+        if not password.get():
+            instead = f" (or set {settings.token_env} to an API token)" if settings.token_env else ""
+            raise SettingsError(f"storage.password_env: {settings.username_env} is set but "
+                                f"{settings.password_env} is not; set it{instead}")
+        return f"{settings.username}:{password.get()}"  # InfluxDB 1.8 convention
+    if not settings.token_env:
+        raise SettingsError("storage.token_env: storage.kind influx-v2 needs an API token; name the "
+                            "environment variable that holds it")
+    raise SettingsError(f"storage.token_env: {settings.token_env} is not set (storage.kind influx-v2 needs an "
+                        f"InfluxDB API token; for InfluxDB 1.8, {settings.username_env} and "
+                        f"{settings.password_env} instead)")
+
+
+def check_credentials(settings: StorageSettings) -> None:
+    """Fail at once, naming the setting, if ``settings`` cannot be used as they are (no request made)."""
+    if settings.kind == "influx-v2":
+        v2_token(settings)
+    elif settings.kind == "influx-v1":
+        password = settings.password
+        if settings.username and (password is None or not password.get()):
+            raise SettingsError(f"storage.password_env: {settings.username_env} is set but "
+                                f"{settings.password_env} is not")
+
+
+def probe(settings: StorageSettings) -> str:
+    """Reach the configured storage and check what writing needs; say what was found.
+
+    * ``influx-v1``: ``/ping``, then ``SHOW DATABASES`` with the configured
+      credentials, and ``storage.database`` must be among them;
+    * ``influx-v2``: a token, ``/health`` (a 1.x server before 1.8 has none),
+      then ``storage.org`` and ``storage.bucket`` through ``/api/v2/buckets``
+      with the token (InfluxDB 1.8 and 3.x have no such endpoint: then only the token and health);
+    * ``sqlite``: the file's folder can be written.
+
+    Raises :class:`SettingsError` or :class:`StorageError` in one line naming the setting.
+    """
+    check_credentials(settings)
+    if settings.kind == "sqlite":
+        folder = Path(settings.sqlite_path).resolve().parent
+        while not folder.exists():
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise SettingsError(f"storage.sqlite_path: {settings.sqlite_path}: {folder} cannot be written")
+        return f"SQLite store at {settings.sqlite_path}"
+    one_try = dataclasses.replace(settings, max_retries=0)
+    http = _InfluxHTTP(one_try)
+    try:
+        if settings.kind == "influx-v1":
+            return _probe_v1(http)
+        return _probe_v2(http)
+    finally:
+        http.close()
+
+
+def _probe_get(http: "_InfluxHTTP", path: str, fields: dict, setting: str):
+    try:
+        return http.http.request("GET", f"{http.url}{path}", fields=fields, headers=http.headers)
+    except urllib3.exceptions.HTTPError as exc:
+        raise StorageError(f"{setting}: {http._where()}: "
+                           f"{_connection_problem(exc, http.settings.timeout_s)} on {path}") from None
+
+
+def _probe_v1(http: "_InfluxHTTP") -> str:
+    s = http.settings
+    r = _probe_get(http, "/ping", {}, "storage.url")
+    if r.status >= 300:
+        raise StorageError(f"storage.url: {http._where()}: HTTP {r.status} on /ping: not an InfluxDB "
+                           f"({_server_says(r.data)})")
+    version = r.headers.get("X-Influxdb-Version", "?")
+    r = _probe_get(http, "/query", {"q": "SHOW DATABASES", **http.auth}, "storage.url")
+    if r.status in (401, 403):
+        raise StorageError(f"storage.username_env, storage.password_env: {http._where()}: HTTP {r.status} on "
+                           f"/query: {_server_says(r.data)}")
+    if r.status >= 300:
+        raise StorageError(f"storage.url: {http._where()}: HTTP {r.status} on /query: {_server_says(r.data)}")
+    databases = {row[0] for res in json.loads(r.data).get("results", [])
+                 for series in res.get("series", []) for row in series.get("values", [])}
+    if s.database not in databases:
+        raise StorageError(f"storage.database: {http._where()} (version {version}) has no database "
+                           f"{s.database!r}; create it (CREATE DATABASE \"{s.database}\") or let predmaint run "
+                           f"create it with an admin user")
+    return f"InfluxDB {version} at {http.url}: database {s.database!r} found"
+
+
+def v2_buckets_answer(status: int, body: bytes, org: str, bucket: str) -> str | None:
+    """What InfluxDB's answer to ``GET /api/v2/buckets?org=ORG&name=BUCKET`` means; ``None``: no such endpoint.
+
+    Raises :class:`StorageError` naming the setting to fix.
+
+    Examples
+    --------
+    >>> v2_buckets_answer(200, b'{"buckets": [{"name": "plant"}]}', "acme", "plant")
+    "org 'acme', bucket 'plant' found"
+    >>> v2_buckets_answer(200, b'{"buckets": []}', "acme", "plant")
+    Traceback (most recent call last):
+    ...
+    predmaint.errors.StorageError: storage.bucket: no bucket 'plant' in org 'acme'
+    >>> v2_buckets_answer(404, b'{"code": "not found", "message": "organization name acme not found"}', "acme", "p")
+    Traceback (most recent call last):
+    ...
+    predmaint.errors.StorageError: storage.org: organization name acme not found (HTTP 404 on /api/v2/buckets)
+    >>> v2_buckets_answer(401, b'{"code": "unauthorized", "message": "unauthorized access"}', "acme", "p")
+    Traceback (most recent call last):
+    ...
+    predmaint.errors.StorageError: storage.token_env: the token was refused: unauthorized access (HTTP 401 on /api/v2/buckets)
+    >>> v2_buckets_answer(404, b'404 page not found', "acme", "p") is None
+    True
+    """
+    said = _server_says(body)
+    if status in (401, 403):
+        raise StorageError(f"storage.token_env: the token was refused: {said} (HTTP {status} on /api/v2/buckets)")
+    if status == 404 and "organization" in said:
+        raise StorageError(f"storage.org: {said} (HTTP 404 on /api/v2/buckets)")
+    if status == 404:
+        return None
+    if status >= 300:
+        raise StorageError(f"storage.url: HTTP {status} on /api/v2/buckets: {said}")
+    names = [b.get("name") for b in json.loads(body).get("buckets", [])]
+    if bucket not in names:
+        raise StorageError(f"storage.bucket: no bucket {bucket!r} in org {org!r}")
+    return f"org {org!r}, bucket {bucket!r} found"
+
+
+def _probe_v2(http: "_InfluxHTTP") -> str:
+    s = http.settings
+    http.headers["Authorization"] = f"Token {v2_token(s)}"
+    r = _probe_get(http, "/health", {}, "storage.url")
+    if r.status == 404:
+        raise StorageError(f"storage.kind: influx-v2, but {http._where()} has no InfluxDB 2.x API (HTTP 404 on "
+                           f"/health, and so on /api/v2/write); an InfluxDB 1.x before 1.8 takes storage.kind "
+                           f"influx-v1")
+    if r.status >= 300:
+        raise StorageError(f"storage.url: {http._where()}: HTTP {r.status} on /health: {_server_says(r.data)}")
+    r = _probe_get(http, "/api/v2/buckets", {"org": s.org, "name": s.bucket}, "storage.url")
+    found = v2_buckets_answer(r.status, r.data, s.org, s.bucket)
+    if found is None:
+        found = "org and bucket not checked (no /api/v2/buckets: InfluxDB 1.8 or 3.x)"
+    return f"InfluxDB at {http.url}: healthy; {found}"
 
 
 class SQLiteStore:

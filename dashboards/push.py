@@ -60,6 +60,7 @@ def push(url: str, token: str, folder: str = DEFAULT_FOLDER, dashboards: list[Da
     """
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaException
+    from niquests.exceptions import RequestException
 
     if not token:
         raise DashboardError("no Grafana token given")
@@ -79,6 +80,12 @@ def push(url: str, token: str, folder: str = DEFAULT_FOLDER, dashboards: list[Da
     except GrafanaException as exc:
         # The exception's message is Grafana's answer; it does not contain the request headers.
         raise DashboardError(f"Grafana at {url} refused: HTTP {exc.status_code}: {exc.message}") from None
+    except RequestException as exc:
+        # niquests' message repeats the whole connection pool's state; the cause is enough.
+        text = str(exc)
+        reason = next((r for r in ("Connection refused", "Name or service not known", "timed out",
+                                   "No route to host", "certificate verify failed") if r in text), type(exc).__name__)
+        raise DashboardError(f"--url: cannot reach Grafana at {url} ({reason})") from None
 
 
 def _ensure_folder(api, title: str) -> str:

@@ -11,6 +11,7 @@ from predmaint._lazy import submodule_loader
 
 __all__ = [
     "bench",
+    "checks",
     "cli",
     "dataflow",
     "evaluate",

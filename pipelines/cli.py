@@ -22,7 +22,8 @@ QUIET_LIBRARIES = ("kafka", "urllib3", "niquests", "urllib3_future", "influxdb_c
 
 
 def _settings(args) -> Settings:
-    settings = load_settings(args.config)
+    # main() loaded and validated them before the command ran (checks.validate).
+    settings = getattr(args, "settings", None) or load_settings(args.config)
     if getattr(args, "bootstrap", None):
         settings = settings.replace(kafka=dataclasses.replace(settings.kafka, bootstrap=args.bootstrap))
     return settings
@@ -87,11 +88,13 @@ def cmd_demo(args) -> int:
     from predmaint.pipelines.runner import run_pipeline, simulate
     from predmaint.pipelines.summary import format_table, summarise, verdict
 
+    import signal
+
     settings = _settings(args)
     workdir = Path(args.workdir)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    _reset_demo_workdir(workdir, force=args.force)
+    # SIGTERM unwinds like Ctrl-C, so the embedded broker below is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupted)
     storage = settings.storage
     if not os.environ.get("PREDMAINT_STORAGE_URL"):
         storage = dataclasses.replace(storage, kind="sqlite", sqlite_path=str(workdir / "store.sqlite"))
@@ -103,7 +106,7 @@ def cmd_demo(args) -> int:
     started = time.monotonic()
     with EmbeddedBroker() as broker:
         settings = settings.replace(kafka=dataclasses.replace(settings.kafka, bootstrap=broker.bootstrap))
-        print(f"demo: embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}")
+        print(f"demo: embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}", flush=True)
         truth = simulate(settings)
         print(f"demo: simulated {settings.simulator.hours:g} h of {len(settings.fleet)} assets: "
               f"{truth['messages']} messages + {truth['invalid_messages']} invalid ones "
@@ -111,7 +114,7 @@ def cmd_demo(args) -> int:
         t0 = time.monotonic()
         run_pipeline(settings, workers=args.workers, tail=False)
         print(f"demo: pipeline consumed the topic in {time.monotonic() - t0:.1f} s")
-        dead = kafka_io.read_topic(broker.bootstrap, settings.kafka.dead_letter_topic)
+        dead = kafka_io.read_topic(settings.kafka, settings.kafka.dead_letter_topic)
         delivered = _demo_delivery(settings, workdir)
     where = storage.url if storage.kind != "sqlite" else storage.sqlite_path
     print(f"demo: results in {storage.kind} store {where}; {len(dead)} message(s) in the dead-letter topic:")
@@ -134,6 +137,51 @@ def cmd_demo(args) -> int:
     print(f"\ndemo: report written to {page}")
     print(f"demo: {'OK' if ok else 'FAILED'}: {text} (total {time.monotonic() - started:.0f} s)")
     return 0 if ok else 1
+
+
+#: Written into the folder ``predmaint demo`` creates; only such a folder is deleted without --force.
+DEMO_MARKER = ".predmaint-demo"
+#: What a demo workdir holds (one made before the marker existed is recognised by these).
+_DEMO_CONTENTS = {DEMO_MARKER, "store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "recovery",
+                  "ground_truth.json", "outbox.sqlite", "outbox.sqlite-wal", "outbox.sqlite-shm", "report"}
+
+
+def _reset_demo_workdir(workdir: Path, *, force: bool) -> None:
+    """Empty ``workdir`` for a new demo, refusing to delete a folder the demo did not make (unless ``force``)."""
+    if workdir.exists() or workdir.is_symlink():
+        if not workdir.is_dir() or workdir.is_symlink():
+            raise ConfigurationError(f"--workdir: {workdir} is not a folder; not replacing it")
+        names = {p.name for p in workdir.iterdir()}
+        if names and not force and DEMO_MARKER not in names and not names <= _DEMO_CONTENTS:
+            raise ConfigurationError(
+                f"--workdir: {workdir} exists and is not a predmaint demo folder (no {DEMO_MARKER}; it holds "
+                f"{', '.join(sorted(names)[:3])}{', ...' if len(names) > 3 else ''}); the demo deletes its "
+                f"workdir, so choose another one, or add --force to delete it")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("Made by predmaint demo; the next demo with this --workdir deletes it.\n")
+
+
+def _interrupted(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_check_config(args) -> int:
+    """Validate the whole configuration, then reach Kafka and the storage with it."""
+    from predmaint.pipelines import checks
+
+    settings = _settings(args)
+    skip = set(args.skip or ())
+    services = [s for s in checks.SERVICES if s not in skip]
+    for line in checks.validate(settings, services):
+        print(f"ok  {line}", flush=True)
+    if args.no_probe or not services:
+        print(f"check-config: {settings.source}: valid (servers not contacted)")
+        return 0
+    checks.probe(settings, services, kafka_timeout_s=args.timeout,
+                 report=lambda line: print(line, flush=True))
+    print(f"check-config: {settings.source}: OK")
+    return 0
 
 
 def cmd_notify(args) -> int:
@@ -163,7 +211,7 @@ def cmd_notify(args) -> int:
         writer.write([Point(d["measurement"], d["tags"], d["fields"], d["time"])])
 
     try:
-        stats = run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
+        stats = run_notify(kafka=settings.kafka, topic=settings.kafka.alerts_topic,
                            outbox_path=settings.notify.outbox_path, targets=settings.notify.targets,
                            stop_after_idle_s=args.exit_when_idle, on_deadletter=record_dead_letter, stop=stop)
     finally:
@@ -197,17 +245,39 @@ def cmd_receiver(args) -> int:
 
 
 def cmd_shelve(args) -> int:
-    """Withhold notifications of a rule (or all rules) on an asset until a time; still recorded."""
-    from predmaint.connectors.shelves import add_shelf
+    """Withhold notifications of a rule (or all rules) on an asset until a time; list or remove shelves."""
+    from predmaint.connectors.shelves import put_shelf, read_shelves, remove_shelves
 
     settings = _settings(args)
+    path = Path(settings.suppression.shelves_path)
+    if args.action == "list":
+        shelves = read_shelves(path) if path.exists() else []
+        for s in shelves:
+            if not args.asset or s.asset == args.asset:
+                print(f"{s.asset or '*'}\trule={s.rule or '*'}\t{s.start} .. {s.end}\t{s.reason}")
+        if not shelves:
+            print(f"no shelves in {path}")
+        return 0
+    if not args.asset:
+        raise ConfigurationError(f"--asset: required to {args.action} a shelf")
     if settings.asset(args.asset) is None:
         raise ConfigurationError(f"--asset: {args.asset!r} is not in the fleet of {settings.source}")
     if args.rule and args.rule not in {r.name for r in settings.alert_rules}:
         raise ConfigurationError(f"--rule: no alert rule named {args.rule!r} in {settings.source}")
-    shelf = add_shelf(Path(settings.suppression.shelves_path), asset=args.asset, rule=args.rule or "",
-                      until=args.until, reason=args.reason, start=args.start)
-    print(f"shelved {shelf.asset} rule={shelf.rule or '*'} from {shelf.start} until {shelf.end}: {shelf.reason}")
+    if args.action == "remove":
+        removed = remove_shelves(path, asset=args.asset, rule=args.rule)
+        if not removed:
+            raise ConfigurationError(f"--asset: no shelf of {args.asset}{' rule ' + args.rule if args.rule else ''} "
+                                     f"in {path} (predmaint shelve list shows them)")
+        for s in removed:
+            print(f"removed shelf of {s.asset} rule={s.rule or '*'} from {s.start} until {s.end}")
+        return 0
+    if not args.until:
+        raise ConfigurationError("--until: required to add a shelf (ISO 8601 time with zone)")
+    shelf, replaced = put_shelf(path, asset=args.asset, rule=args.rule or "", until=args.until,
+                                reason=args.reason, start=args.start)
+    verb = "updated the shelf of" if replaced else "shelved"
+    print(f"{verb} {shelf.asset} rule={shelf.rule or '*'} from {shelf.start} until {shelf.end}: {shelf.reason}")
     return 0
 
 
@@ -224,7 +294,7 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     with WebhookReceiver(secret) as receiver:
         target = {"name": "demo-receiver", "kind": "webhook", "url": receiver.url,
                   "secret_env": "PREDMAINT_DEMO_WEBHOOK_SECRET", "timeout_s": 5}
-        run_notify(brokers=settings.kafka.bootstrap, topic=settings.kafka.alerts_topic,
+        run_notify(kafka=settings.kafka, topic=settings.kafka.alerts_topic,
                    outbox_path=str(workdir / "outbox.sqlite"), targets=[target], stop_after_idle_s=2.0)
     lines = [f"demo: {len(receiver.events)} alert event(s) delivered to a local webhook receiver, "
              f"signatures verified ({receiver.rejected} rejected, {receiver.duplicates} duplicate(s) ignored):"]
@@ -236,11 +306,66 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+#: ``--config``'s help; the option is taken before or after the command name.
+CONFIG_HELP = "YAML settings file (default: $PREDMAINT_CONFIG, else the packaged default.yaml)"
+
+
+def _config_option_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let every (sub)command take ``--config`` after its name too, without undoing one given before it.
+
+    argparse copies a subcommand's defaults over the values parsed before the
+    command name, so the subcommands' ``--config`` defaults to SUPPRESS (no value: keep the earlier one).
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                existing = subparser._option_string_actions.get("--config")
+                if existing is None:
+                    subparser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help=CONFIG_HELP)
+                else:
+                    existing.default = argparse.SUPPRESS
+                _config_option_everywhere(subparser)
+
+
+def _services(args) -> tuple[str, ...] | None:
+    """What a command connects to, so its settings are checked for that first; ``None``: it reads no settings."""
+    command = args.command
+    if command == "receiver":
+        return None
+    if command == "run":
+        return ("kafka", "storage")
+    if command in ("simulate", "notify"):
+        return ("kafka",)
+    if command == "report" and not getattr(args, "sqlite", None):
+        return ("storage",)
+    if command == "dashboards" and getattr(args, "dashboards_command", None) == "check":
+        return ("storage",)
+    # demo and bench start their own servers; check-config checks everything itself.
+    return ()
+
+
+def _version() -> str:
+    from predmaint import __version__
+
+    return f"predmaint {__version__}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``predmaint`` command's parser, every subcommand included."""
     parser = argparse.ArgumentParser(prog="predmaint", description=__doc__)
-    parser.add_argument("--config", help="YAML settings file (default: the packaged default.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log predmaint's progress (INFO) and the client libraries' warnings")
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check-config", help="validate the configuration, then reach Kafka and the storage with it")
+    p.add_argument("--no-probe", action="store_true", help="only validate; contact no server")
+    p.add_argument("--skip", action="append", choices=("kafka", "storage"),
+                   help="do not contact this service (repeatable)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for a Kafka broker (default 10)")
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("simulate", help="produce a simulated fleet's telemetry to Kafka")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
@@ -252,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="run the streaming pipeline")
-    p.add_argument("--bootstrap")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides kafka.bootstrap)")
     p.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
     p.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
     p.add_argument("-a", "--addresses", help="all cluster processes, 'host:port;host:port'")
@@ -261,28 +386,34 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("notify", help="deliver alert events to webhooks and CMMS work orders")
-    p.add_argument("--bootstrap")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides kafka.bootstrap)")
     p.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                    help="return once nothing arrived or is pending for this long (default: run until stopped)")
     p.set_defaults(func=cmd_notify)
 
-    p = sub.add_parser("shelve", help="withhold alert notifications for an asset until a time")
-    p.add_argument("--asset", required=True)
+    p = sub.add_parser("shelve", help="withhold alert notifications for an asset until a time; list, remove")
+    p.add_argument("action", nargs="?", choices=("add", "list", "remove"), default="add",
+                   help="add (default) a shelf, list the shelves, or remove an asset's (of --rule only, if given)")
+    p.add_argument("--asset", help="asset id (required to add or remove; filters list)")
     p.add_argument("--rule", help="rule name (default: every rule)")
-    p.add_argument("--until", required=True, help="ISO 8601 time with zone, e.g. 2026-01-02T06:00:00Z")
-    p.add_argument("--start", help="ISO 8601 time with zone (default: now)")
-    p.add_argument("--reason", default="")
+    p.add_argument("--until", help="add: end, ISO 8601 time with zone, e.g. 2026-01-02T06:00:00Z")
+    p.add_argument("--start", help="add: start, ISO 8601 time with zone (default: now)")
+    p.add_argument("--reason", default="", help="add: why, shown with the withheld notifications")
     p.set_defaults(func=cmd_shelve)
 
     p = sub.add_parser("receiver", help="run a webhook receiver that verifies signatures (to try alerts)")
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8099)
-    p.add_argument("--secret-env", default="PREDMAINT_WEBHOOK_SECRET")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8099, help="port to listen on (default 8099)")
+    p.add_argument("--secret-env", default="PREDMAINT_WEBHOOK_SECRET",
+                   help="environment variable holding the signing secret (default PREDMAINT_WEBHOOK_SECRET)")
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("demo", help="embedded broker + simulator + pipeline, then a summary")
-    p.add_argument("--workdir", default=".predmaint/demo")
-    p.add_argument("-w", "--workers", type=int, default=1)
+    p.add_argument("--workdir", default=".predmaint/demo",
+                   help="folder for the demo's store, recovery and report (default .predmaint/demo); "
+                        "deleted and re-created, so it must be a previous demo's or new")
+    p.add_argument("--force", action="store_true", help="delete --workdir even if a demo did not make it")
+    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads of the pipeline (default 1)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("status", help="print a running pipeline's figures (its /metrics endpoint)")
@@ -297,8 +428,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_parser(sub)
     report.add_parser(sub)
     push.add_parser(sub)
+    _config_option_everywhere(parser)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.config:
+        args.config = os.environ.get("PREDMAINT_CONFIG") or None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Client libraries speak only with -v, and then only warnings: their INFO lines (connections,
@@ -309,11 +446,21 @@ def main(argv: list[str] | None = None) -> int:
     # 2 when a setting or argument must change, 1 for other failures. Anything
     # else is a bug and keeps its traceback.
     try:
+        services = _services(args)
+        if services is not None:
+            # The whole configuration (model specs, registry probe, secrets named) before any connection.
+            from predmaint.pipelines import checks
+
+            args.settings = load_settings(args.config)
+            checks.validate(args.settings, services)
         return args.func(args)
     except PredmaintError as exc:
         kind = "configuration error" if isinstance(exc, ConfigurationError) else type(exc).__name__
         print(f"predmaint {args.command}: {kind}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where a command turns it into one (demo)
+        print(f"predmaint {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

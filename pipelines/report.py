@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from predmaint.domain import Point, PointReader
+from predmaint.errors import EmptyStoreError
 from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
 from predmaint.pipelines.summary import HealthLevels, health_levels, is_number, latest_and_lowest, worst_health
 from predmaint.settings import AssetSettings, Settings
@@ -227,6 +228,13 @@ def render_report(settings: Settings, reader: PointReader, out_dir: str | Path) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     assets = load(settings, reader)
+    if not any(d.health for d in assets):
+        s = settings.storage
+        where = (f"the SQLite store {s.sqlite_path}" if s.kind == "sqlite"
+                 else f"InfluxDB at {s.url} ({s.database if s.kind == 'influx-v1' else s.bucket})")
+        raise EmptyStoreError(f"report: {where} holds no health points of model {settings.model.label!r} for "
+                              f"any asset of {settings.source}; run the pipeline first (predmaint run), or "
+                              f"point storage (or --sqlite) at the store it wrote")
     levels = health_levels(settings)
     fleet_png = plot_fleet(assets, out / "fleet_health.png", levels)
     sections, rows = [], []

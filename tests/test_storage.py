@@ -126,4 +126,6 @@ def test_influx_v2_writer_token_precedence(monkeypatch):
     assert _v2_writer_auth(monkeypatch, PREDMAINT_INFLUX_USERNAME="user",
                            PREDMAINT_INFLUX_PASSWORD="pw") == "Token user:pw"
     assert _v2_writer_auth(monkeypatch, PREDMAINT_INFLUX_TOKEN="tok", PREDMAINT_INFLUX_USERNAME="user") == "Token tok"
-    assert _v2_writer_auth(monkeypatch) is None
+    # Neither: refused before any request, naming the setting (an InfluxDB 2.x answers 401 to every write).
+    with pytest.raises(SettingsError, match=r"^storage\.token_env: PREDMAINT_INFLUX_TOKEN is not set"):
+        _v2_writer_auth(monkeypatch)
