@@ -196,8 +196,9 @@ def format_status(now: Status, before: Status | None = None, elapsed_s: float = 
     --------
     >>> a = Status(readings=100, windows=5)
     >>> b = Status(readings=400, windows=8, alert_events=1, dead_letters=2, lag_s={"1": 3.0, "0": 2.5})
-    >>> format_status(b, a, 10.0)
-    'status: 30.0 readings/s (400 total), 8 windows closed (+3), 1 alert event, 2 dead letters; event-time lag p0 2.5 s, p1 3.0 s'
+    >>> print(format_status(b, a, 10.0).replace("; ", ";\\n"))
+    status: 30.0 readings/s (400 total), 8 windows closed (+3), 1 alert event, 2 dead letters;
+    event-time lag p0 2.5 s, p1 3.0 s
     >>> format_status(Status())
     'status: 0 readings, 0 windows closed, 0 alert events, 0 dead letters; event-time lag: no data yet'
     """
@@ -208,7 +209,8 @@ def format_status(now: Status, before: Status | None = None, elapsed_s: float = 
         head = f"{_plural(now.readings, 'reading')}, {_plural(now.windows, 'window')} closed"
     lags = ", ".join(f"p{p} {_duration(v)}" for p, v in sorted(now.lag_s.items(), key=lambda kv: _order(kv[0])))
     lag = f"event-time lag {lags}" if lags else "event-time lag: no data yet"
-    return f"status: {head}, {_plural(now.alert_events, 'alert event')}, {_plural(now.dead_letters, 'dead letter')}; {lag}"
+    counts = f"{_plural(now.alert_events, 'alert event')}, {_plural(now.dead_letters, 'dead letter')}"
+    return f"status: {head}, {counts}; {lag}"
 
 
 def _order(partition: str) -> tuple[int, str]:

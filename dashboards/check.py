@@ -36,6 +36,7 @@ adjacent points.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -520,7 +521,7 @@ def isolated_lines(series: list[dict]) -> list[str]:
             if column == "time":
                 continue
             present = [r[i] is not None and not (isinstance(r[i], float) and math.isnan(r[i])) for r in rows]
-            if any(present) and not any(a and b for a, b in zip(present, present[1:])):
+            if any(present) and not any(a and b for a, b in itertools.pairwise(present)):
                 tags = ",".join(f"{k}={v}" for k, v in sorted((s.get("tags") or {}).items()))
                 out.append(f"{s['name']}{f' {{{tags}}}' if tags else ''} {column}")
     return out

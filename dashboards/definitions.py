@@ -36,12 +36,14 @@ emulates Grafana's interval choice to prove it (:mod:`predmaint.dashboards.check
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from predmaint.dashboards.model import (
+    PROMETHEUS,
     Annotation,
     CustomVariable,
     Dashboard,
     Override,
-    PROMETHEUS,
     Panel,
     PromTarget,
     QueryVariable,
@@ -54,8 +56,6 @@ from predmaint.dashboards.model import (
 )
 from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
 from predmaint.pipelines.summary import HealthLevels, health_levels
-from dataclasses import dataclass
-
 from predmaint.settings import Settings
 
 TIME = "$timeFilter"
