@@ -32,6 +32,9 @@ points are stamped at window ends, so a shorter ``$__interval`` leaves most
 buckets empty and, with ``fill(null)`` and ``spanNulls: false``, no two
 adjacent points to draw a line between. ``predmaint dashboards check``
 emulates Grafana's interval choice to prove it (:mod:`predmaint.dashboards.check`).
+The two live panels on Prometheus need no minimum: Prometheus evaluates their
+PromQL at every step, over ``$__rate_interval`` (at least four scrapes of the
+datasource's 15 s ``timeInterval``), so every step has a value.
 """
 
 from __future__ import annotations
