@@ -379,6 +379,14 @@ def _probe_v1(http: "_InfluxHTTP") -> str:
         raise StorageError(f"storage.database: {http._where()} (version {version}) has no database "
                            f"{s.database!r}; create it (CREATE DATABASE \"{s.database}\") or let predmaint run "
                            f"create it with an admin user")
+    if s.retention_policy:
+        r = _probe_get(http, "/query", {"q": f'SHOW RETENTION POLICIES ON "{s.database}"', **http.auth}, "storage.url")
+        policies = {row[0] for res in json.loads(r.data).get("results", [])
+                    for series in res.get("series", []) for row in series.get("values", [])}
+        if r.status >= 300 or s.retention_policy not in policies:
+            raise StorageError(f"storage.retention_policy: database {s.database!r} on {http.url} has no retention "
+                               f"policy {s.retention_policy!r} (it has {sorted(policies)})")
+        return f"InfluxDB {version} at {http.url}: database {s.database!r}, retention policy {s.retention_policy!r} found"
     return f"InfluxDB {version} at {http.url}: database {s.database!r} found"
 
 

@@ -70,6 +70,19 @@ def test_check_config_against_the_real_servers(tmp_path, broker, influxdb):
     assert out.rstrip().endswith(f"check-config: {cfg}: OK")
 
 
+def test_the_storage_probe_checks_the_retention_policy(influxdb):
+    from predmaint.connectors import storage
+    from predmaint.errors import StorageError
+
+    InfluxV1Writer(StorageSettings(kind="influx-v1", url=influxdb.url, database="checks_rp")).close()
+    ok = StorageSettings(kind="influx-v1", url=influxdb.url, database="checks_rp", retention_policy="autogen")
+    assert storage.probe(ok).endswith("database 'checks_rp', retention policy 'autogen' found")
+    with pytest.raises(StorageError, match=r"^storage\.retention_policy: database 'checks_rp' on .* has no retention "
+                                           r"policy 'weekly' \(it has \['autogen'\]\)$"):
+        storage.probe(StorageSettings(kind="influx-v1", url=influxdb.url, database="checks_rp",
+                                      retention_policy="weekly"))
+
+
 def test_check_config_names_a_missing_database(tmp_path, broker, influxdb):
     proc = predmaint("check-config", "--config", str(config(tmp_path, broker, influxdb, "checks_never_created")))
     assert proc.returncode == 1

@@ -224,3 +224,11 @@ def test_every_kafka_client_goes_through_the_builders():
                         and path.name != "kafka_io.py":
                     offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_environment_overrides_for_compose():
+    s = load_settings(environ={"PREDMAINT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                               "PREDMAINT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"})
+    assert (s.kafka.security_protocol, s.kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-256")
+    with pytest.raises(SettingsError, match=r"kafka\.security_protocol: 'sasl_ssl' is not one of"):
+        load_settings(environ={"PREDMAINT_KAFKA_SECURITY_PROTOCOL": "sasl_ssl"})

@@ -39,6 +39,8 @@ def default_config_text() -> str:
 #: Environment variables that override one setting each (what differs per deployment).
 ENV_OVERRIDES = {
     "PREDMAINT_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+    "PREDMAINT_KAFKA_SECURITY_PROTOCOL": ("kafka", "security_protocol"),
+    "PREDMAINT_KAFKA_SASL_MECHANISM": ("kafka", "sasl_mechanism"),
     "PREDMAINT_STORAGE_KIND": ("storage", "kind"),
     "PREDMAINT_STORAGE_URL": ("storage", "url"),
     "PREDMAINT_INFLUX_DATABASE": ("storage", "database"),
