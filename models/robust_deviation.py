@@ -11,7 +11,10 @@ health it maps to). Why each choice:
 * **Several statistics per feature.** ``level``, the value's robust
   ``|z|``, catches spikes and level shifts; ``mean``, the ``|z|`` of the mean
   of the last ``mean_window`` values, catches small persistent shifts and
-  drift that no single value shows; ``diff``, the ``|z|`` of the change since
+  drift that no single value shows (values enter that mean within twice
+  ``clip`` scales of the reference, so one spike, which ``level`` reports,
+  cannot hold it up for ``mean_window`` windows and meet an alert's on-delay
+  alone, while a lasting shift of any size still moves it by 6 scales); ``diff``, the ``|z|`` of the change since
   the previous value, catches jumps; ``scale``, the ``|log|`` ratio of the
   recent mean absolute change to the reference's, catches a variance increase
   or a flat-lined signal (both sides plus a quarter of the reference's mean
@@ -79,6 +82,8 @@ __all__ = ["STATS", "RobustDeviation"]
 STATS = ("level", "mean", "diff", "scale")
 #: A reference is winsorised only once it holds this many values (its scale is too uncertain before).
 CLIP_MIN_VALUES = 32
+#: Values enter the ``mean`` statistic within this many ``clip`` bounds of the reference.
+MEAN_CLIP_FACTOR = 2.0
 #: Mean |difference| of a zero-median difference, per unit of its robust scale (Gaussian: sqrt(2/pi)).
 _MEAN_ABS_PER_SCALE = 0.7979
 #: Part of the reference's mean |change| added to both sides of the ``scale`` ratio.
@@ -269,6 +274,10 @@ class RobustDeviation(AnomalyDetector):
         self._prev = np.concatenate([self._prev, np.full(count, np.nan)])
 
     # -- statistics -----------------------------------------------------------------------------
+    def _bounded(self, v: np.ndarray) -> np.ndarray:
+        """``v`` as it enters the recent means: within ``MEAN_CLIP_FACTOR * clip`` scales of the reference."""
+        return _winsorised(self._ref, v, self._ref.n > 0, MEAN_CLIP_FACTOR * self.clip)
+
     def _raw(self, v: np.ndarray) -> np.ndarray:
         """Each watched statistic of the values ``v`` against the references (before learning them), NaN where none.
 
@@ -283,7 +292,7 @@ class RobustDeviation(AnomalyDetector):
                     r = np.abs(v - ref.median) / ref.scale
                 elif s == "mean":
                     assert self._recent is not None
-                    r = np.abs(self._recent.with_value(v) - ref.median) / ref.scale
+                    r = np.abs(self._recent.with_value(self._bounded(v)) - ref.median) / ref.scale
                 else:
                     dref = self._dref
                     assert dref is not None
@@ -341,6 +350,7 @@ class RobustDeviation(AnomalyDetector):
         healthy = surprise <= self.learn_max_surprise
         present = np.isfinite(v)
         ref = self._ref
+        bounded = self._bounded(v)  # against the reference the window was scored with
         in_grace = ref.n < self.grace
         full = present & (healthy | in_grace)  # learned as healthy
         kept = present & ~full & (self.unhealthy == "winsorise")  # learned winsorised
@@ -355,7 +365,7 @@ class RobustDeviation(AnomalyDetector):
         self._cal.learn(raw, np.repeat(calibrate, len(self.stats)))
         # The recent windows always follow the signal.
         if self._recent is not None:
-            self._recent.update(np.where(present, v, 0.0), present)
+            self._recent.update(np.where(present, bounded, 0.0), present)
         if self._dabs is not None:
             has_d = np.isfinite(d)
             self._dabs.update(np.where(has_d, np.abs(d), 0.0), has_d)

@@ -293,7 +293,9 @@ class TailCalibration(base.Base):
         kd = np.maximum(kk, 1)
         m = (exc * pos).sum(axis=0) / kd
         var = (((exc - m) * pos) ** 2).sum(axis=0) / kd + 1e-300
-        shape = np.where(kk >= self.shape_min_excesses, np.clip(0.5 * (1.0 - m * m / var), 0.0, self.max_shape), 0.0)
+        with np.errstate(over="ignore"):  # equal excesses: m^2/var is +inf, so the shape is 0 (exponential)
+            moments = 0.5 * (1.0 - m * m / var)
+        shape = np.where(kk >= self.shape_min_excesses, np.clip(moments, 0.0, self.max_shape), 0.0)
         # Fewer (independent) excesses than 1/shape: the predictive tail of an exponential
         # fitted to k excesses (shape 1/k, scale = their mean excess).
         k_independent = np.maximum(kk / self._dependence[cols], 1.0)

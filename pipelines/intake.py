@@ -68,11 +68,15 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
     if sensor.kind != reading.kind:
         return DeadLetter(f"kind {reading.kind!r} differs from the registry's {sensor.kind!r}",
                           "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "vibration" and sensor.sample_rate_hz and \
+    sends = "features" if reading.features is not None else "samples"
+    if reading.kind == "vibration" and sends != sensor.reports:
+        return DeadLetter(f"message carries {sends} but the registry's sensor reports {sensor.reports}",
+                          "decode", reading.asset, reading.sensor, **where)
+    if sends == "samples" and reading.kind == "vibration" and sensor.sample_rate_hz and \
             abs(reading.sample_rate_hz - sensor.sample_rate_hz) > 1e-6 * sensor.sample_rate_hz:
         return DeadLetter(f"sample rate {reading.sample_rate_hz} Hz differs from the registry's "
                           f"{sensor.sample_rate_hz} Hz", "decode", reading.asset, reading.sensor, **where)
-    if reading.kind == "vibration" and asset.rpm_source == "message" and reading.rpm is None:
+    if sends == "samples" and reading.kind == "vibration" and asset.rpm_source == "message" and reading.rpm is None:
         return DeadLetter("asset takes shaft speed from messages (rpm_source: message) but 'rpm' is missing",
                           "decode", reading.asset, reading.sensor, **where)
     if reading.kind == "temperature" and reading.channels != (2 if sensor.ambient_channel >= 0 else 1):
@@ -82,7 +86,7 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
     if reading.kind == "current" and reading.channels != 3:
         return DeadLetter(f"current needs 3 phase channels, got {reading.channels}", "decode",
                           reading.asset, reading.sensor, **where)
-    if reading.kind == "vibration" and reading.channels != 1:
+    if sends == "samples" and reading.kind == "vibration" and reading.channels != 1:
         # One accelerometer axis per sensor (its registered `axis`); the features take one channel.
         return DeadLetter(f"vibration needs 1 channel (one axis per registered sensor), got {reading.channels}",
                           "decode", reading.asset, reading.sensor, **where)
@@ -113,6 +117,8 @@ def vibration_parameters(asset: AssetSettings, rpm: float | None = None) -> dict
 
 def snapshot_features(settings: Settings, reading: Reading) -> Snapshot | DeadLetter:
     """Step ``snapshot_features``: per-reading work done before windowing (the FFTs)."""
+    if reading.features is not None:  # a sensor's own overall values (checked by decode)
+        return Snapshot(reading.asset, reading.sensor, reading.kind, reading.ts_ms, features=dict(reading.features))
     if reading.kind == "vibration":
         asset = settings.asset(reading.asset)
         assert asset is not None  # decode dead-letters readings of assets not in the registry
@@ -174,7 +180,7 @@ def reading_digest(r: Reading) -> bytes:
     """
     h = hashlib.blake2b(digest_size=12)
     h.update(repr((r.sensor, r.kind, r.ts_ms, r.sample_rate_hz, r.unit, r.channels, r.rpm,
-                   str(r.samples.dtype), r.samples.shape)).encode())
+                   str(r.samples.dtype), r.samples.shape, r.features)).encode())
     h.update(r.samples.tobytes())
     return h.digest()
 

@@ -23,7 +23,7 @@ from predmaint.features.process import process_features
 from predmaint.features.temperature import temperature_features
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent, AlertState
-from predmaint.models.health import iso_capped
+from predmaint.models.health import health_from_surprise, iso_capped, surprise_for_health
 from predmaint.models.sensor_model import Assessment, SensorModel
 from predmaint.pipelines.intake import Snapshot, vibration_parameters
 from predmaint.settings import ModelSettings, Settings
@@ -112,7 +112,7 @@ def check_registry(settings: Settings) -> None:
     checked: set[str] = set()
     for asset in settings.fleet:
         for sensor in asset.sensors:
-            if sensor.kind != "vibration":
+            if sensor.kind != "vibration" or sensor.reports != "samples":
                 continue
             params = vibration_parameters(asset)
             # A fleet has few distinct machine designs: probe each configuration once.
@@ -394,6 +394,22 @@ def silence_values(settings: Settings, state: AssetState, aw: AssetWindowFeature
     return out
 
 
+def rebaselined(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures,
+                last_end_ns: int | None, length_s: float) -> dict[str, SensorModel]:
+    """``models`` with a fresh model for each whose ``rebaseline_after_gap_s`` the sensor's silence exceeded.
+
+    The silence is the time between the end of the sensor's previous window
+    and the start of this one.
+    """
+    if last_end_ns is None:
+        return models
+    silent_s = (w.end_ns - last_end_ns) / 1e9 - length_s
+    fresh = {m.label: new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
+             for where, m in model_fields(settings)
+             if m.label in models and silent_s > m.rebaseline_after_gap_s.get(w.kind, math.inf)}
+    return {**models, **fresh} if fresh else models
+
+
 def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
     """Score (then learn) one window's features; in monitoring, health is capped by the ISO zone."""
     a = model.assess({k: v for k, v in features.items() if k not in NOT_MODELLED})
@@ -428,6 +444,30 @@ def explained(s: ScoredWindow) -> list:
     return explanation
 
 
+def watched_sensors(settings: Settings, asset: str, rule) -> int:
+    """How many of ``asset``'s sensors ``rule`` watches (the number of tests its worst value is one of)."""
+    found = settings.asset(asset)
+    return sum(rule.applies_to(asset, s.kind) for s in found.sensors) if found is not None else 1
+
+
+def asset_health(worst: float, sensors: int) -> float:
+    """The asset's health from its worst sensor's: that sensor's ``p`` times the number of sensors watched.
+
+    Bonferroni across sensors, as :class:`~predmaint.models.robust_deviation.RobustDeviation`
+    does across features: an asset of 24 sensors has 24 chances per window of
+    one sensor reaching ``p = 1e-4`` by chance, so a rule on the worst health
+    would raise 24 times as often on a healthy asset as on a one-sensor asset.
+
+    Examples
+    --------
+    >>> asset_health(50.0, 1), asset_health(50.0, 10), asset_health(100.0, 10), asset_health(0.0, 100)
+    (50.0, 75.0, 100.0, 50.0)
+    """
+    if sensors <= 1:
+        return worst
+    return health_from_surprise(surprise_for_health(worst) - math.log10(sensors))
+
+
 def assess(settings: Settings, suppressions, state: AssetState | None, aw: AssetWindowFeatures):
     """Step ``assess``: score every sensor of the asset, then advance each alert rule once.
 
@@ -438,6 +478,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         state = AssetState({}, {r.name: AlertState(r) for r in settings.alert_rules}, version=STATE_VERSION)
     state = carry_over(settings, state, aw.asset)
     state.first_end.setdefault(aw.length_s, aw.end_ns)
+    seen_before = {w.sensor: state.last_seen.get(w.sensor) for w in aw.windows}
     for sensor in {w.sensor for w in aw.windows} | {d.sensor for d in aw.dead if d.sensor}:
         state.last_seen[sensor] = aw.end_ns
     scored = []
@@ -445,6 +486,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         models = state.models.get(w.sensor)
         if models is None:  # built only for a sensor's first window (setdefault would build every time)
             models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}")
+        else:
+            models = state.models[w.sensor] = rebaselined(settings, models, w, seen_before[w.sensor], aw.length_s)
         scored.append(score_sensor(settings, models, w))
     # Once per window, whatever the number of rules that look at it.
     explanations = {s.window.sensor: explained(s) for s in scored}
@@ -482,6 +525,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
             continue
         pick = min if rule.direction == "below" else max
         value, sensor, explanation, _ = pick(candidates, key=lambda c: c[0])
+        if rule.metric == "health":
+            value = asset_health(value, watched_sensors(settings, aw.asset, rule))
         suppressed_by = suppressions.reason(aw.asset, rule.name, aw.end_ns) if suppressions else ""
         events.extend(rule_state.update(aw.asset, sensor, aw.end_ns, value, explanation, suppressed_by))
     return state, ScoredAssetWindow(aw.asset, aw.end_ns, tuple(scored), tuple(events), other_health)

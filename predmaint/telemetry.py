@@ -8,6 +8,13 @@ readings stay in one partition, in order) and carries a JSON object::
      "encoding": "f32le-b64", "channels": 1, "samples": "<base64>"}
 
 An optional ``rpm`` gives the shaft speed for variable-speed machines.
+
+A vibration sensor that computes its own overall values (a wireless
+transmitter, a data collector's route export, a table of per-snapshot
+statistics) sends them instead of the waveform, as ``"features": {"rms":
+0.077, "kurt": 0.1, ...}`` with no ``samples``, ``encoding`` or ``channels``
+(``sample_rate_hz`` and ``unit`` are optional: each value has its own unit).
+The registry says which a sensor sends (``reports: samples | features``).
 ``ts_ms`` is the event time of the first sample, milliseconds since the Unix
 epoch, UTC. ``samples`` is either a JSON array of numbers (``"encoding":
 "json"``, fine for a handful of scalar readings) or base64 of little-endian
@@ -29,6 +36,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import reprlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +66,13 @@ MAX_MESSAGE_BYTES = 8 << 20
 #: ``json.loads`` recurses once per level and fails with RecursionError near 1,000; deeper
 #: documents are refused by a scan before parsing.
 MAX_NESTING = 8
+#: Most overall values one ``features`` message may carry, and the longest name of one. Names
+#: become InfluxDB field names, so they are plain identifiers.
+MAX_FEATURES = 64
+MAX_FEATURE_NAME_CHARS = 64
+_FEATURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Names the window aggregation keeps for itself (see :mod:`predmaint.features.aggregate`).
+RESERVED_FEATURES = ("snapshots", "readings")
 #: Longest ``asset`` / ``sensor`` id, in characters: ids become Kafka keys and dead-letter fields.
 MAX_ID_CHARS = 256
 #: Largest sample magnitude, float32's: the range of the ``f32le-b64`` encoding, so both encodings
@@ -203,6 +218,8 @@ class Reading:
     channels: int = 1
     #: Shaft speed at the time of the reading, for variable-speed machines.
     rpm: float | None = None
+    #: A vibration sensor's own overall values, sent instead of samples (``samples`` is then empty).
+    features: dict[str, float] | None = None
     #: The message it was decoded from (set by the flow's ``decode`` step; not compared).
     source: Source | None = field(default=None, repr=False, compare=False)
 
@@ -219,6 +236,11 @@ def encode_reading(reading: Reading, encoding: str = "f32le-b64") -> bytes:
     """Serialise a reading to the v1 envelope."""
     if encoding not in ENCODINGS:
         raise ValueError(f"encode: unknown encoding {encoding!r}, expected one of {ENCODINGS}")
+    if reading.features is not None:
+        return json.dumps(
+            {"v": ENVELOPE_VERSION, "asset": reading.asset, "sensor": reading.sensor, "kind": reading.kind,
+             "ts_ms": int(reading.ts_ms), "features": {k: float(v) for k, v in reading.features.items()}},
+            separators=(",", ":")).encode()
     payload: object
     if encoding == "json":
         # JSON numbers carry the full float64 value (a few scalars per message).
@@ -290,6 +312,28 @@ def _parse(value: bytes | str) -> object:
         raise InvalidMessage("not JSON we accept: nested too deeply to parse") from None
 
 
+def _features(raw: object, a: str | None, s: str | None) -> dict[str, float]:
+    """A ``features`` object checked: 1..MAX_FEATURES identifiers, each a finite number in float32's range."""
+    _require(isinstance(raw, dict) and 0 < len(raw) <= MAX_FEATURES,
+             f"field 'features' must be an object of 1..{MAX_FEATURES} named numbers, got {_show(raw)}", a, s)
+    assert isinstance(raw, dict)  # checked by _require above
+    out: dict[str, float] = {}
+    for name, value in raw.items():
+        _require(len(name) <= MAX_FEATURE_NAME_CHARS and bool(_FEATURE_NAME.match(name))
+                 and name not in RESERVED_FEATURES,
+                 f"feature name {_show(name)} must be an identifier of at most {MAX_FEATURE_NAME_CHARS} "
+                 f"characters (letters, digits, '_'), not one of {RESERVED_FEATURES}", a, s)
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool)
+        try:
+            finite = finite and math.isfinite(value) and abs(value) <= MAX_SAMPLE_ABS
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        _require(finite, f"feature {name!r} must be a finite number within float32's range, got {_show(value)}",
+                 a, s)
+        out[name] = float(value)
+    return out
+
+
 def decode_reading(value: bytes | None, key: bytes | None = None, *, broker_ts_ms: int | None = None) -> Reading:
     """Parse and validate one message; raise :class:`InvalidMessage` on any breach.
 
@@ -335,6 +379,11 @@ def decode_reading(value: bytes | None, key: bytes | None = None, *, broker_ts_m
                  f"field 'ts_ms' {_iso(ts_ms)} is more than {MAX_AHEAD_OF_BROKER_MS / 3_600_000:g} h ahead of "
                  f"the broker timestamp {_iso(broker_ts_ms)} (a wrong clock or unit; it would move the "
                  f"asset's watermark ahead for good)", a, s)
+    if "features" in doc:
+        _require(kind == "vibration", f"field 'features' is for kind 'vibration' only, got kind {kind!r}", a, s)
+        _require("samples" not in doc, "a message carries 'samples' or 'features', not both", a, s)
+        return Reading(asset, sensor, kind, ts_ms, 0.0, "", np.empty(0), 1, None,
+                       _features(doc.get("features"), a, s))
     rate = doc.get("sample_rate_hz")
     _require(_positive(rate), f"field 'sample_rate_hz' must be a positive number, got {_show(rate)}", a, s)
     assert isinstance(rate, (int, float))  # checked by _require above

@@ -8,6 +8,7 @@ import pytest
 
 from predmaint.pipelines import intake, steps
 from predmaint.settings import load_settings
+from predmaint.settings.loading import parse_fleet
 from predmaint.telemetry import Reading, encode_reading
 
 Msg = namedtuple("Msg", "topic partition offset key value timestamp")
@@ -80,3 +81,66 @@ def test_an_asset_rule_watches_the_worst_sensor_and_opens_one_alert():
         events += scored.events
     assert [(e.state, e.sensor, e.value) for e in events] == [("raised", "t-b", 70.0), ("cleared", "t-b", 50.0)]
     assert len({e.alert_id for e in events}) == 1
+
+
+def _overall_settings(**model):
+    fleet = parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
+        "asset": "rig-1", "rpm": 2000,
+        "sensors": [{"sensor": "ch1", "kind": "vibration", "unit": "g", "reports": "features"},
+                    {"sensor": "ch2", "kind": "vibration", "unit": "g", "reports": "features"}]}]}]}], "test")
+    s = SETTINGS.replace(fleet=fleet)
+    return s.replace(model=replace(s.model, **model)) if model else s
+
+
+def _features_msg(sensor="ch1", **features):
+    r = Reading("rig-1", sensor, "vibration", 1_767_225_600_000, 0.0, "", np.empty(0),
+                features=features or {"rms": 0.07})
+    return Msg("telemetry", 0, 3, b"rig-1", encode_reading(r), (1, 1_767_225_600_123))
+
+
+def test_a_features_sensor_takes_overall_values_and_refuses_waveforms():
+    settings = _overall_settings()
+    r = intake.decode(settings, _features_msg(rms=0.07, kurt=0.3))
+    assert isinstance(r, Reading)
+    snap = intake.snapshot_features(settings, r)
+    assert snap.features == {"rms": 0.07, "kurt": 0.3}
+    waveform = Reading("rig-1", "ch1", "vibration", 1_767_225_600_000, 20480.0, "g", np.zeros(64, np.float32))
+    broker = (1, 1_767_225_600_123)
+    dead = intake.decode(settings, Msg("telemetry", 0, 4, b"rig-1", encode_reading(waveform), broker))
+    assert isinstance(dead, steps.DeadLetter) and "carries samples but" in dead.reason
+    overall = Reading("pump-01", "de-accel", "vibration", 1_767_225_600_000, 0.0, "", np.empty(0),
+                      features={"rms": 1.0})
+    dead = intake.decode(SETTINGS, Msg("telemetry", 0, 5, b"pump-01", encode_reading(overall), broker))
+    assert isinstance(dead, steps.DeadLetter) and "carries features but the registry's sensor reports samples" \
+        in dead.reason
+
+
+def _run_windows(settings, ends_s, values=lambda i: 0.07):
+    state, out = None, []
+    for i, end_s in enumerate(ends_s):
+        w = steps.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9),
+                                 {"rms": values(i), "kurt": 0.2 + 0.01 * (i % 3)})
+        state, scored = steps.assess(settings, None, state, steps.AssetWindowFeatures("rig-1", w.end_ns, (w,), (),
+                                                                                       300.0))
+        out.append(scored.sensors[0].assessment.phase)
+    return out
+
+
+def test_a_sensor_silent_longer_than_the_gap_starts_a_new_baseline():
+    settings = _overall_settings(rebaseline_after_gap_s={"vibration": 86400}, baseline_windows=4)
+    steady = [300.0 * (i + 1) for i in range(6)]
+    after_day = steady + [steady[-1] + 86400 + 300 + 300.0 * i for i in range(1, 6)]
+    after_night = steady + [steady[-1] + 12 * 3600 + 300.0 * i for i in range(1, 6)]
+    assert _run_windows(settings, after_day)[6:] == ["baseline"] * 4 + ["monitoring"]
+    assert _run_windows(settings, after_night)[6:] == ["monitoring"] * 5
+    unlisted = _overall_settings(rebaseline_after_gap_s={"process": 1.0}, baseline_windows=4)
+    assert _run_windows(unlisted, after_day)[6:] == ["monitoring"] * 5
+
+
+def test_an_asset_health_rule_counts_the_sensors_it_watches():
+    settings = _overall_settings()
+    rule = next(r for r in settings.alert_rules if r.name == "health_low")
+    assert steps.watched_sensors(settings, "rig-1", rule) == 2
+    # Bonferroni: the worst of two sensors at p = 1e-4 (health 50) is p = 2e-4 for the asset.
+    assert steps.asset_health(50.0, 2) == pytest.approx(100 * (1 - (4 - np.log10(2) - 2) / 4), abs=1e-3)
+    assert steps.asset_health(50.0, 1) == 50.0

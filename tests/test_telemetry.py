@@ -84,3 +84,36 @@ def test_key_must_match_asset_and_error_names_asset_and_sensor():
         decode_reading(envelope(), b"pump-99")
     assert "differs from asset 'pump-01'" in err.value.reason
     assert "asset=pump-01 sensor=de-accel" in str(err.value)
+
+
+def _features_message(**kw) -> bytes:
+    doc = {"v": 1, "asset": "pump-01", "sensor": "de-overall", "kind": "vibration", "ts_ms": 1_767_225_600_000,
+           "features": {"rms": 0.077, "kurt": 0.27}}
+    doc.update(kw)
+    return json.dumps(doc).encode()
+
+
+def test_a_vibration_sensor_may_send_its_own_overall_values():
+    r = decode_reading(_features_message())
+    assert r.features == {"rms": 0.077, "kurt": 0.27} and r.samples.size == 0
+    assert decode_reading(encode_reading(r)).features == r.features
+
+
+@pytest.mark.parametrize("kw, reason", [
+    (dict(kind="temperature"), "'features' is for kind 'vibration' only"),
+    (dict(samples=[1.0]), "'samples' or 'features', not both"),
+    (dict(features={}), "object of 1..64 named numbers"),
+    (dict(features=[0.1]), "object of 1..64 named numbers"),
+    (dict(features={f"f{i}": 1.0 for i in range(65)}), "object of 1..64 named numbers"),
+    (dict(features={"snapshots": 1.0}), "feature name 'snapshots'"),
+    (dict(features={"rms value": 1.0}), "feature name 'rms value'"),
+    (dict(features={"x" * 65: 1.0}), "must be an identifier of at most 64"),
+    (dict(features={"rms": "0.1"}), "feature 'rms' must be a finite number"),
+    (dict(features={"rms": True}), "feature 'rms' must be a finite number"),
+    (dict(features={"rms": 1e39}), "feature 'rms' must be a finite number"),
+    (dict(features={"rms": 10 ** 400}), "feature 'rms' must be a finite number"),
+])
+def test_overall_values_are_checked_like_samples(kw, reason):
+    with pytest.raises(InvalidMessage) as err:
+        decode_reading(_features_message(**kw))
+    assert reason in err.value.reason

@@ -17,12 +17,13 @@ with that column pattern works.
 
 Each bearing ``N`` becomes asset ``ims-<run>-bearing<N>``: rig facts ``rpm``
 2000 and the Rexnord ZA-2115 geometry (16 rollers per row, roller 0.331 in,
-pitch 2.815 in, contact angle 15.17 deg; Qiu et al. 2006), and one ``process``
-sensor ``ch<M>_<stat>`` per feature column (units in :data:`IMS_UNITS`: the
-amplitudes are conventionally g). Readings: one per snapshot and sensor, at
-the snapshot's real time (test 1 has 24 gaps longer than 15 min, the largest
-6 d 4 h 26 min: they stay gaps); ``sample_rate_hz`` = 1 / the median step
-(10 min for both runs).
+pitch 2.815 in, contact angle 15.17 deg; Qiu et al. 2006), and one vibration
+sensor per accelerometer channel (``ch1``, ``ch2``) that ``reports: features``:
+each snapshot is one reading carrying that channel's statistics as its overall
+values (all but :data:`IMS_NOT_VIBRATION`), so the run is modelled as a plant's
+vibration transmitters would be, by the vibration defaults, not as two dozen
+unrelated process values. Readings are at the snapshot's real time (test 1 has
+24 gaps longer than 15 min, the largest 6 d 4 h 26 min: they stay gaps).
 
 Labels (:class:`ImsLabels`) come from :data:`IMS_RUNS`, a table of the runs'
 facts keyed by the run's fingerprint (its first snapshot's file name, e.g.
@@ -41,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,26 +55,26 @@ import numpy as np
 from predmaint.connectors.datasets.base import (
     Recording,
     natural_key,
-    nominal_rate_hz,
     parse_floats,
     parse_times_ms,
-    process_sensor,
     read_table,
     safe_id,
-    scalar_readings,
 )
 from predmaint.errors import EvaluationError
 from predmaint.telemetry import Reading
 
 __all__ = [
+    "IMS_NOT_VIBRATION",
     "IMS_RIG",
     "IMS_RUNS",
+    "IMS_SAMPLE_RATE_HZ",
     "IMS_UNITS",
     "ImsLabels",
     "ImsRunFacts",
     "ims_column",
     "ims_tables",
     "load_ims",
+    "overall_readings",
 ]
 
 _COLUMN = re.compile(r"^Bearing(\d+)_(ch\d+)_(.+)$")
@@ -88,6 +90,13 @@ IMS_UNITS = {
     "bpfo_energy": "a.u.", "bpfi_energy": "a.u.", "bsf_energy": "a.u.",
     "env_bpfo_energy": "a.u.", "env_bpfi_energy": "a.u.", "env_bsf_energy": "a.u.",
 }
+
+#: Statistics of the tables that are not vibration: the mean of an accelerometer's signal is its
+#: DC offset (the ICP bias and the DAQ's), which moves when the rig is restarted, not when a
+#: bearing wears; predmaint's own features remove it too (:mod:`predmaint.features.time_domain`).
+IMS_NOT_VIBRATION = ("mean",)
+#: The snapshots' sample rate (ims_bearing_test2/SOURCE.md: the data fit 20.48 kHz, not the readme's 20 kHz).
+IMS_SAMPLE_RATE_HZ = 20480.0
 
 #: The rig (both runs): shaft speed and Rexnord ZA-2115 geometry (ims_bearing_test2/SOURCE.md,
 #: from Qiu et al. 2006: pitch 2.815 in, roller 0.331 in, 16 rollers per row, 15.17 deg).
@@ -281,6 +290,27 @@ def _position(index: np.ndarray, snapshot: int) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
+def overall_readings(asset: str, ts_ms: np.ndarray,
+                     tables: Mapping[str, tuple[Sequence[str], np.ndarray]]) -> Iterator[Reading]:
+    """One ``features`` reading per snapshot and channel: the channel's finite statistics of that row.
+
+    ``tables`` maps a channel to its statistic names and a (snapshot x statistic) array.
+
+    Examples
+    --------
+    >>> rows = {"ch1": (("rms", "kurt"), np.array([[0.07, 0.1], [0.08, np.nan]]))}
+    >>> [(r.sensor, r.ts_ms, r.features) for r in overall_readings("b1", np.array([0, 600_000]), rows)]
+    [('ch1', 0, {'rms': 0.07, 'kurt': 0.1}), ('ch1', 600000, {'rms': 0.08})]
+    """
+    channels = sorted(tables, key=natural_key)
+    for i, t in enumerate(np.asarray(ts_ms, dtype=np.int64).tolist()):
+        for ch in channels:
+            names, values = tables[ch]
+            feats = {n: float(v) for n, v in zip(names, values[i].tolist()) if math.isfinite(v)}
+            if feats:
+                yield Reading(asset, ch, "vibration", t, 0.0, "", np.empty(0), features=feats)
+
+
 def load_ims(source: Path | Sequence[Path], include_after_stop: bool = False) -> list[Recording[ImsLabels]]:
     """One :class:`Recording` per bearing of one IMS run.
 
@@ -311,19 +341,22 @@ def load_ims(source: Path | Sequence[Path], include_after_stop: bool = False) ->
     last_live = facts.last_live_snapshot if facts and _position(index, facts.last_live_snapshot) is not None \
         else int(index[-1])
     live = index <= last_live if not include_after_stop else np.ones(index.shape[0], dtype=bool)
-    rate = nominal_rate_hz(ts, str(paths[0]))
-    by_bearing: dict[int, list[tuple[str, str]]] = {}
+    # bearing -> channel -> [(column, statistic)]
+    by_bearing: dict[int, dict[str, list[tuple[str, str]]]] = {}
     for name in features:
         col = ims_column(name)
         assert col is not None  # features holds matching columns only
-        by_bearing.setdefault(col[0], []).append((name, col[1]))
+        bearing, sensor, stat = col
+        if stat not in IMS_NOT_VIBRATION:
+            by_bearing.setdefault(bearing, {}).setdefault(sensor.split("_", 1)[0], []).append((name, stat))
     out = []
     for bearing in sorted(by_bearing):
         asset = safe_id(f"ims-{run}-bearing{bearing}")
-        columns = by_bearing[bearing]
-        sensors = [process_sensor(sensor, IMS_UNITS.get(sensor.split("_", 1)[1], "a.u."), rate)
-                   for _, sensor in columns]
-        values = np.column_stack([features[name][live] for name, _ in columns])
+        channels = by_bearing[bearing]
+        sensors = [{"sensor": ch, "kind": "vibration", "unit": "g", "reports": "features",
+                    "sample_rate_hz": IMS_SAMPLE_RATE_HZ} for ch in sorted(channels, key=natural_key)]
+        tables = {ch: (tuple(stat for _, stat in cols), np.column_stack([features[name][live] for name, _ in cols]))
+                  for ch, cols in channels.items()}
         t_live = ts[live]
         registry = {"asset": asset, "rpm": IMS_RIG["rpm"], "bearing": dict(IMS_RIG["bearing"]), "sensors": sensors}
         quiet = facts.quiet_before_snapshot if facts else None
@@ -346,9 +379,8 @@ def load_ims(source: Path | Sequence[Path], include_after_stop: bool = False) ->
                                                               f"{_fingerprint(ts, filenames)} not in IMS_RUNS"},
         )
 
-        def readings(asset: str = asset, sensors: list = sensors, t: np.ndarray = t_live,
-                     v: np.ndarray = values) -> Iterator[Reading]:
-            return scalar_readings(asset, sensors, t, v)
+        def readings(asset: str = asset, t: np.ndarray = t_live, tables: dict = tables) -> Iterator[Reading]:
+            return overall_readings(asset, t, tables)
 
         name = f"{run}/bearing{bearing}"
         out.append(Recording("ims", name, asset, registry, readings, labels))

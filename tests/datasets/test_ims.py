@@ -38,9 +38,8 @@ def test1(data):
 def _check_readings(rec) -> list:
     readings = list(rec.stream())
     sensors = rec.sensors
-    assert all(x.asset == rec.asset and x.kind == "process" and x.unit == sensors[x.sensor]["unit"]
-               and x.sample_rate_hz == sensors[x.sensor]["sample_rate_hz"] and x.channels == 1
-               and x.samples.shape == (1,) for x in readings)
+    assert all(x.asset == rec.asset and x.kind == "vibration" and sensors[x.sensor]["reports"] == "features"
+               and x.samples.shape == (0,) and x.features and "mean" not in x.features for x in readings)
     ts = np.array([x.ts_ms for x in readings])
     assert np.all(np.diff(ts) >= 0)
     return readings
@@ -51,10 +50,11 @@ def test_test2_run_with_spectral_features(data, test2):
                                                         data / "ims_bearing_test2/features/test2_spectral.csv"]]
     assert [r.asset for r in test2] == [f"ims-test2-bearing{b}" for b in (1, 2, 3, 4)]
     for r in test2:
-        assert len(r.registry["sensors"]) == 6 + 18
+        assert [s["sensor"] for s in r.registry["sensors"]] == ["ch1"]  # one accelerometer per bearing
         assert r.registry["rpm"] == 2000.0 and r.registry["bearing"]["n_elements"] == 16
         readings = _check_readings(r)
-        assert len(readings) == 982 * 24  # snapshots 0-981: 982 and 983 were after the rig stopped
+        assert len(readings) == 982  # snapshots 0-981: 982 and 983 were after the rig stopped
+        assert all(len(x.features) == 5 + 18 for x in readings)  # 6 + 18 statistics but the DC mean
         assert r.labels.file_index.tolist() == list(range(982))
     b1 = test2[0].labels
     assert (b1.run, b1.known, b1.failed, b1.fault, b1.failed_bearings) == ("test2", True, True, "outer_race", (1,))
@@ -66,29 +66,26 @@ def test_test2_run_with_spectral_features(data, test2):
 
 def test_test2_values_and_units(test2):
     r = test2[0]
-    sensors = r.sensors
-    assert sensors["ch1_rms"]["unit"] == "g" and sensors["ch1_kurt"]["unit"] == "1"
-    assert sensors["ch1_dominant_freq_hz"]["unit"] == "Hz" and sensors["ch1_energy"]["unit"] == "g2"
-    assert sensors["ch1_rms"]["sample_rate_hz"] == 1 / 600
-    at_700 = [x for x in r.stream() if x.ts_ms == _ms("2004-02-17 07:12:39")]
-    rms = next(x for x in at_700 if x.sensor == "ch1_rms").samples[0]
-    assert rms == pytest.approx(0.1128, abs=5e-5)  # SOURCE.md: snapshot 700, bearing-1 RMS 0.1128
+    assert r.sensors["ch1"]["unit"] == "g" and r.sensors["ch1"]["sample_rate_hz"] == 20480.0
+    (at_700,) = [x for x in r.stream() if x.ts_ms == _ms("2004-02-17 07:12:39")]
+    assert at_700.features["rms"] == pytest.approx(0.1128, abs=5e-5)  # SOURCE.md: snapshot 700, RMS 0.1128
+    assert at_700.features["kurt"] == pytest.approx(1.08, abs=5e-3)  # SOURCE.md: excess kurtosis 1.08
 
 
 def test_after_stop_snapshots_on_request(data):
     (b1, *_) = load_ims([data / "ims_bearing_test2/features/test2_raw.csv"], include_after_stop=True)
-    assert len(b1.registry["sensors"]) == 6 and b1.labels.dropped_after_stop == 0
+    assert len(b1.registry["sensors"]) == 1 and b1.labels.dropped_after_stop == 0
     assert b1.labels.file_index[-1] == 983 and b1.labels.last_live_snapshot == 981
-    last_rms = [x.samples[0] for x in b1.stream() if x.sensor == "ch1_rms"][-2:]
+    assert set(next(iter(b1.stream())).features) == {"rms", "std", "max", "kurt", "skew"}
+    last_rms = [x.features["rms"] for x in b1.stream()][-2:]
     assert max(last_rms) < 0.005  # the rig had stopped
 
 
 def test_test1_two_channels_and_real_gaps(test1):
     assert [r.asset for r in test1] == [f"ims-test1-bearing{b}" for b in (1, 2, 3, 4)]
     for r in test1:
-        assert [s["sensor"] for s in r.registry["sensors"]] == [
-            f"ch{c}_{s}" for c in (1, 2) for s in ("rms", "mean", "std", "max", "kurt", "skew")]
-        assert len(_check_readings(r)) == 2156 * 12
+        assert [s["sensor"] for s in r.registry["sensors"]] == ["ch1", "ch2"]  # x and y accelerometers
+        assert len(_check_readings(r)) == 2156 * 2
     lab = test1[2].labels
     assert (lab.failed, lab.fault) == (True, "inner_race")
     assert (test1[3].labels.failed, test1[3].labels.fault) == (True, "roller")
@@ -102,8 +99,8 @@ def test_test1_two_channels_and_real_gaps(test1):
     assert int((steps == 300_000).sum()) == 145
     ts = sorted({x.ts_ms for x in test1[2].stream()})
     assert int(np.diff(ts).max()) == int(steps.max())  # the readings keep the gap
-    last = [x for x in test1[2].stream() if x.sensor == "ch1_rms"][-1]
-    assert last.samples[0] == pytest.approx(0.594, abs=5e-4)  # SOURCE.md: bearing 3 ch1 RMS at the end
+    last = [x for x in test1[2].stream() if x.sensor == "ch1"][-1]
+    assert last.features["rms"] == pytest.approx(0.594, abs=5e-4)  # SOURCE.md: bearing 3 ch1 RMS at the end
 
 
 def test_fingerprints():
@@ -123,7 +120,7 @@ def test_an_unknown_run_still_loads(tmp_path):
     lab = recs[0].labels
     assert (lab.run, lab.known, lab.failed, lab.fault, lab.failed_bearings) == ("test3", False, None, "unknown", None)
     assert (lab.last_live_snapshot, lab.last_live_ts_ms, lab.quiet_before_snapshot) == (3, _ms(times[-1]), None)
-    ts = [x.ts_ms for x in recs[0].stream() if x.sensor == "ch1_rms"]
+    ts = [x.ts_ms for x in recs[0].stream() if x.sensor == "ch1"]
     assert np.diff(ts).tolist() == [600_000, 21_600_000, 600_000]  # the 6 h gap is kept
 
 
@@ -144,4 +141,4 @@ def test_registry_entries_validate_in_the_settings(test1, test2, tmp_path):
     assert len(settings.fleet) == 8
     a = settings.asset("ims-test2-bearing1")
     assert a.rpm == 2000.0 and a.bearing.n_elements == 16 and a.bearing.contact_angle_deg == 15.17
-    assert {s.kind for s in a.sensors} == {"process"}
+    assert [(s.kind, s.reports) for s in a.sensors] == [("vibration", "features")]
