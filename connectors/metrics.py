@@ -5,20 +5,18 @@ The dataflow counts with ``inspect`` steps wired beside the pure steps
 I/O. bytewax runs every worker as a thread of one process, so one set of
 in-process counters (:data:`METRICS`, prometheus-client objects, thread-safe)
 covers all of a process's workers; a cluster of several processes has one
-endpoint per process (``metrics.port`` + the process id).
+endpoint per process (``metrics.port`` + the process id). Counts start at 0
+with the process; after a resume, what bytewax replays from the last snapshot
+is counted again (the outputs are at-least-once too).
 
 Exported on ``/metrics`` (Prometheus text format):
 
-==========================================  =======  ============================================
-metric                                       type     meaning
-==========================================  =======  ============================================
-``predmaint_readings_total{kind}``           counter  readings that passed decoding (valid telemetry)
-``predmaint_windows_closed_total{kind}``     counter  sensor windows closed and scored
-``predmaint_alert_events_total{state}``      counter  alert events (raised, escalated, renotified, cleared)
-``predmaint_dead_letters_total{step}``       counter  inputs sent to the dead-letter topic, by step
-``predmaint_newest_event_seconds{partition}``  gauge  newest event time seen per Kafka partition (epoch s)
-``predmaint_event_time_lag_seconds{partition}``  gauge  wall clock minus that newest event time
-==========================================  =======  ============================================
+* ``predmaint_readings_total{kind}`` (counter): readings that passed decoding (valid telemetry);
+* ``predmaint_windows_closed_total{kind}`` (counter): sensor windows closed and scored;
+* ``predmaint_alert_events_total{state}`` (counter): alert events (raised, escalated, renotified, cleared);
+* ``predmaint_dead_letters_total{step}`` (counter): inputs sent to the dead-letter topic, by step;
+* ``predmaint_newest_event_seconds{partition}`` (gauge): newest event time read per Kafka partition (epoch s);
+* ``predmaint_event_time_lag_seconds{partition}`` (gauge): wall clock minus that, computed when scraped.
 
 The status line (logger ``predmaint.status``, every ``metrics.status_interval_s``)
 gives the same figures::
