@@ -49,6 +49,7 @@ from predmaint.connectors.bench_io import HealthPoller, create_topic, produce_at
 from predmaint.connectors.fleet_simulator import Message, fleet_messages
 from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB
 from predmaint.connectors.storage import open_writer
+from predmaint.errors import ConfigurationError
 from predmaint.pipelines import bench_runs, intake, points, steps
 from predmaint.settings import Settings, load_settings
 
@@ -229,7 +230,34 @@ def latency(settings: Settings, messages: list[Message], rate_per_s: float, seco
             "latency_p50_s": round(q[49], 3), "latency_p99_s": round(q[98], 3), "latency_max_s": round(lat[-1], 3)}
 
 
+def check_arguments(args) -> None:
+    """Refuse, naming the option, a workload that cannot measure anything (before any server starts).
+
+    >>> import argparse
+    >>> check_arguments(argparse.Namespace(assets=0, hours=16.0, warmup_hours=2.5, bare_hours=8.0,
+    ...                                    latency_s=40.0, partitions=6))
+    Traceback (most recent call last):
+    ...
+    predmaint.errors.ConfigurationError: --assets: must be at least 1, got 0
+    """
+    if args.assets < 1:
+        raise ConfigurationError(f"--assets: must be at least 1, got {args.assets}")
+    if args.partitions < 1:
+        raise ConfigurationError(f"--partitions: must be at least 1, got {args.partitions}")
+    if not args.hours > 0:
+        raise ConfigurationError(f"--hours: must be > 0, got {args.hours:g}")
+    if not 0 <= args.warmup_hours < args.hours:
+        raise ConfigurationError(f"--warmup-hours: must be >= 0 and below --hours ({args.hours:g}), so that some "
+                                 f"windows are measured; got {args.warmup_hours:g}")
+    if not 0 < args.bare_hours <= args.hours:
+        raise ConfigurationError(f"--bare-hours: must be > 0 and at most --hours ({args.hours:g}), got "
+                                 f"{args.bare_hours:g}")
+    if not args.latency_s > 0:
+        raise ConfigurationError(f"--latency-s: must be > 0, got {args.latency_s:g}")
+
+
 def main(args) -> int:
+    check_arguments(args)
     workdir = Path(tempfile.mkdtemp(prefix="predmaint-bench-"))
     base = load_settings(args.config)
     settings = workload_settings(base, args.assets, args.hours)

@@ -191,3 +191,14 @@ def test_report_on_an_empty_store_is_an_error(tmp_path, capsys, fleet_config):
     assert err.startswith(f"predmaint report: EmptyStoreError: report: the SQLite store {store} holds no health "
                           f"points") and err.count("\n") == 1
     assert not (out / "index.html").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--assets", "0", "--assets: must be at least 1, got 0"),
+    ("--hours", "0", "--hours: must be > 0, got 0"),
+    ("--warmup-hours", "20", "--warmup-hours: must be >= 0 and below --hours (16)"),
+])
+def test_bench_refuses_a_workload_that_measures_nothing(capsys, fleet_config, option, value, message):
+    assert cli.main(["bench", "--config", str(fleet_config), option, value]) == 2  # before any server starts
+    err = capsys.readouterr().err
+    assert err.startswith(f"predmaint bench: configuration error: {message}") and err.count("\n") == 1
