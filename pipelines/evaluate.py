@@ -228,6 +228,23 @@ def _snapshot_at(lab, t_ms: int) -> int:
     return int(lab.file_index[max(i, 0)])
 
 
+#: Result key of a bearing's health curve: plotted, left out of the JSON line (thousands of points).
+CURVE_KEY = "health_curve"
+
+
+def _health_curve(r: Replayed) -> dict[str, list]:
+    """The bearing's worst champion health per snapshot, and the snapshots whose windows raised an alert."""
+    lab = r.recording.labels
+    worst: dict[int, float] = {}
+    for end_ms, _, health, _, phase in r.windows:
+        if phase == "monitoring":
+            snap = _snapshot_at(lab, end_ms)
+            worst[snap] = min(health, worst.get(snap, 100.0))
+    return {"snapshot": sorted(worst), "health": [worst[k] for k in sorted(worst)],
+            "alerts": sorted(_snapshot_at(lab, t) for t in r.detections_ms),
+            "last_live_snapshot": lab.last_live_snapshot, "quiet_before_snapshot": lab.quiet_before_snapshot}
+
+
 def score_ims(replayed: list[Replayed]) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
     for r in replayed:
@@ -240,6 +257,7 @@ def score_ims(replayed: list[Replayed]) -> dict[str, Any]:
             "first_alert_snapshot": None if first is None else _snapshot_at(lab, first),
             "lead_h": None if first is None else round((lab.last_live_ts_ms - first) / 3.6e6, 1),
             "quiet_alerts": len(quiet), "_first_ms": first,
+            CURVE_KEY: _health_curve(r),
         }
     for run in runs.values():
         failed_firsts = [b["_first_ms"] for b in run["bearings"].values() if b["failed"] and b["_first_ms"]]
@@ -343,6 +361,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def without_curves(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` without the per-bearing health curves (they are for the plot)."""
+    return {k: without_curves(v) if isinstance(v, dict) else v for k, v in result.items() if k != CURVE_KEY}
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate each corpus; print its scoreboard (and JSON); 0 ok, 1 a target missed with ``--check``."""
     settings = load_settings(getattr(args, "config", None))
@@ -366,5 +389,6 @@ def run(args: argparse.Namespace) -> int:
         text = format_result(result) + "".join(f"\ntarget {k}: {'met' if ok else 'MISSED'}" for k, ok in met.items())
         print(text + f"\nplot: {png}", file=sys.stderr if args.json else sys.stdout, flush=True)
         if args.json:
-            print(json.dumps({corpus: finite(result)}, allow_nan=False, default=json_default), flush=True)
+            print(json.dumps({corpus: finite(without_curves(result))}, allow_nan=False, default=json_default),
+                  flush=True)
     return 1 if args.check and missed else 0

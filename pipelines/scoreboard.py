@@ -102,14 +102,8 @@ def plot_result(result: dict[str, Any], path: Path) -> Path:
         ax.set_xticks(range(len(names)), [n.split("/")[-1][:18] for n in names], rotation=90, fontsize=6)
         ax.set_ylabel("raw NAB score (standard)")
     elif corpus == "ims":
-        labels, leads = [], []
-        for run_name, run in result.items():
-            if isinstance(run, dict) and "bearings" in run:
-                for number, b in sorted(run["bearings"].items()):
-                    labels.append(f"{run_name} b{number}{'*' if b['failed'] else ''}")
-                    leads.append(b["lead_h"] or 0.0)
-        ax.bar(labels, leads)
-        ax.set_ylabel("first alert: hours before the end (* failed)")
+        plt.close(fig)
+        return _plot_ims(result, path, plt)
     elif corpus == "skab":
         ax.bar(["F1 x100", "FAR %", "MAR %", "CP NAB"], [100 * result["f1"], result["far_pct"], result["mar_pct"],
                                                          result["changepoint"].get("standard", 0.0)])
@@ -118,6 +112,37 @@ def plot_result(result: dict[str, Any], path: Path) -> Path:
         ax.bar(faults, [result[f]["auc"] for f in faults])
         ax.set_ylabel("ROC AUC")
     ax.set_title(f"predmaint evaluate {corpus} ({result['model']})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _plot_ims(result: dict[str, Any], path: Path, plt) -> Path:
+    """One panel per run: each bearing's worst champion health per snapshot, its alerts marked."""
+    runs = {name: run for name, run in sorted(result.items()) if isinstance(run, dict) and "bearings" in run}
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 3.2 * max(len(runs), 1)), squeeze=False)
+    for ax, (name, run) in zip(axes[:, 0], runs.items()):
+        for number, b in sorted(run["bearings"].items()):
+            curve = b.get("health_curve") or {}
+            label = f"bearing {number}" + (f" (failed: {b['fault']})" if b["failed"] else "")
+            line, = ax.plot(curve.get("snapshot", []), curve.get("health", []), lw=0.8, label=label)
+            alerts = curve.get("alerts", [])
+            ax.plot(alerts, [-4.0] * len(alerts), "v", color=line.get_color(), ms=7)
+            if curve.get("last_live_snapshot") is not None:
+                ax.axvline(curve["last_live_snapshot"], color="k", lw=0.6)
+        quiet = next(((b.get("health_curve") or {}).get("quiet_before_snapshot") for b in run["bearings"].values()),
+                     None)
+        if quiet:
+            ax.axvspan(0, quiet, color="0.92", zorder=0)
+        ax.set_ylim(-8, 104)
+        ax.set_ylabel("worst health")
+        ax.set_title(f"IMS {name}: champion health per snapshot (triangles: alerts raised; grey: quiet period; "
+                     f"line: last live snapshot)", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[-1, 0].set_xlabel("snapshot (file_index)")
+    fig.suptitle(f"predmaint evaluate ims ({result['model']})", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -77,6 +77,11 @@ def test_ims_reports_the_bearings_of_test_2_with_their_facts(runs):
     for b in bearings.values():
         if b["first_alert_snapshot"] is not None:
             assert 0 <= b["first_alert_snapshot"] <= 981 and b["lead_h"] >= 0
+        assert "health_curve" not in b  # plotted, not in the JSON line
+    # The default on the real run: the failing bearing two days ahead, nothing in the quiet period,
+    # the healthy neighbour not before it (the detection issue's targets for test 2).
+    assert bearings["1"]["lead_h"] >= 48 and bearings["1"]["quiet_alerts"] == 0
+    assert bearings["2"]["quiet_alerts"] == 0 and not bearings["2"]["before_failed_bearing"]
 
 
 def test_cwru_reports_auc_and_fault_naming_per_fault(runs):
