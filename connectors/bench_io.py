@@ -15,7 +15,7 @@ from pathlib import Path
 from predmaint.connectors.kafka_io import confluent_config
 from predmaint.settings import KafkaSettings, StorageSettings
 
-__all__ = ["cpu_seconds", "create_topic", "produce_at_rate", "processed_times", "HealthPoller"]
+__all__ = ["cpu_seconds", "create_topic", "produce_all", "produce_at_rate", "processed_times", "HealthPoller"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -42,6 +42,25 @@ def create_topic(kafka: KafkaSettings, topic: str, partitions: int) -> None:
     config = {"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"}
     for future in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
         future.result()
+
+
+def produce_all(kafka: KafkaSettings, topic: str, messages: Sequence) -> int:
+    """Produce ``messages`` as fast as the broker takes them (confluent-kafka: ~10x kafka-python here)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({**confluent_config(kafka), "linger.ms": 20, "acks": "all", "batch.size": 1 << 20,
+                         "message.max.bytes": 8 << 20, "queue.buffering.max.kbytes": 1 << 20})
+    for m in messages:
+        while True:
+            try:
+                producer.produce(topic, key=m.key, value=m.value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError(f"bench: messages still undelivered to {topic} after 60 s")
+    return len(messages)
 
 
 def produce_at_rate(kafka: KafkaSettings, topic: str, messages: Sequence, rate_per_s: float,

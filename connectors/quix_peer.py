@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import pickle
 import resource
+import threading
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -39,8 +40,10 @@ __all__ = ["run_peer"]
 _Msg = namedtuple("_Msg", "topic partition offset key value timestamp")
 
 
-def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeout_s: float = 10.0) -> dict:
-    """Consume ``settings.kafka.telemetry_topic`` from the start until it has been idle ``idle_timeout_s``.
+def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeout_s: float = 10.0,
+             max_processing_s: float | None = None) -> dict:
+    """Consume ``settings.kafka.telemetry_topic`` from the start until it has been idle ``idle_timeout_s``,
+    or for at most ``max_processing_s`` after its first message (the consumer group has joined by then).
 
     Returns this process's CPU seconds, peak RSS (MB) and when processing began
     (the first message after the consumer group joined, wall time in s).
@@ -66,6 +69,10 @@ def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeo
     def decode(value, key, timestamp, headers):
         if not started:
             started.append(time.time())
+            if max_processing_s is not None:
+                timer = threading.Timer(max_processing_s, app.stop)
+                timer.daemon = True
+                timer.start()
         ctx = message_context()
         return intake.decode(settings, _Msg(ctx.topic, ctx.partition, ctx.offset, key, value, (1, timestamp)))
 

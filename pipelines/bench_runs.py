@@ -93,11 +93,13 @@ def dataflow(settings: Settings, name: str, services: dict[str, int], *, workers
                       for i in range(processes)], services)
 
 
-def peer(settings: Settings, name: str, services: dict[str, int], state_dir: str) -> Run:
-    """The Quix Streams peer over the whole topic, until it has been idle for 10 s."""
+def peer(settings: Settings, name: str, services: dict[str, int], state_dir: str,
+         max_processing_s: float | None = None) -> Run:
+    """The Quix Streams peer over the topic, until it has been idle for 10 s or has processed ``max_processing_s``."""
     return run(name, [("predmaint.connectors.quix_peer:run_peer",
                        dict(settings=settings, consumer_group=f"predmaint-bench-{int(time.time())}",
-                            state_dir=state_dir, idle_timeout_s=10.0))], services)
+                            state_dir=state_dir, idle_timeout_s=10.0, max_processing_s=max_processing_s))],
+               services)
 
 
 @dataclass(frozen=True)

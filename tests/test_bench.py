@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+
+import pytest
+
 from predmaint.pipelines import steps
 from predmaint.settings import load_settings
 
@@ -32,3 +38,33 @@ def test_a_sensors_models_are_built_once_not_on_every_window(monkeypatch):
     models_per_sensor = 1 + len(SETTINGS.challengers)
     assert len(built) == 2 * models_per_sensor  # two sensors, built at their first window only
     assert set(state.models) == {"t-a", "t-b"}
+
+
+FIELDS = {  # field -> type(s) of its value in the JSON line
+    "pipeline_windows_per_s": float, "bare_windows_per_s": float, "ratio": float, "readings_per_s": float,
+    "peer_windows_per_s": (float, type(None)), "ratio_vs_peer": (float, type(None)),
+    "speedup_2_workers": float, "speedup_2_processes": float,
+    "latency_p50_s": float, "latency_p99_s": float,
+    "peak_rss_mb": float, "state_bytes_per_sensor": int, "state_pickled_bytes_per_sensor": int,
+    "stage_us_per_window": dict, "cpu_use": dict, "missed": list,
+}
+
+
+@pytest.mark.integration
+def test_a_tiny_bench_prints_every_field(capsys):
+    # A few seconds of work per run: checks the wiring and the JSON line, never a speed.
+    from predmaint.pipelines import bench
+
+    args = bench.parse(["--assets", "2", "--hours", "1.5", "--warmup-hours", "0.5", "--bare-hours", "1",
+                        "--latency-s", "4", "--peer-max-s", "5"])
+    code = bench.main(args)
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and r["windows_stored"] == r["windows"] == 2 * 3 * 18
+    for name, kind in FIELDS.items():
+        assert isinstance(r[name], kind), (name, r[name])
+    if importlib.util.find_spec("quixstreams") is not None:
+        assert r["peer_error"] is None and r["peer_windows_per_s"] > 0
+    for name in ("pipeline_windows_per_s", "bare_windows_per_s", "readings_per_s", "latency_p99_s", "peak_rss_mb"):
+        assert math.isfinite(r[name]) and r[name] > 0, name
+    assert set(r["stage_us_per_window"]) == {"decode", "snapshot_features", "window", "assess", "points", "storage"}
+    assert 0 < r["latency_p50_s"] <= r["latency_p99_s"]
