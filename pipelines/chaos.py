@@ -239,6 +239,8 @@ class Chaos:
                               retry_for_s=max(300.0, 3 * self.outage_s))
         doc["recovery"].update(dir=str(self.workdir / f"recovery-{name}"), snapshot_interval_s=snapshot_s)
         doc["simulator"].update(hours=self.hours, ground_truth_path=str(self.workdir / "truth.json"))
+        if "metrics" in doc:  # several runs at once on one machine: no fixed /metrics port
+            doc["metrics"]["port"] = 0
         doc["notify"] = {"outbox_path": str(self.workdir / f"outbox-{name}.sqlite"), "targets": list(targets)}
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(doc))
@@ -401,9 +403,17 @@ class Chaos:
             time.sleep(0.25)
         exited = proc.poll() is not None
         self._stop(proc)
-        ctx["crashes"] += 1 if exited and proc.returncode not in (0,) else 0
+        if exited:  # the streaming run should tail the topic until stopped
+            ctx["crashes"] += 1 if proc.returncode != 0 else 0
+            ctx["note"] += f"; the streaming run ended by itself (exit code {proc.returncode})"
         final = self._spawn(config, "run", "--until-end", tag="final")
-        ctx["crashes"] += self._crashed(final, killed=False)
+        try:
+            final.wait(timeout=300)
+        except subprocess.TimeoutExpired:  # a stalled run: not a crash, but what it did not store is lost
+            final.kill()
+            final.wait()
+            ctx["note"] += "; the final --until-end run had not ended after 300 s and was killed"
+        ctx["crashes"] += 0 if final.returncode == -signal.SIGKILL else self._crashed(final, killed=False)
         row = Row(name, sent=len(messages), crashes=ctx["crashes"] + self._panics(config),
                   recover_s=ctx["recover_s"], note=ctx["note"])
         return self.measure(row, settings, topics=ctx.get("topics", True))
