@@ -168,3 +168,35 @@ def test_a_version_1_state_is_carried_over():
         del state.__dict__[name]  # as pickled before these existed
     state, _ = steps.assess(settings, None, state, _window(3))
     assert state.version == steps.STATE_VERSION and state.last_seen == {"bearing-temp": _window(3).end_ns}
+
+
+@pytest.mark.integration
+def test_predmaint_run_resumed_with_a_changed_model_spec_stops_with_one_line_naming_it(broker, influxdb, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from predmaint.connectors import kafka_io
+    from tests.pipeline_runs import REPO, run_pipeline, write_config
+
+    config = write_config(tmp_path, "resume", broker, influxdb, "resume_spec", "resume_spec")
+    doc = yaml.safe_load(config.read_text())
+    doc["simulator"].update(hours=0.5, faults=[])
+    config.write_text(yaml.safe_dump(doc))
+    settings = load_settings(config)
+    kafka_io.ensure_topics(settings.kafka)
+    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, fleet_messages(settings))
+    run_pipeline(config)  # state of every asset snapshotted in recovery.dir
+
+    doc["model"].update(spec="FeatureDeviation", params={}, kind_params={})  # same name, another detector
+    config.write_text(yaml.safe_dump(doc))
+    more = dataclasses.replace(settings.simulator, start=settings.simulator.start_time.replace(hour=1).isoformat())
+    kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, fleet_messages(settings.replace(simulator=more)))
+    proc = subprocess.run([sys.executable, "-m", "predmaint.pipelines.cli", "--config", str(config), "run",
+                           "--until-end"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("predmaint run:")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and "panicked" not in proc.stderr, proc.stderr[-3000:]
+    for part in ("step assess: asset ", " sensor ", repr(settings.model.label), "FeatureDeviation", "recovery.dir"):
+        assert part in lines[0], (part, lines[0])
