@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from collections import Counter, defaultdict, namedtuple
+from collections import defaultdict, namedtuple
 from pathlib import Path
 
 from predmaint.connectors import kafka_io
@@ -90,7 +90,7 @@ class BareResult:
     windows: int
     seconds: float
     steady: bench_runs.Steady
-    stage_s: Counter
+    stage_s: dict[str, float]
     readings: int
     asset_windows: list  # the first asset's windows, for the state measurement
     points: list
@@ -104,7 +104,7 @@ def bare_loop(settings: Settings, messages: list[Message], warmup_end_ns: int, k
     """
     clock = time.perf_counter
     length_s = settings.window.length_s
-    stage: Counter = Counter()
+    stage: dict[str, float] = defaultdict(float)
     open_windows: dict[str, tuple[int, steps.AssetWindow]] = {}
     states: dict[str, steps.AssetState] = {}
     done: list[float] = []
