@@ -16,7 +16,11 @@ Exported on ``/metrics`` (Prometheus text format):
 * ``predmaint_alert_events_total{state}`` (counter): alert events (raised, escalated, renotified, cleared);
 * ``predmaint_dead_letters_total{step}`` (counter): inputs sent to the dead-letter topic, by step;
 * ``predmaint_newest_event_seconds{partition}`` (gauge): newest event time read per Kafka partition (epoch s);
-* ``predmaint_event_time_lag_seconds{partition}`` (gauge): wall clock minus that, computed when scraped.
+* ``predmaint_event_time_lag_seconds{partition}`` (gauge): wall clock minus that, computed when scraped;
+* ``predmaint_consumed_offset{partition}`` (gauge): the highest Kafka offset read per partition (valid or
+  dead-lettered): the pipeline's position, which Kafka's own lag tools cannot see (offsets live in
+  bytewax recovery, not in a consumer group); the partition's end offset minus 1 minus this is its lag
+  in messages.
 
 The status line (logger ``predmaint.status``, every ``metrics.status_interval_s``)
 gives the same figures::
@@ -92,7 +96,10 @@ class PipelineMetrics:
                                     registry=self.registry)
         self.newest = Gauge("predmaint_newest_event_seconds", "Newest event time seen per Kafka partition",
                             ["partition"], registry=self.registry)
+        self.offset = Gauge("predmaint_consumed_offset", "Highest Kafka offset read per partition", ["partition"],
+                            registry=self.registry)
         self._newest: dict[str, float] = {}
+        self._offsets: dict[str, int] = {}
         self._lock = threading.Lock()
         self.registry.register(_LagCollector(self))
         # A labelled counter exports nothing until a label value is used: start the expected
@@ -106,8 +113,8 @@ class PipelineMetrics:
 
     # --- called from the dataflow's inspect steps (worker threads) ---
 
-    def reading(self, kind: str, partition: int | None, ts_ms: int) -> None:
-        """One valid reading of ``kind`` from ``partition`` with event time ``ts_ms``."""
+    def reading(self, kind: str, partition: int | None, ts_ms: int, offset: int | None = None) -> None:
+        """One valid reading of ``kind`` from ``partition`` (at ``offset``) with event time ``ts_ms``."""
         self.readings.labels(kind).inc()
         key = "-" if partition is None else str(partition)
         t = ts_ms / 1000.0
@@ -115,6 +122,16 @@ class PipelineMetrics:
             if t > self._newest.get(key, float("-inf")):
                 self._newest[key] = t
                 self.newest.labels(key).set(t)
+        self._consumed(partition, offset)
+
+    def _consumed(self, partition: int | None, offset: int | None) -> None:
+        if partition is None or offset is None or offset < 0:
+            return
+        key = str(partition)
+        with self._lock:
+            if offset > self._offsets.get(key, -1):
+                self._offsets[key] = offset
+                self.offset.labels(key).set(offset)
 
     def window(self, kind: str) -> None:
         self.windows.labels(kind).inc()
@@ -122,8 +139,10 @@ class PipelineMetrics:
     def alert_event(self, state: str) -> None:
         self.alerts.labels(state).inc()
 
-    def dead_letter(self, step: str) -> None:
+    def dead_letter(self, step: str, partition: int | None = None, offset: int | None = None) -> None:
+        """One input dead-lettered by ``step``; a message's partition and offset count as consumed."""
         self.dead_letters.labels(step).inc()
+        self._consumed(partition, offset)
 
     # --- read side ---
 
@@ -150,6 +169,7 @@ class Status:
     dead_letters: float = 0.0
     newest_event_s: dict[str, float] = field(default_factory=dict)
     lag_s: dict[str, float] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_families(cls, families) -> "Status":
@@ -157,6 +177,7 @@ class Status:
                   "predmaint_dead_letters": 0.0}
         newest: dict[str, float] = {}
         lag: dict[str, float] = {}
+        offsets: dict[str, int] = {}
         for family in families:
             for sample in family.samples:
                 if family.name in totals and sample.name == family.name + "_total":
@@ -165,8 +186,10 @@ class Status:
                     newest[sample.labels["partition"]] = sample.value
                 elif sample.name == "predmaint_event_time_lag_seconds":
                     lag[sample.labels["partition"]] = sample.value
+                elif sample.name == "predmaint_consumed_offset":
+                    offsets[sample.labels["partition"]] = int(sample.value)
         return cls(totals["predmaint_readings"], totals["predmaint_windows_closed"],
-                   totals["predmaint_alert_events"], totals["predmaint_dead_letters"], newest, lag)
+                   totals["predmaint_alert_events"], totals["predmaint_dead_letters"], newest, lag, offsets)
 
 
 def _duration(seconds: float) -> str:
@@ -273,21 +296,23 @@ def format_report(url: str, status: Status) -> str:
 
     Examples
     --------
-    >>> print(format_report("http://h:9477/metrics", Status(10, 2, 0, 1, {"0": 1767225600.0}, {"0": 4.25})))
+    >>> print(format_report("http://h:9477/metrics", Status(10, 2, 0, 1, {"0": 1767225600.0}, {"0": 4.25}, {"0": 10})))
     pipeline at http://h:9477/metrics
       readings        10
       windows closed  2
       alert events    0
       dead letters    1
-      partition 0     newest event 2026-01-01T00:00:00Z, event-time lag 4.2 s
+      partition 0     newest event 2026-01-01T00:00:00Z, event-time lag 4.2 s, offset 10
     """
     lines = [f"pipeline at {url}", f"  readings        {status.readings:g}", f"  windows closed  {status.windows:g}",
              f"  alert events    {status.alert_events:g}", f"  dead letters    {status.dead_letters:g}"]
     for p in sorted(status.newest_event_s, key=_order):
         newest = datetime.fromtimestamp(status.newest_event_s[p], tz=timezone.utc).isoformat(timespec="seconds")
         lag = status.lag_s.get(p)
+        offset = status.offsets.get(p)
         lines.append(f"  partition {p:<5} newest event {newest.replace('+00:00', 'Z')}"
-                     + (f", event-time lag {_duration(lag)}" if lag is not None else ""))
+                     + (f", event-time lag {_duration(lag)}" if lag is not None else "")
+                     + (f", offset {offset}" if offset is not None else ""))
     if not status.newest_event_s:
         lines.append("  no readings yet")
     return "\n".join(lines)

@@ -129,7 +129,8 @@ def window_step_id(settings: Settings, length_s: float) -> str:
 
 
 def _count_reading(metrics: PipelineMetrics, _step: str, r: intake.Reading) -> None:
-    metrics.reading(r.kind, r.source.partition if r.source else None, r.ts_ms)
+    src = r.source
+    metrics.reading(r.kind, src.partition if src else None, r.ts_ms, src.offset if src else None)
 
 
 def _count_windows(metrics: PipelineMetrics, _step: str, kv: tuple[str, steps.AssetWindowFeatures]) -> None:
@@ -216,7 +217,7 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
     if metrics is not None:
         m = metrics
         op.inspect("count_alert_events", events, lambda _step, item: m.alert_event(item[0].state))
-        op.inspect("count_dead_letters", dead, lambda _step, d: m.dead_letter(d.step))
+        op.inspect("count_dead_letters", dead, lambda _step, d: m.dead_letter(d.step, d.partition, d.offset))
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
               io.dead_letters or KafkaSink(brokers, k.dead_letter_topic, add_config=kafka_config()))
     dead_points = op.map("dead_letter_points", dead, points.dead_letter_point)

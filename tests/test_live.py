@@ -117,6 +117,8 @@ def test_live_simulator_feeds_a_running_pipeline_and_its_metrics_count_what_it_p
             assert done.readings == produced["messages"]
             assert done.dead_letters == produced["invalid_messages"]
             assert set(done.lag_s) == set(done.newest_event_s) and done.newest_event_s
+            # The pipeline's Kafka position: every message of the topic read (offsets count from 0 per partition).
+            assert sum(o + 1 for o in done.offsets.values()) == produced["messages"] + produced["invalid_messages"]
             assert max(done.newest_event_s.values()) * 1e9 > started_ns
 
             # Windows counted = windows stored (a feature point each), alert events likewise.

@@ -77,6 +77,16 @@ def test_counters_from_many_threads_add_up_and_the_newest_event_is_a_maximum():
     assert set(s.lag_s) == {"0", "1"} and all(v > 0 for v in s.lag_s.values())
 
 
+def test_the_kafka_position_is_the_highest_offset_read_valid_or_dead_lettered():
+    m = PipelineMetrics()
+    for offset in (0, 2, 1):
+        m.reading("current", partition=3, ts_ms=1000, offset=offset)
+    m.dead_letter("decode", partition=3, offset=3)
+    m.dead_letter("window")  # a window's dead letter has no message behind it
+    m.reading("current", partition=None, ts_ms=1000, offset=7)
+    assert m.status().offsets == {"3": 3}
+
+
 def test_an_unused_counter_exports_zero_not_nothing():
     s = PipelineMetrics().status()
     assert s == Status() and "0 alert events" in format_status(s)
