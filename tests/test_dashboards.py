@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -368,6 +368,18 @@ def test_a_line_panel_without_a_minimum_interval_draws_nothing_and_the_check_fai
     # The same panel with its minimum interval draws over every range.
     assert all(r.ok for r in check_drawable({**fleet, "panels": [health]}, run, selection(settings, run, "all"),
                                             data_end_ms(settings)))
+
+
+@pytest.mark.integration
+def test_dashboards_check_command_draws_every_line_over_the_four_ranges(pipeline_run, capsys):
+    tmp, settings, _ = pipeline_run
+    end = datetime.fromtimestamp(data_end_ms(settings) / 1000, tz=timezone.utc).isoformat()
+    assert cli.main(["--config", str(tmp / "w1.yaml"), "dashboards", "check", "--end", end]) == 0
+    out = capsys.readouterr().out
+    drawn = [line for line in out.splitlines() if line.startswith("drawn ")]
+    assert drawn and not [line for line in out.splitlines() if line.startswith("FAIL")], out
+    for name in ("default (now-6h)", "1h", "24h", "7d"):
+        assert any(f"over {name} at 5m" in line for line in drawn), name
 
 
 @pytest.mark.integration
