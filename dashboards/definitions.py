@@ -417,7 +417,8 @@ def pipeline_health(iv: Intervals) -> Dashboard:
     lag = Panel(
         "Processing lag", width=12, height=8,
         description="Wall-clock time between a window's end and its processing (lag_s on health points). "
-                    "Live data: the pipeline's delay. A replay: how old the data is.",
+                    "Live data: the pipeline's delay, at least the allowed lateness (a window closes on a "
+                    "reading that much after its end). A replay or a backfill: how old the data is.",
         targets=[Target('SELECT max("lag_s") AS "max", mean("lag_s") AS "mean" FROM "health" '
                         f'{where(CHAMPION, FLEET, TIME)} {PER_INTERVAL} fill(null)', alias="$col")],
         defaults={"unit": "s"}, min_interval=iv.all)
