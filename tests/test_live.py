@@ -127,9 +127,16 @@ def test_live_simulator_feeds_a_running_pipeline_and_its_metrics_count_what_it_p
                         + scalar(run, 'SELECT count("readings") FROM "features"'),
                         scalar(run, 'SELECT count("event_id") FROM "alerts"'))
 
-            final = read_status(url)
-            wait_for("windows stored", lambda: stored()[0] >= final.windows, 60, pipeline)
-            assert stored() == (final.windows, final.alert_events) and final.windows > 0
+            def agree() -> Status | None:
+                # Stored first: a window is counted before it is stored, so a count read after it is
+                # never behind; they agree once the last epoch is stored, and an over- or undercount
+                # never agrees.
+                points = stored()
+                status = read_status(url)
+                return status if points == (status.windows, status.alert_events) else None
+
+            final = wait_for("windows counted = windows stored", agree, 60, pipeline)
+            assert final.windows > 0
 
             # The dashboards' live panels read only metrics the endpoint exports.
             with urllib.request.urlopen(url, timeout=5) as answer:
