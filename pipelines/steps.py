@@ -341,9 +341,9 @@ def carry_over(settings: Settings, state: AssetState, asset: str) -> AssetState:
         raise SettingsError(f"step assess: asset {asset}: the recovered state is version {version}, this predmaint "
                             f"reads up to {STATE_VERSION}; run the predmaint that wrote it, or start afresh "
                             f"(delete recovery.dir)")
-    for name, default in (("recent", {}), ("last_seen", {}), ("first_end", {})):
+    for name in ("recent", "last_seen", "first_end"):
         if not hasattr(state, name):  # a snapshot from before the attribute existed
-            setattr(state, name, dict(default))
+            setattr(state, name, {})
     state.version = STATE_VERSION
     rules = {r.name: r for r in settings.alert_rules}
     if list(state.alerts) != list(rules) or any(s.rule != rules[n] for n, s in state.alerts.items()):
