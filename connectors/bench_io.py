@@ -15,7 +15,7 @@ from pathlib import Path
 from predmaint.connectors.kafka_io import confluent_config
 from predmaint.settings import KafkaSettings, StorageSettings
 
-__all__ = ["cpu_seconds", "create_topic", "produce_all", "produce_at_rate", "processed_times", "HealthPoller"]
+__all__ = ["cpu_seconds", "peak_rss_mb", "create_topic", "produce_all", "produce_at_rate", "processed_times", "HealthPoller"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -27,6 +27,18 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (MB) since it started its program.
+
+    ``/proc/self/status`` VmHWM, not ``getrusage``'s ``ru_maxrss``: Linux keeps
+    ``ru_maxrss`` across ``execve``, so a spawned child would report its parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def create_topic(kafka: KafkaSettings, topic: str, partitions: int) -> None:

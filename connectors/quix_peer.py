@@ -30,6 +30,7 @@ from collections import namedtuple
 from pathlib import Path
 
 from predmaint.connectors.kafka_io import confluent_config
+from predmaint.connectors.bench_io import peak_rss_mb
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage import open_writer
 from predmaint.pipelines import intake, points, steps
@@ -110,5 +111,5 @@ def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeo
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     app.run(timeout=idle_timeout_s)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak_rss_mb(),
             "started_at": started[0] if started else None}

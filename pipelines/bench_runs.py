@@ -13,7 +13,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 
-from predmaint.connectors.bench_io import cpu_seconds, processed_times
+from predmaint.connectors.bench_io import cpu_seconds, peak_rss_mb, processed_times
 from predmaint.connectors.local_services import free_ports
 from predmaint.settings import Settings
 
@@ -27,7 +27,7 @@ def _child(target: str, kwargs: dict, results) -> None:
     t0 = time.time()
     out = getattr(importlib.import_module(module), name)(**kwargs) or {}
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    results.put({"cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+    results.put({"cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak_rss_mb(),
                  "wall_s": time.time() - t0, **out})
 
 
