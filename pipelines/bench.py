@@ -4,7 +4,7 @@ more workers and processes, and its latency at half load; one JSON line at the e
 Workload (``workload_settings``): the default fleet's assets repeated up to
 ``--assets`` (12), each with a vibration sensor (a 4,096-sample snapshot a
 minute), a bearing temperature and a 3-phase current (a reading each 10 s),
-``--hours`` (16) of event time: 5-minute windows with 5 snapshots and 30 + 30
+``--hours`` (20) of event time: 5-minute windows with 5 snapshots and 30 + 30
 readings per asset, scored by the default champion and challenger.
 
 Runs, all in one ``make bench`` on the same bytes in the same embedded broker:
@@ -64,7 +64,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="steady-state throughput vs the bare loop and a Quix Streams peer, "
                                      "scale-out, latency, costs (make bench)")
     p.add_argument("--assets", type=int, default=12, help="assets in the fleet (3 sensors each)")
-    p.add_argument("--hours", type=float, default=16.0, help="hours of event time produced")
+    p.add_argument("--hours", type=float, default=20.0, help="hours of event time produced")
     p.add_argument("--warmup-hours", type=float, default=2.5, help="event time not counted (models' baseline)")
     p.add_argument("--bare-hours", type=float, default=8.0, help="event time the bare loop runs over")
     p.add_argument("--latency-s", type=float, default=40.0, help="seconds of paced production for latency")
