@@ -122,7 +122,7 @@ def plot_result(result: dict[str, Any], path: Path) -> Path:
 def _plot_ims(result: dict[str, Any], path: Path, plt) -> Path:
     """One panel per run: each bearing's worst champion health per snapshot, its alerts marked."""
     runs = {name: run for name, run in sorted(result.items()) if isinstance(run, dict) and "bearings" in run}
-    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 3.2 * max(len(runs), 1)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(13, 3.2 * max(len(runs), 1)), squeeze=False)
     for ax, (name, run) in zip(axes[:, 0], runs.items()):
         for number, b in sorted(run["bearings"].items()):
             curve = b.get("health_curve") or {}
@@ -140,7 +140,7 @@ def _plot_ims(result: dict[str, Any], path: Path, plt) -> Path:
         ax.set_ylabel("worst health")
         ax.set_title(f"IMS {name}: champion health per snapshot (triangles: alerts raised; grey: quiet period; "
                      f"line: last live snapshot)", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))  # outside: never hides an alert
     axes[-1, 0].set_xlabel("snapshot (file_index)")
     fig.suptitle(f"predmaint evaluate ims ({result['model']})", fontsize=10)
     fig.tight_layout()
