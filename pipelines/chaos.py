@@ -56,7 +56,7 @@ from predmaint.connectors import kafka_io
 from predmaint.connectors.fleet_simulator import fleet_messages
 from predmaint.connectors.hostile import HostileKind, hostile_kinds, hostile_mix
 from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB, free_ports
-from predmaint.connectors.storage import open_reader
+from predmaint.connectors.storage import open_query_reader
 from predmaint.connectors.webhooks import InvalidSignature, verify
 from predmaint.models.alerting import AlertEvent, alert_id
 from predmaint.pipelines import points
@@ -280,7 +280,7 @@ class Chaos:
 
     def stored(self, settings: Settings) -> dict[str, dict]:
         """``{measurement: {(tags, time): health or None}}`` for the measurements compared with the baseline."""
-        reader = open_reader(settings.storage)
+        reader = open_query_reader(settings.storage)
         out: dict[str, dict] = {}
         try:
             for m in MEASUREMENTS:
@@ -298,7 +298,7 @@ class Chaos:
 
     def count(self, settings: Settings, measurement: str = "health") -> int:
         try:
-            reader = open_reader(settings.storage)
+            reader = open_query_reader(settings.storage)
         except Exception:
             return -1  # the server is down: not a count
         try:
@@ -359,7 +359,7 @@ class Chaos:
             row.changed = sum(1 for k, v in got["health"].items() if k in ref and ref[k] != v)
         row.dead_measurement = self.count(settings, "deadletters")
         if topics:
-            events = [json.loads(v)["event_id"] for _, v in kafka_io.read_topic(settings.kafka,
+            events = [json.loads(v or b"{}").get("event_id") for _, v in kafka_io.read_topic(settings.kafka,
                                                                                  settings.kafka.alerts_topic)]
             row.alert_events, row.dup_alert_events = len(events), len(events) - len(set(events))
             row.dead_topic = len(kafka_io.read_topic(settings.kafka, settings.kafka.dead_letter_topic))
@@ -468,8 +468,10 @@ class Chaos:
             kills = 0
             for frac in (0.25, 0.5, 0.75):
                 seen = self.count(ctx["settings"])
-                if not self._wait(ctx, lambda frac=frac, seen=seen: ctx["progress"][0] >= frac * ctx["total"]
-                                  and self.count(ctx["settings"]) > seen):
+                def reached(frac: float = frac, seen: int = seen) -> bool:
+                    return ctx["progress"][0] >= frac * ctx["total"] and self.count(ctx["settings"]) > seen
+
+                if not self._wait(ctx, reached):
                     break
                 self._kill_and_restart(ctx)
                 kills += 1
@@ -563,7 +565,7 @@ class Chaos:
 
     def _dead_lettered(self, settings: Settings, chosen: list[HostileKind]) -> int:
         """How many hostile messages have a dead letter whose reason says what the kind expects."""
-        docs = [json.loads(v) for _, v in kafka_io.read_topic(settings.kafka, settings.kafka.dead_letter_topic)]
+        docs = [json.loads(v or b"{}") for _, v in kafka_io.read_topic(settings.kafka, settings.kafka.dead_letter_topic)]
         have = collections.Counter((k.expect, k.sensor) for k in chosen)
         found = 0
         for (expect, sensor), n in have.items():
