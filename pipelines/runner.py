@@ -63,26 +63,25 @@ def _predmaint_cause(exc: BaseException) -> PredmaintError | None:
     >>> _predmaint_cause(KeyError("a bug")) is None
     True
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, PredmaintError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__
-    return None
+    found = _in_causes(exc, PredmaintError)
+    return found if isinstance(found, PredmaintError) else None
 
 
 def _interrupted(exc: BaseException) -> bool:
     """Whether ``exc`` is, or was raised because of, a ``KeyboardInterrupt`` (following ``__cause__``)."""
+    return _in_causes(exc, KeyboardInterrupt) is not None
+
+
+def _in_causes(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` along ``exc``'s ``__cause__`` chain (``exc`` included), if any."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return True
+        if isinstance(current, kind):
+            return current
         seen.add(id(current))
         current = current.__cause__
-    return False
+    return None
 
 
 _panic_hook_installed = False
