@@ -38,6 +38,7 @@ import json
 import math
 import re
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -265,9 +266,12 @@ def encode_reading(reading: Reading, encoding: str = "f32le-b64") -> bytes:
     ).encode()
 
 
-def _require(cond: bool, reason: str, asset: str | None, sensor: str | None) -> None:
+def _require(cond: bool, reason: str | Callable[[], str], asset: str | None, sensor: str | None) -> None:
+    """Raise :class:`InvalidMessage` unless ``cond``; ``reason`` may be a function, so that the message
+    (quoting the offending value) is built only for a message that breaks the rule: formatting every
+    check's reason cost ten times the parse of a valid message."""
     if not cond:
-        raise InvalidMessage(reason, asset, sensor)
+        raise InvalidMessage(reason() if callable(reason) else reason, asset, sensor)
 
 
 def _is_int(x: object) -> bool:
@@ -315,21 +319,21 @@ def _parse(value: bytes | str) -> object:
 def _features(raw: object, a: str | None, s: str | None) -> dict[str, float]:
     """A ``features`` object checked: 1..MAX_FEATURES identifiers, each a finite number in float32's range."""
     _require(isinstance(raw, dict) and 0 < len(raw) <= MAX_FEATURES,
-             f"field 'features' must be an object of 1..{MAX_FEATURES} named numbers, got {_show(raw)}", a, s)
+             lambda: f"field 'features' must be an object of 1..{MAX_FEATURES} named numbers, got {_show(raw)}", a, s)
     assert isinstance(raw, dict)  # checked by _require above
     out: dict[str, float] = {}
     for name, value in raw.items():
         _require(len(name) <= MAX_FEATURE_NAME_CHARS and bool(_FEATURE_NAME.match(name))
                  and name not in RESERVED_FEATURES,
-                 f"feature name {_show(name)} must be an identifier of at most {MAX_FEATURE_NAME_CHARS} "
+                 lambda: f"feature name {_show(name)} must be an identifier of at most {MAX_FEATURE_NAME_CHARS} "
                  f"characters (letters, digits, '_'), not one of {RESERVED_FEATURES}", a, s)
         finite = isinstance(value, (int, float)) and not isinstance(value, bool)
         try:
             finite = finite and math.isfinite(value) and abs(value) <= MAX_SAMPLE_ABS
         except OverflowError:  # an integer beyond any float
             finite = False
-        _require(finite, f"feature {name!r} must be a finite number within float32's range, got {_show(value)}",
-                 a, s)
+        _require(finite,
+                 lambda: f"feature {name!r} must be a finite number within float32's range, got {_show(value)}", a, s)
         out[name] = float(value)
     return out
 
@@ -356,7 +360,7 @@ def decode_reading(value: bytes | None, key: bytes | None = None, *, broker_ts_m
     a, s = _id_field(doc, "asset"), _id_field(doc, "sensor")
     v = doc.get("v")
     _require(_is_int(v) and v == ENVELOPE_VERSION,
-             f"unsupported envelope version {_show(v)}, expected {ENVELOPE_VERSION}", a, s)
+             lambda: f"unsupported envelope version {_show(v)}, expected {ENVELOPE_VERSION}", a, s)
     for name, given, usable in (("asset", asset, a), ("sensor", sensor, s)):
         if usable is None:
             size = f" ({len(given)} characters)" if isinstance(given, str) else ""
@@ -364,48 +368,50 @@ def decode_reading(value: bytes | None, key: bytes | None = None, *, broker_ts_m
                                  f"characters, got {_show(given)}{size}", a, s)
     if key is not None:
         _require(key.decode("utf-8", "replace") == asset,
-                 f"message key {_show(key)} ({len(key)} bytes) differs from asset {_show(asset)}", a, s)
+                 lambda: f"message key {_show(key)} ({len(key)} bytes) differs from asset {_show(asset)}", a, s)
     kind = doc.get("kind")
-    _require(isinstance(kind, str) and kind in KINDS, f"field 'kind' must be one of {KINDS}, got {_show(kind)}", a, s)
+    _require(isinstance(kind, str) and kind in KINDS,
+             lambda: f"field 'kind' must be one of {KINDS}, got {_show(kind)}", a, s)
     # _require raised unless these hold; the asserts only tell the type checker.
     assert isinstance(asset, str) and isinstance(sensor, str) and isinstance(kind, str)
     ts_ms = doc.get("ts_ms")
     _require(isinstance(ts_ms, int) and not isinstance(ts_ms, bool) and 0 < ts_ms <= MAX_TS_MS,
-             f"field 'ts_ms' must be epoch milliseconds after 1970 and before 2262 (InfluxDB's range), "
+             lambda: f"field 'ts_ms' must be epoch milliseconds after 1970 and before 2262 (InfluxDB's range), "
              f"got {_show(ts_ms)}", a, s)
     assert isinstance(ts_ms, int)  # checked by _require above
     if broker_ts_ms is not None:
         _require(ts_ms <= broker_ts_ms + MAX_AHEAD_OF_BROKER_MS,
-                 f"field 'ts_ms' {_iso(ts_ms)} is more than {MAX_AHEAD_OF_BROKER_MS / 3_600_000:g} h ahead of "
+                 lambda: f"field 'ts_ms' {_iso(ts_ms)} is more than {MAX_AHEAD_OF_BROKER_MS / 3_600_000:g} h ahead of "
                  f"the broker timestamp {_iso(broker_ts_ms)} (a wrong clock or unit; it would move the "
                  f"asset's watermark ahead for good)", a, s)
     if "features" in doc:
-        _require(kind == "vibration", f"field 'features' is for kind 'vibration' only, got kind {kind!r}", a, s)
+        _require(kind == "vibration", lambda: f"field 'features' is for kind 'vibration' only, got kind {kind!r}", a, s)
         _require("samples" not in doc, "a message carries 'samples' or 'features', not both", a, s)
         return Reading(asset, sensor, kind, ts_ms, 0.0, "", np.empty(0), 1, None,
                        _features(doc.get("features"), a, s))
     rate = doc.get("sample_rate_hz")
-    _require(_positive(rate), f"field 'sample_rate_hz' must be a positive number, got {_show(rate)}", a, s)
+    _require(_positive(rate), lambda: f"field 'sample_rate_hz' must be a positive number, got {_show(rate)}", a, s)
     assert isinstance(rate, (int, float))  # checked by _require above
     unit = doc.get("unit")
     if kind == "process":
         _require(isinstance(unit, str) and 0 < len(unit) <= MAX_PROCESS_UNIT_CHARS,
-                 f"field 'unit' must be a string of 1..{MAX_PROCESS_UNIT_CHARS} characters for kind 'process'", a, s)
+                 f"field 'unit' must be a string of 1..{MAX_PROCESS_UNIT_CHARS} characters for kind 'process'",
+                 a, s)
         assert isinstance(unit, str)  # checked by _require above
         factors = {unit: 1.0}
     else:
         factors = UNIT_FACTORS[kind]
         # A list or mapping is not hashable: test the type before membership.
         _require(isinstance(unit, str) and unit in factors,
-                 f"unit {_show(unit)} not accepted for kind {kind!r}, expected one of {sorted(factors)}", a, s)
+                 lambda: f"unit {_show(unit)} not accepted for kind {kind!r}, expected one of {sorted(factors)}", a, s)
         assert isinstance(unit, str)  # a key of factors, checked by _require above
     channels = doc.get("channels", 1)
     _require(isinstance(channels, int) and not isinstance(channels, bool) and 1 <= channels <= 16,
-             f"field 'channels' must be an integer 1..16, got {_show(channels)}", a, s)
+             lambda: f"field 'channels' must be an integer 1..16, got {_show(channels)}", a, s)
     assert isinstance(channels, int)  # checked by _require above
     rpm = doc.get("rpm")
     _require(rpm is None or _positive(rpm),
-             f"field 'rpm' must be a positive number when present, got {_show(rpm)}", a, s)
+             lambda: f"field 'rpm' must be a positive number when present, got {_show(rpm)}", a, s)
     encoding = doc.get("encoding", "json")
     raw = doc.get("samples")
     if encoding == "json":
@@ -428,14 +434,14 @@ def decode_reading(value: bytes | None, key: bytes | None = None, *, broker_ts_m
         samples = np.frombuffer(buf, dtype="<f4").astype(np.float64)
     else:
         raise InvalidMessage(f"unknown encoding {_show(encoding)}, expected one of {ENCODINGS}", a, s)
-    _require(0 < samples.size <= MAX_SAMPLES, f"sample count {samples.size} outside 1..{MAX_SAMPLES}", a, s)
+    _require(0 < samples.size <= MAX_SAMPLES, lambda: f"sample count {samples.size} outside 1..{MAX_SAMPLES}", a, s)
     _require(samples.size % channels == 0,
-             f"sample count {samples.size} is not a multiple of channels={channels}", a, s)
+             lambda: f"sample count {samples.size} is not a multiple of channels={channels}", a, s)
     _require(bool(np.isfinite(samples).all()), "samples contain NaN or infinity", a, s)
     factor = factors[unit]
     # Bounded before the conversion, so that it cannot overflow.
     _require(bool((np.abs(samples) <= MAX_SAMPLE_ABS / factor).all()),
-             f"field 'samples' has values beyond the float32 range (|x| <= {MAX_SAMPLE_ABS:.4g} "
+             lambda: f"field 'samples' has values beyond the float32 range (|x| <= {MAX_SAMPLE_ABS:.4g} "
              f"{next(u for u, f in factors.items() if f == 1.0)})", a, s)
     if factor != 1.0:
         samples = samples * factor
