@@ -3,7 +3,7 @@
 It does the same work as :func:`predmaint.pipelines.dataflow.build_flow` for
 the bench fleet, with the same functions: ``intake.decode`` and
 ``intake.snapshot_features`` per message, a 5-minute event-time tumbling window
-per asset, ``steps.window_features`` and ``steps.assess`` (champion and
+per asset, ``windows.window_features`` and ``steps.assess`` (champion and
 challengers, alert rules) per closed window, ``points.to_points`` and the same
 InfluxDB writer. It is written the way Quix Streams' documentation shows:
 an ``Application`` with a consumer group, ``app.dataframe(topic)``, ``sdf.apply``
@@ -33,7 +33,7 @@ from predmaint.connectors.kafka_io import confluent_config
 from predmaint.connectors.bench_io import peak_rss_mb
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage import open_writer
-from predmaint.pipelines import intake, points, steps
+from predmaint.pipelines import intake, points, steps, windows
 from predmaint.settings import Settings
 
 __all__ = ["run_peer"]
@@ -77,13 +77,13 @@ def run_peer(settings: Settings, consumer_group: str, state_dir: str, idle_timeo
         ctx = message_context()
         return intake.decode(settings, _Msg(ctx.topic, ctx.partition, ctx.offset, key, value, (1, timestamp)))
 
-    def window_features(window: dict) -> steps.AssetWindowFeatures:
-        acc = steps.window_new()
+    def window_features(window: dict) -> windows.AssetWindowFeatures:
+        acc = windows.window_new()
         for snap in window["value"]:
-            steps.window_add(acc, snap)
-        return steps.window_features(settings, length_s, (int(window["start"] // (length_s * 1000)), acc))
+            windows.window_add(acc, snap)
+        return windows.window_features(settings, length_s, (int(window["start"] // (length_s * 1000)), acc))
 
-    def assess(aw: steps.AssetWindowFeatures, state):
+    def assess(aw: windows.AssetWindowFeatures, state):
         asset_state, scored = steps.assess(settings, suppressions, state.get("asset"), aw)
         state.set("asset", asset_state)
         return scored

@@ -17,7 +17,6 @@ its cadence does.
 
 from __future__ import annotations
 
-import numpy as np
 
 from predmaint.features._checks import as_signal
 

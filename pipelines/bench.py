@@ -38,7 +38,6 @@ import math
 import pickle
 import statistics
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections import defaultdict, namedtuple
@@ -50,7 +49,7 @@ from predmaint.connectors.fleet_simulator import Message, fleet_messages
 from predmaint.connectors.local_services import EmbeddedBroker, LocalInfluxDB
 from predmaint.connectors.storage import open_writer
 from predmaint.errors import ConfigurationError
-from predmaint.pipelines import bench_runs, intake, points, steps
+from predmaint.pipelines import bench_runs, intake, points, steps, windows
 from predmaint.settings import Settings, load_settings
 
 _Msg = namedtuple("_Msg", "topic partition offset key value timestamp")
@@ -104,17 +103,17 @@ def bare_loop(settings: Settings, messages: list[Message], warmup_end_ns: int, k
     clock = time.perf_counter
     length_s = settings.window.length_s
     stage: dict[str, float] = defaultdict(float)
-    open_windows: dict[str, tuple[int, steps.AssetWindow]] = {}
+    open_windows: dict[str, tuple[int, windows.AssetWindow]] = {}
     states: dict[str, steps.AssetState] = {}
     done: list[float] = []
     first_asset = settings.fleet[0].asset
     asset_windows, kept = [], []
-    windows = 0
+    n_windows = 0
 
     def close(asset: str) -> None:
-        nonlocal windows
+        nonlocal n_windows
         t0 = clock()
-        aw = steps.window_features(settings, length_s, open_windows.pop(asset))
+        aw = windows.window_features(settings, length_s, open_windows.pop(asset))
         t1 = clock()
         states[asset], scored = steps.assess(settings, None, states.get(asset), aw)
         t2 = clock()
@@ -123,7 +122,7 @@ def bare_loop(settings: Settings, messages: list[Message], warmup_end_ns: int, k
         stage["window"] += t1 - t0
         stage["assess"] += t2 - t1
         stage["points"] += t3 - t2
-        windows += len(aw.windows)
+        n_windows += len(aw.windows)
         if aw.end_ns > warmup_end_ns:
             done.extend([t3] * len(aw.windows))
         if asset == first_asset:
@@ -148,15 +147,15 @@ def bare_loop(settings: Settings, messages: list[Message], warmup_end_ns: int, k
             close(reading.asset)
             current = None
         if current is None:
-            current = open_windows[reading.asset] = (window_id, steps.window_new())
+            current = open_windows[reading.asset] = (window_id, windows.window_new())
         t3 = clock()
-        steps.window_add(current[1], snap)
+        windows.window_add(current[1], snap)
         stage["window"] += clock() - t3
     for asset in list(open_windows):
         close(asset)
     seconds = clock() - start
     st = bench_runs.Steady(len(done) - 1, done[-1] - done[0]) if len(done) > 1 else bench_runs.Steady(0, 0.0)
-    return BareResult(windows, seconds, st, stage, len(messages), asset_windows, kept)
+    return BareResult(n_windows, seconds, st, stage, len(messages), asset_windows, kept)
 
 
 def expected_windows(settings: Settings) -> int:

@@ -31,7 +31,7 @@ from predmaint.connectors.metrics import PipelineMetrics
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage_sink import StorageSink
 from predmaint.domain import DeadLetter
-from predmaint.pipelines import intake, points, steps
+from predmaint.pipelines import intake, points, steps, windows
 from predmaint.settings import Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -70,7 +70,7 @@ def _snapshot_ok(kv: tuple[str, intake.Snapshot | DeadLetter]) -> TypeGuard[tupl
 
 
 def _late_of_length(settings: Settings, length_s: float, item) -> bool:
-    return steps.has_window_length(settings, length_s, item[1])
+    return windows.has_window_length(settings, length_s, item[1])
 
 
 def _kafka_error(err) -> DeadLetter:
@@ -133,7 +133,7 @@ def _count_reading(metrics: PipelineMetrics, _step: str, r: intake.Reading) -> N
     metrics.reading(r.kind, src.partition if src else None, r.ts_ms, src.offset if src else None)
 
 
-def _count_windows(metrics: PipelineMetrics, _step: str, kv: tuple[str, steps.AssetWindowFeatures]) -> None:
+def _count_windows(metrics: PipelineMetrics, _step: str, kv: tuple[str, windows.AssetWindowFeatures]) -> None:
     for w in kv[1].windows:
         metrics.window(w.kind)
 
@@ -183,12 +183,12 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
         clock = win.EventClock(_snapshot_time, wait_for_system_duration=wait,
                                now_getter=_frozen_now, to_system_utc=_no_wakeup)
         windower = win.TumblingWindower(length=timedelta(seconds=length_s), align_to=EPOCH)
-        windows = win.fold_window(step, snapped.trues, clock, windower, steps.window_new,
-                                  functools.partial(steps.window_add_for, settings, length_s), steps.window_merge)
-        features_by_length.append(op.map_value(f"{step}_features", windows.down,
-                                               functools.partial(steps.window_features, settings, length_s)))
+        folded = win.fold_window(step, snapped.trues, clock, windower, windows.window_new,
+                                 functools.partial(windows.window_add_for, settings, length_s), windows.window_merge)
+        features_by_length.append(op.map_value(f"{step}_features", folded.down,
+                                               functools.partial(windows.window_features, settings, length_s)))
         # Late only where it belongs: a snapshot of another length is judged by its own windower.
-        late = op.filter_value(f"{step}_late_sensors", windows.late,
+        late = op.filter_value(f"{step}_late_sensors", folded.late,
                                functools.partial(_late_of_length, settings, length_s))
         late_by_length.append(op.map(f"{step}_late", late, lambda kv: _late(kv[1])))
     features = op.merge("windows_closed", *features_by_length)

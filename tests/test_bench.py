@@ -8,17 +8,17 @@ import math
 
 import pytest
 
-from predmaint.pipelines import steps
+from predmaint.pipelines import steps, windows
 from predmaint.settings import load_settings
 
 SETTINGS = load_settings()
 
 
-def _window(i: int) -> steps.AssetWindowFeatures:
+def _window(i: int) -> windows.AssetWindowFeatures:
     end_ns = (i + 1) * 300_000_000_000
-    windows = tuple(steps.WindowFeatures("pump-01", s, "temperature", end_ns, {"temp_level_c": 50.0 + 0.1 * i})
-                    for s in ("t-a", "t-b"))
-    return steps.AssetWindowFeatures("pump-01", end_ns, windows, length_s=300.0)
+    both = tuple(windows.WindowFeatures("pump-01", s, "temperature", end_ns, {"temp_level_c": 50.0 + 0.1 * i})
+                 for s in ("t-a", "t-b"))
+    return windows.AssetWindowFeatures("pump-01", end_ns, both, length_s=300.0)
 
 
 def test_a_sensors_models_are_built_once_not_on_every_window(monkeypatch):

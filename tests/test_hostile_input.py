@@ -28,7 +28,7 @@ from predmaint.features.time_domain import time_domain_features
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent
 from predmaint.models.sensor_model import Assessment
-from predmaint.pipelines import intake, points, steps
+from predmaint.pipelines import intake, points, steps, windows
 from predmaint.settings import load_settings
 from predmaint.telemetry import Reading, decode_reading, encode_reading
 
@@ -184,7 +184,7 @@ def test_a_temperature_of_1e300_is_a_dead_letter():
 
 
 def test_to_points_never_writes_a_non_finite_field():
-    w = steps.WindowFeatures("pump-01", "bearing-temp", "temperature", 300_000_000_000,
+    w = windows.WindowFeatures("pump-01", "bearing-temp", "temperature", 300_000_000_000,
                              {"temp_level_c": math.inf, "temp_rate_c_per_min": math.nan, "readings": 30.0})
     bad = Assessment(raw_score=math.inf, health=math.nan, phase="monitoring", learned=False)
     worse = Assessment(raw_score=math.nan, health=math.inf, phase="monitoring", learned=False)

@@ -12,7 +12,6 @@ stand-ins that record their configuration and stop there: unit tests, no broker.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import confluent_kafka

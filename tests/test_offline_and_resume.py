@@ -18,7 +18,7 @@ from predmaint.connectors.fleet_simulator import fleet_messages
 from predmaint.errors import SettingsError
 from predmaint.models.alerting import AlertEvent
 from predmaint.models.sensor_model import Assessment
-from predmaint.pipelines import points, steps
+from predmaint.pipelines import points, steps, windows
 from predmaint.pipelines.runner import replay
 from predmaint.settings import AlertRuleSettings, ModelSettings, load_settings
 from predmaint.telemetry import decode_reading
@@ -80,7 +80,7 @@ def test_no_sensor_offline_alert_when_every_sensor_sends():
 
 
 def test_an_alert_of_a_sensor_absent_from_the_window_has_no_health_and_raises_nothing():
-    w = steps.WindowFeatures("pump-01", "motor-current", "current", 300 * 10**9, {"readings": 30.0})
+    w = windows.WindowFeatures("pump-01", "motor-current", "current", 300 * 10**9, {"readings": 30.0})
     a = Assessment(raw_score=0.1, health=90.0, phase="monitoring", learned=True)
     event = AlertEvent("id", 1, "cleared", "alarm", "health_low_scalar", "pump-01", "bearing-temp", w.end_ns, 90.0)
     s = steps.ScoredAssetWindow("pump-01", w.end_ns, (steps.ScoredWindow(w, a, {"m": a}),), (event,))
@@ -97,9 +97,9 @@ def test_silence_rules_count_windows_above():
 # State carried over to the settings of a resumed run.
 
 def _window(i: int, level: float = 61.0):
-    w = steps.WindowFeatures("pump-01", "bearing-temp", "temperature", (i + 1) * 5 * MIN_NS,
+    w = windows.WindowFeatures("pump-01", "bearing-temp", "temperature", (i + 1) * 5 * MIN_NS,
                              {"temp_level_c": level, "readings": 30.0})
-    return steps.AssetWindowFeatures("pump-01", w.end_ns, (w,), (), 300.0)
+    return windows.AssetWindowFeatures("pump-01", w.end_ns, (w,), (), 300.0)
 
 
 def _resumed(settings, windows=3):

@@ -6,7 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from predmaint.pipelines import intake, steps
+from predmaint.domain import DeadLetter
+from predmaint.pipelines import intake, steps, windows
 from predmaint.settings import load_settings
 from predmaint.settings.loading import parse_fleet
 from predmaint.telemetry import Reading, encode_reading
@@ -35,7 +36,7 @@ def message(**kw):
 ])
 def test_decode_rejects_what_the_registry_does_not_allow(kw, reason):
     dead = intake.decode(SETTINGS, message(**kw))
-    assert isinstance(dead, steps.DeadLetter) and dead.step == "decode" and reason in dead.reason
+    assert isinstance(dead, DeadLetter) and dead.step == "decode" and reason in dead.reason
     assert (dead.partition, dead.offset) == (2, 17) and dead.original
 
 
@@ -53,15 +54,15 @@ def test_rpm_from_the_message_moves_the_defect_lines():
 
 
 def test_a_window_with_a_single_temperature_reading_has_a_level():
-    acc = steps.SensorWindow("temperature", "pump-01", "bearing-temp", times_s=[0.0], values=[(50.0, 24.0)])
-    w = steps.sensor_window_features(SETTINGS, SETTINGS.window.length_s, (0, acc))
+    acc = windows.SensorWindow("temperature", "pump-01", "bearing-temp", times_s=[0.0], values=[(50.0, 24.0)])
+    w = windows.sensor_window_features(SETTINGS, SETTINGS.window.length_s, (0, acc))
     assert w.features["temp_level_c"] == 50.0 and w.features["temp_rise_over_ambient_c"] == 26.0
 
 
 def test_window_features_that_cannot_be_computed_become_a_dead_letter():
-    broken = steps.SensorWindow("current", "pump-01", "motor-current", times_s=[0.0], values=[(1.0, 2.0)])
-    dead = steps.sensor_window_features(SETTINGS, SETTINGS.window.length_s, (0, broken))
-    assert isinstance(dead, steps.DeadLetter) and dead.step == "window_features" and dead.asset == "pump-01"
+    broken = windows.SensorWindow("current", "pump-01", "motor-current", times_s=[0.0], values=[(1.0, 2.0)])
+    dead = windows.sensor_window_features(SETTINGS, SETTINGS.window.length_s, (0, broken))
+    assert isinstance(dead, DeadLetter) and dead.step == "window_features" and dead.asset == "pump-01"
 
 
 def test_an_asset_rule_watches_the_worst_sensor_and_opens_one_alert():
@@ -74,10 +75,10 @@ def test_an_asset_rule_watches_the_worst_sensor_and_opens_one_alert():
     settings = dc_replace(SETTINGS, alert_rules=(rule,))
     state, events = None, []
     for i, (a, b) in enumerate([(50.0, 50.0), (61.0, 70.0), (62.0, 40.0), (50.0, 50.0)]):
-        windows = tuple(steps.WindowFeatures("pump-01", s, "temperature", (i + 1) * 300_000_000_000,
-                                             {"temp_level_c": v}) for s, v in (("t-a", a), ("t-b", b)))
-        state, scored = steps.assess(settings, None, state, steps.AssetWindowFeatures("pump-01", windows[0].end_ns,
-                                                                                       windows))
+        both = tuple(windows.WindowFeatures("pump-01", s, "temperature", (i + 1) * 300_000_000_000,
+                                            {"temp_level_c": v}) for s, v in (("t-a", a), ("t-b", b)))
+        state, scored = steps.assess(settings, None, state, windows.AssetWindowFeatures("pump-01", both[0].end_ns,
+                                                                                       both))
         events += scored.events
     assert [(e.state, e.sensor, e.value) for e in events] == [("raised", "t-b", 70.0), ("cleared", "t-b", 50.0)]
     assert len({e.alert_id for e in events}) == 1
@@ -107,20 +108,20 @@ def test_a_features_sensor_takes_overall_values_and_refuses_waveforms():
     waveform = Reading("rig-1", "ch1", "vibration", 1_767_225_600_000, 20480.0, "g", np.zeros(64, np.float32))
     broker = (1, 1_767_225_600_123)
     dead = intake.decode(settings, Msg("telemetry", 0, 4, b"rig-1", encode_reading(waveform), broker))
-    assert isinstance(dead, steps.DeadLetter) and "carries samples but" in dead.reason
+    assert isinstance(dead, DeadLetter) and "carries samples but" in dead.reason
     overall = Reading("pump-01", "de-accel", "vibration", 1_767_225_600_000, 0.0, "", np.empty(0),
                       features={"rms": 1.0})
     dead = intake.decode(SETTINGS, Msg("telemetry", 0, 5, b"pump-01", encode_reading(overall), broker))
-    assert isinstance(dead, steps.DeadLetter) and "carries features but the registry's sensor reports samples" \
+    assert isinstance(dead, DeadLetter) and "carries features but the registry's sensor reports samples" \
         in dead.reason
 
 
 def _run_windows(settings, ends_s, values=lambda i: 0.07):
     state, out = None, []
     for i, end_s in enumerate(ends_s):
-        w = steps.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9),
+        w = windows.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9),
                                  {"rms": values(i), "kurt": 0.2 + 0.01 * (i % 3)})
-        state, scored = steps.assess(settings, None, state, steps.AssetWindowFeatures("rig-1", w.end_ns, (w,), (),
+        state, scored = steps.assess(settings, None, state, windows.AssetWindowFeatures("rig-1", w.end_ns, (w,), (),
                                                                                        300.0))
         out.append(scored.sensors[0].assessment.phase)
     return out
