@@ -68,7 +68,6 @@ __all__ = [
     "IMS_RIG",
     "IMS_RUNS",
     "IMS_SAMPLE_RATE_HZ",
-    "IMS_UNITS",
     "ImsLabels",
     "ImsRunFacts",
     "ims_column",
@@ -78,18 +77,6 @@ __all__ = [
 ]
 
 _COLUMN = re.compile(r"^Bearing(\d+)_(ch\d+)_(.+)$")
-
-#: Unit of each table statistic. Amplitudes are g by convention (the IMS readme states none);
-#: ``energy`` is the sum of squared samples; band energies were defined by the third party
-#: (arbitrary units here). A statistic not listed gets ``"a.u."``.
-IMS_UNITS = {
-    "rms": "g", "mean": "g", "std": "g", "max": "g", "mean_abs": "g", "kurt": "1", "skew": "1",
-    "crest_factor": "1", "shape_factor": "1", "impulse_factor": "1", "clearance_factor": "1",
-    "energy": "g2", "spectral_entropy": "1", "high_freq_ratio": "1", "dominant_freq_hz": "Hz",
-    "psd_mean": "g2/Hz", "psd_std": "g2/Hz", "env_kurtosis": "1",
-    "bpfo_energy": "a.u.", "bpfi_energy": "a.u.", "bsf_energy": "a.u.",
-    "env_bpfo_energy": "a.u.", "env_bpfi_energy": "a.u.", "env_bsf_energy": "a.u.",
-}
 
 #: Statistics of the tables that are not vibration: the mean of an accelerometer's signal is its
 #: DC offset (the ICP bias and the DAQ's), which moves when the rig is restarted, not when a
