@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from predmaint.connectors.kafka_io import confluent_config
 from predmaint.settings import KafkaSettings, StorageSettings
@@ -50,7 +51,8 @@ def create_topic(kafka: KafkaSettings, topic: str, partitions: int) -> None:
     """
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(confluent_config(kafka))
+    client_config: dict[str, Any] = dict(confluent_config(kafka))  # confluent-kafka 2.13+ hints want a wider dict
+    admin = AdminClient(client_config)
     config = {"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"}
     for future in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
         future.result()

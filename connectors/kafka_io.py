@@ -272,8 +272,10 @@ def probe(kafka: KafkaSettings, timeout_s: float = 10.0) -> str:
     quiet.propagate = False
     if not quiet.handlers:
         quiet.addHandler(logging.NullHandler())
-    admin = AdminClient({**confluent_config(kafka), "error_cb": errors.append, "logger": quiet,
-                         "socket.connection.setup.timeout.ms": str(int(timeout_s * 1000))})
+    # Typed loosely: confluent-kafka's own hints (2.13+) allow only scalar values, yet it takes callbacks.
+    config: dict[str, Any] = {**confluent_config(kafka), "error_cb": errors.append, "logger": quiet,
+                              "socket.connection.setup.timeout.ms": str(int(timeout_s * 1000))}
+    admin = AdminClient(config)
     try:
         meta = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:

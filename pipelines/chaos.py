@@ -89,7 +89,10 @@ class Row:
     delivered: int | None = None
     resent: int | None = None
     dup_work_orders: int | None = None
+    #: Distinct dead letters on the topic (by source, step and reason): a kill -9 makes the topic
+    #: at-least-once, like the alerts topic, so copies re-sent after a resume are counted apart.
     dead_topic: int | None = None
+    dup_dead_topic: int | None = None
     dead_measurement: int | None = None
     hostile: int | None = None
     hostile_dead_lettered: int | None = None
@@ -362,7 +365,9 @@ class Chaos:
             events = [json.loads(v or b"{}").get("event_id") for _, v in kafka_io.read_topic(settings.kafka,
                                                                                  settings.kafka.alerts_topic)]
             row.alert_events, row.dup_alert_events = len(events), len(events) - len(set(events))
-            row.dead_topic = len(kafka_io.read_topic(settings.kafka, settings.kafka.dead_letter_topic))
+            dead = [_dead_letter_identity(v) for _, v in kafka_io.read_topic(settings.kafka,
+                                                                              settings.kafka.dead_letter_topic)]
+            row.dead_topic, row.dup_dead_topic = len(set(dead)), len(dead) - len(set(dead))
         return row
 
     # -- pipeline scenarios --------------------------------------------------------------
@@ -668,13 +673,24 @@ class Chaos:
         return self.delivery("webhook_429_notify_kill9", "429+notify_kill9")
 
 
+def _dead_letter_identity(value: bytes | None) -> str:
+    """What makes a dead letter the same one again: where its message came from, the step and the reason."""
+    try:
+        doc = json.loads(value or b"{}")
+    except ValueError:
+        return repr(value)
+    return json.dumps([doc.get("source"), doc.get("step"), doc.get("reason")], sort_keys=True) \
+        if isinstance(doc, dict) else repr(value)
+
+
 # --------------------------------------------------------------------------- report
 
 
 COLUMNS = [("scenario", "scenario"), ("sent", "sent"), ("stored", "stored"), ("lost", "lost"), ("extra", "extra"),
            ("changed", "changed"), ("alert_events", "alerts"), ("dup_alert_events", "dup alerts"),
            ("delivered", "delivered"), ("resent", "resent"), ("dup_work_orders", "dup WOs"),
-           ("dead_topic", "DL topic"), ("dead_measurement", "DL meas."), ("hostile", "hostile"),
+           ("dead_topic", "DL topic"), ("dup_dead_topic", "DL resent"), ("dead_measurement", "DL meas."),
+           ("hostile", "hostile"),
            ("hostile_dead_lettered", "hostile DL"), ("crashes", "crashes"), ("recover_s", "recover s")]
 
 
@@ -699,7 +715,8 @@ def totals(rows: list[Row]) -> dict:
     hostile_rows = [r for r in rows if r.hostile]
     return {"lost": total("lost"), "extra": total("extra"), "changed": total("changed"),
             "dup_work_orders": total("dup_work_orders"), "resent": total("resent"),
-            "dup_alert_events_on_topic": total("dup_alert_events"), "crashes": total("crashes"),
+            "dup_alert_events_on_topic": total("dup_alert_events"),
+            "dup_dead_letters_on_topic": total("dup_dead_topic"), "crashes": total("crashes"),
             "hostile": hostile, "hostile_dead_lettered_pct": round(100.0 * dead_lettered / hostile, 2) if hostile else None,
             "dead_letters_topic_equals_measurement": all(r.dead_topic == r.dead_measurement for r in hostile_rows)}
 
