@@ -5,6 +5,7 @@ Detection (the default, see the README's "Models, health, alerts"):
 scale), :mod:`~predmaint.models.tail_calibration` (``TailCalibration``: a score's
 tail probability, peaks over threshold), :mod:`~predmaint.models.robust_deviation`
 (``RobustDeviation``: the default River anomaly detector built from both),
+:mod:`~predmaint.models.pca_deviation` (``PCADeviation``: an asset's sensors together, PCA T² and Q),
 :mod:`~predmaint.models.calibrated` (``CalibratedDetector``: any River detector on
 the same probability scale), :mod:`~predmaint.models.feature_deviation` (the
 previous default), :mod:`~predmaint.models.sklearn_adapter` (scikit-learn
@@ -30,6 +31,7 @@ __all__ = [
     "health",
     "nab_corpus",
     "nab_scoring",
+    "pca_deviation",
     "reference",
     "robust_deviation",
     "sensor_model",

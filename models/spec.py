@@ -47,10 +47,11 @@ from river import anomaly, compose, feature_extraction, preprocessing
 
 from predmaint.errors import ModelSpecError
 from predmaint.models.feature_deviation import FeatureDeviation
+from predmaint.models.pca_deviation import PCADeviation
 from predmaint.models.robust_deviation import RobustDeviation
 from predmaint.models.sklearn_adapter import BaselineFitted, is_sklearn_outlier_estimator
 
-_OWN = {"FeatureDeviation": FeatureDeviation, "RobustDeviation": RobustDeviation}
+_OWN = {"FeatureDeviation": FeatureDeviation, "PCADeviation": PCADeviation, "RobustDeviation": RobustDeviation}
 _RIVER_MODULES = (preprocessing, anomaly, feature_extraction)
 # Imported only when a name is not found in River: scikit-learn is slow to import.
 _SKLEARN_ESTIMATOR_MODULES = ("sklearn.ensemble", "sklearn.neighbors", "sklearn.svm", "sklearn.covariance")
@@ -190,7 +191,7 @@ def build_detector(spec: str, params: dict | None = None, field: str = "model.sp
     >>> build_detector("NoSuchModel")
     Traceback (most recent call last):
     ...
-    predmaint.errors.ModelSpecError: model.spec: unknown model step 'NoSuchModel'; use a River preprocessing/anomaly class name, one of ['FeatureDeviation', 'RobustDeviation'], or a dotted path
+    predmaint.errors.ModelSpecError: model.spec: unknown model step 'NoSuchModel'; use a River preprocessing/anomaly class name, one of ['FeatureDeviation', 'PCADeviation', 'RobustDeviation'], or a dotted path
 
     A scikit-learn pipeline, fitted on the first 12 of 24 baseline windows:
 

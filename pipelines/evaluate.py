@@ -58,6 +58,7 @@ from predmaint.connectors.datasets.base import Recording
 from predmaint.errors import ConfigurationError, EvaluationError
 from predmaint.models.nab_corpus import score_corpus, score_published
 from predmaint.models.skab_scoring import changepoint_score, changepoints_from_outliers, outlier_score, published_table
+from predmaint.pipelines import steps
 from predmaint.pipelines.runner import Replay, replay
 from predmaint.pipelines.scoreboard import finite, format_result, json_default, plot_result, targets_met
 from predmaint.settings import Settings, load_settings
@@ -135,11 +136,10 @@ def replay_recording(settings: Settings, rec: Recording) -> Replayed:
     rules = health_rules(s)
     events = [a for a in out.alerts if a["rule"] in rules]
     detections = tuple(_ms(a["time"]) for a in events if a["state"] in DETECTION_STATES)
-    lengths = {sensor: s.window_length_s(rec.asset, sensor) for sensor in rec.sensors}
     opened: dict[str, int] = {}
     intervals: list[tuple[int, int | None]] = []
     for a in events:
-        start = _ms(a["time"]) - int(lengths.get(a["sensor"], s.window.length_s) * 1000)
+        start = _ms(a["time"]) - int(steps.sensor_window_length_s(s, rec.asset, a["sensor"]) * 1000)
         if a["state"] == "raised":
             opened[a["alert_id"]] = start
         elif a["state"] == "cleared" and a["alert_id"] in opened:

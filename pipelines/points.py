@@ -20,7 +20,7 @@ from predmaint.domain import DeadLetter, Point
 from predmaint.features.diagnosis import named_fault
 from predmaint.models.alerting import AlertEvent
 from predmaint.pipelines.steps import ScoredAssetWindow
-from predmaint.settings import Settings
+from predmaint.settings import ASSET_SENSOR, Settings
 from predmaint.telemetry import (
     MAX_FIELD_CHARS,
     MAX_REASON_CHARS,
@@ -43,7 +43,8 @@ def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = Non
         tags = {**base, "sensor": w.sensor}
         fields: dict[str, float | int | bool | str] = {k: float(v) for k, v in w.features.items()
                                                        if math.isfinite(v)}
-        points.append(Point("features", {**tags, "kind": w.kind}, fields, w.end_ns))
+        if w.kind != ASSET_SENSOR:  # a joined window's features are its sensors', written with them
+            points.append(Point("features", {**tags, "kind": w.kind}, fields, w.end_ns))
         for name, a in sw.by_model.items():
             points.append(Point("health", {**tags, "model": name},
                                 {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,

@@ -22,15 +22,17 @@ from predmaint.models.health import health_from_surprise, iso_capped, surprise_f
 from predmaint.models.sensor_model import Assessment, SensorModel
 from predmaint.pipelines.intake import vibration_parameters
 from predmaint.pipelines.windows import AssetWindowFeatures, WindowFeatures
-from predmaint.settings import ModelSettings, Settings
+from predmaint.settings import ASSET_SENSOR, ModelSettings, Settings
 
 
 @dataclass(frozen=True)
 class ScoredWindow:
-    """One sensor's window with every model's assessment."""
+    """One sensor's window (or the asset's joined window) with every model's assessment."""
 
     window: WindowFeatures
-    assessment: Assessment  # the champion's
+    #: The champion's; ``None`` where the champion does not score such windows (a champion of
+    #: scope ``asset`` on a sensor's window, or of scope ``sensor`` on the joined one).
+    assessment: Assessment | None
     by_model: dict[str, Assessment]
 
 
@@ -48,7 +50,8 @@ class ScoredAssetWindow:
 
         ``None`` when the sensor has no window here and none recently (it fell silent).
         """
-        own = next((s.assessment.health for s in self.sensors if s.window.sensor == sensor), None)
+        own = next((s.assessment.health for s in self.sensors
+                    if s.window.sensor == sensor and s.assessment is not None), None)
         return own if own is not None else self.other_health.get(sensor)
 
 
@@ -114,14 +117,17 @@ class AssetState:
     #: Window length (s) -> end (ns) of the first window of that length this state saw: the
     #: silence of a sensor that never sent counts from there.
     first_end: dict[float, int] = field(default_factory=dict)
+    #: Window length (s) -> model label -> the model of scope ``asset`` of the asset's joined windows.
+    joint: dict[float, dict[str, SensorModel]] = field(default_factory=dict)
     #: What the snapshot holds, for :func:`carry_over` (:data:`STATE_VERSION`; 1 = before versions).
     version: int = 1
 
 
 #: The version of :class:`AssetState` this code writes: 1 pickled the alert rules with their
 #: counters and had no silence bookkeeping; 2 takes rules, thresholds and model labels from the
-#: current settings at every window (:func:`carry_over`) and keeps ``last_seen``.
-STATE_VERSION = 2
+#: current settings at every window (:func:`carry_over`) and keeps ``last_seen``; 3 adds ``joint``
+#: (models of scope ``asset``).
+STATE_VERSION = 3
 
 #: The alert metric counting the windows of event time since a sensor last sent a reading.
 SILENCE = "silence"
@@ -150,13 +156,58 @@ def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | No
     return model
 
 
-def model_fields(settings: Settings) -> list[tuple[str, ModelSettings]]:
-    """The champion and the challengers, each with the config field that defines it."""
-    return [("model", settings.model)] + [(f"challengers[{i}]", m) for i, m in enumerate(settings.challengers)]
+def model_fields(settings: Settings, scope: str | None = None) -> list[tuple[str, ModelSettings]]:
+    """The champion and the challengers (of ``scope`` only, if given), each with the config field that defines it."""
+    fields = [("model", settings.model)] + [(f"challengers[{i}]", m) for i, m in enumerate(settings.challengers)]
+    return [(where, m) for where, m in fields if scope is None or m.scope == scope]
 
 
-def _new_models(settings: Settings, kind: str | None = None, sensor: str = "") -> dict[str, SensorModel]:
-    return {m.label: new_model(m, where, kind=kind, sensor=sensor) for where, m in model_fields(settings)}
+def _new_models(settings: Settings, kind: str | None = None, sensor: str = "",
+                scope: str = "sensor") -> dict[str, SensorModel]:
+    return {m.label: new_model(m, where, kind=None if scope == "asset" else kind, sensor=sensor)
+            for where, m in model_fields(settings, scope)}
+
+
+def joint_sensor(settings: Settings, asset: str, length_s: float) -> str:
+    """The sensor id of ``asset``'s joined window of ``length_s``: ``asset``, or ``asset@<length>s`` when the
+    asset's sensors use several window lengths (one joined window each).
+
+    Examples
+    --------
+    >>> from predmaint.settings import load_settings
+    >>> s = load_settings()
+    >>> joint_sensor(s, "pump-01", 300.0)
+    'asset'
+    """
+    found = settings.asset(asset)
+    lengths = {settings.window_length_s(asset, s.sensor) for s in found.sensors} if found is not None else set()
+    return ASSET_SENSOR if len(lengths) <= 1 else f"{ASSET_SENSOR}@{length_s:g}s"
+
+
+def sensor_window_length_s(settings: Settings, asset: str, sensor: str) -> float:
+    """The window length of a sensor of ``asset``, or of one of its joined windows (:func:`joint_sensor`)."""
+    if sensor == ASSET_SENSOR:  # the asset's sensors share one length
+        found = settings.asset(asset)
+        return settings.window_length_s(asset, found.sensors[0].sensor) if found and found.sensors \
+            else settings.window.length_s
+    if sensor.startswith(f"{ASSET_SENSOR}@") and sensor.endswith("s"):
+        try:
+            return float(sensor[len(ASSET_SENSOR) + 1:-1])
+        except ValueError:
+            pass
+    return settings.window_length_s(asset, sensor)
+
+
+def joined_features(windows) -> dict[str, float]:
+    """The features of an asset's sensor windows in one dict, keyed ``<sensor>.<feature>`` (scope ``asset``).
+
+    Examples
+    --------
+    >>> w = [WindowFeatures("p", "flow", "process", 0, {"value_mean": 3.0, "readings": 10})]
+    >>> joined_features(w)
+    {'flow.value_mean': 3.0}
+    """
+    return {f"{w.sensor}.{k}": v for w in windows for k, v in w.features.items() if k not in NOT_MODELLED}
 
 
 def carry_over(settings: Settings, state: AssetState, asset: str) -> AssetState:
@@ -179,7 +230,7 @@ def carry_over(settings: Settings, state: AssetState, asset: str) -> AssetState:
         raise SettingsError(f"step assess: asset {asset}: the recovered state is version {version}, this predmaint "
                             f"reads up to {STATE_VERSION}; run the predmaint that wrote it, or start afresh "
                             f"(delete recovery.dir)")
-    for name in ("recent", "last_seen", "first_end"):
+    for name in ("recent", "last_seen", "first_end", "joint"):
         if not hasattr(state, name):  # a snapshot from before the attribute existed
             setattr(state, name, {})
     state.version = STATE_VERSION
@@ -191,25 +242,40 @@ def carry_over(settings: Settings, state: AssetState, asset: str) -> AssetState:
             alerts[name].rule = rule  # thresholds and delays as configured now; counters kept
         state.alerts = alerts
         state.recent = {n: v for n, v in state.recent.items() if n in rules}
-    fields = {m.label: (where, m) for where, m in model_fields(settings)}
+    fields = {m.label: (where, m) for where, m in model_fields(settings, "sensor")}
     for sensor, models in list(state.models.items()):
         found = settings.sensor(asset, sensor)
         kind = found.kind if found is not None else None
-        for label, model in models.items():
-            if label not in fields:
-                continue
-            where, m = fields[label]
-            if (model.spec, model.params) != (m.spec, m.params_for(kind)):
-                raise SettingsError(
-                    f"step assess: asset {asset} sensor {sensor}: model {label!r} ({where}) was learned as "
-                    f"{model.spec} {model.params}, the settings now say {m.spec} {m.params_for(kind)}; the learned "
-                    f"state cannot be carried over: give the changed model a new name ({where}.name), or start "
-                    f"afresh (delete recovery.dir)")
+        _check_learned(models, fields, kind, asset, sensor)
         if list(models) != list(fields):  # champion first, then the challengers, as configured
             state.models[sensor] = {label: models[label] if label in models else new_model(m, where, kind=kind,
                                                                                            sensor=f"{asset}/{sensor}")
                                     for label, (where, m) in fields.items()}
+    joint_fields = {m.label: (where, m) for where, m in model_fields(settings, "asset")}
+    for length_s, models in list(state.joint.items()):
+        sensor = joint_sensor(settings, asset, length_s)
+        _check_learned(models, joint_fields, None, asset, sensor)
+        if list(models) != list(joint_fields):
+            state.joint[length_s] = {label: models[label] if label in models
+                                     else new_model(m, where, sensor=f"{asset}/{sensor}")
+                                     for label, (where, m) in joint_fields.items()}
     return state
+
+
+def _check_learned(models: dict[str, SensorModel], fields: dict, kind: str | None, asset: str, sensor: str) -> None:
+    """Refuse to carry a learned model over to a label whose spec or parameters changed (see :func:`carry_over`)."""
+    from predmaint.settings import SettingsError
+
+    for label, model in models.items():
+        if label not in fields:
+            continue
+        where, m = fields[label]
+        if (model.spec, model.params) != (m.spec, m.params_for(kind)):
+            raise SettingsError(
+                f"step assess: asset {asset} sensor {sensor}: model {label!r} ({where}) was learned as "
+                f"{model.spec} {model.params}, the settings now say {m.spec} {m.params_for(kind)}; the learned "
+                f"state cannot be carried over: give the changed model a new name ({where}.name), or start "
+                f"afresh (delete recovery.dir)")
 
 
 def silence_values(settings: Settings, state: AssetState, aw: AssetWindowFeatures, rule) -> list[tuple]:
@@ -256,25 +322,37 @@ def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
     return a
 
 
-def rule_value(rule, w: WindowFeatures, champion: Assessment) -> float | None:
+def rule_value(rule, w: WindowFeatures, champion: Assessment | None) -> float | None:
     """The value ``rule`` watches in this window, or None if the rule does not apply here."""
     if not rule.applies_to(w.asset, w.kind):
         return None
     if rule.metric == "health":
-        return champion.health if champion.phase == "monitoring" else None
+        return champion.health if champion is not None and champion.phase == "monitoring" else None
     value = w.features.get(rule.metric)
     return value if value is not None and math.isfinite(value) else None
 
 
 def score_sensor(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures) -> ScoredWindow:
-    """Every model scores (then learns) one sensor's window."""
+    """Every model scores (then learns) one sensor's window (or the asset's joined window)."""
     assessments = {name: assess_window(model, w.features) for name, model in models.items()}
-    return ScoredWindow(w, assessments[settings.model.label], assessments)
+    return ScoredWindow(w, assessments.get(settings.model.label), assessments)
+
+
+def score_joint(settings: Settings, state: AssetState, aw: AssetWindowFeatures) -> ScoredWindow | None:
+    """The models of scope ``asset`` score (then learn) the asset's joined window; ``None`` if there are none."""
+    if not aw.windows or not any(m.scope == "asset" for _, m in model_fields(settings)):
+        return None
+    sensor = joint_sensor(settings, aw.asset, aw.length_s)
+    models = state.joint.get(aw.length_s)
+    if models is None:
+        models = state.joint[aw.length_s] = _new_models(settings, sensor=f"{aw.asset}/{sensor}", scope="asset")
+    w = WindowFeatures(aw.asset, sensor, ASSET_SENSOR, aw.end_ns, joined_features(aw.windows))
+    return score_sensor(settings, models, w)
 
 
 def explained(s: ScoredWindow) -> list:
     """The champion's explanation of a window, led by the fault its spectrum points to (vibration)."""
-    explanation = list(s.assessment.explanation)
+    explanation = list(s.assessment.explanation) if s.assessment is not None else []
     if s.window.kind == "vibration":
         fault = diagnose(s.window.features, explanation)
         if fault is not None:
@@ -283,9 +361,18 @@ def explained(s: ScoredWindow) -> list:
 
 
 def watched_sensors(settings: Settings, asset: str, rule) -> int:
-    """How many of ``asset``'s sensors ``rule`` watches (the number of tests its worst value is one of)."""
+    """How many champion healths of ``asset`` ``rule`` watches (the number of tests its worst value is one of).
+
+    Its sensors of the kinds it watches; with a champion of scope ``asset``, the asset's joined
+    windows instead (one per window length), if it watches kind ``asset``.
+    """
     found = settings.asset(asset)
-    return sum(rule.applies_to(asset, s.kind) for s in found.sensors) if found is not None else 1
+    if found is None:
+        return 1
+    if settings.model.scope == "asset":
+        lengths = {settings.window_length_s(asset, s.sensor) for s in found.sensors}
+        return len(lengths) if rule.applies_to(asset, ASSET_SENSOR) else 0
+    return sum(rule.applies_to(asset, s.kind) for s in found.sensors)
 
 
 def asset_health(worst: float, sensors: int) -> float:
@@ -323,10 +410,13 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     for w in aw.windows:
         models = state.models.get(w.sensor)
         if models is None:  # built only for a sensor's first window (setdefault would build every time)
-            models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}")
+            models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}", "sensor")
         else:
             models = state.models[w.sensor] = rebaselined(settings, models, w, seen_before[w.sensor], aw.length_s)
         scored.append(score_sensor(settings, models, w))
+    joint = score_joint(settings, state, aw)
+    if joint is not None:
+        scored.append(joint)
     # Once per window, whatever the number of rules that look at it.
     explanations = {s.window.sensor: explained(s) for s in scored}
     events: list[AlertEvent] = []
@@ -348,8 +438,9 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
                 recent.pop(s.window.sensor, None)
                 continue
             explanation = explanations[s.window.sensor]
-            candidates.append((v, s.window.sensor, explanation, s.assessment.health))
-            recent[s.window.sensor] = RuleValue(v, explanation, s.assessment.health, aw.end_ns, aw.length_s)
+            health = s.assessment.health if s.assessment is not None else math.nan
+            candidates.append((v, s.window.sensor, explanation, health))
+            recent[s.window.sensor] = RuleValue(v, explanation, health, aw.end_ns, aw.length_s)
         for sensor, r in list(recent.items()):
             if r.length_s == aw.length_s:
                 continue  # a sensor of this length that is absent from this window has no value now

@@ -130,7 +130,7 @@ def test_after_a_resume_rules_and_thresholds_come_from_the_current_settings():
 def test_after_a_resume_a_renamed_champion_and_a_new_challenger_start_and_removed_models_go():
     before = load_settings()
     state = _resumed(before)
-    old_labels = [m.label for m in (before.model, *before.challengers)]
+    old_labels = [m.label for m in (before.model, *before.challengers) if m.scope == "sensor"]
     assert list(state.models["bearing-temp"]) == old_labels
     kept = state.models["bearing-temp"][before.model.label]
     renamed = dataclasses.replace(before.model, name="champion-2")

@@ -17,6 +17,7 @@ Examples
 from predmaint.errors import SettingsError
 from predmaint.settings.loading import DEFAULT_CONFIG_NAME, default_config_text, load_settings
 from predmaint.settings.schema import (
+    ASSET_SENSOR,
     SENSOR_KINDS,
     AlertRuleSettings,
     AssetSettings,
@@ -41,6 +42,7 @@ from predmaint.settings.targets import TARGET_KINDS, Target, build_targets
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "ASSET_SENSOR",
     "SENSOR_KINDS",
     "TARGET_KINDS",
     "AlertRuleSettings",

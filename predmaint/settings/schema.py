@@ -22,7 +22,7 @@ __all__ = [
     "AlertRuleSettings", "AssetSettings", "BearingSettings", "FaultSettings", "KafkaSettings",
     "ModelSettings", "NotifySettings", "RecoverySettings", "SensorSettings", "Settings",
     "MetricsSettings", "SimulatorSettings", "StorageSettings", "SuppressionSettings", "SuppressionWindow",
-    "WindowSettings", "parse_utc", "SENSOR_KINDS", "KAFKA_SECURITY_PROTOCOLS", "KAFKA_SASL_MECHANISMS",
+    "WindowSettings", "parse_utc", "SENSOR_KINDS", "ASSET_SENSOR", "KAFKA_SECURITY_PROTOCOLS", "KAFKA_SASL_MECHANISMS",
 ]
 
 
@@ -267,6 +267,12 @@ class ModelSettings:
     #: Per sensor kind (``vibration``, ``temperature``, ``current``, ``process``):
     #: step arguments that override ``params`` for sensors of that kind.
     kind_params: dict = field(default_factory=dict)
+    #: ``sensor``: one model per sensor, fed that sensor's window features. ``asset``: one model
+    #: per asset and window length, fed the features of all its sensors in the window
+    #: (``<sensor>.<feature>``; e.g. ``PCADeviation``), its health written under the sensor
+    #: ``asset`` (kind ``asset``). A champion of scope ``asset`` drives the rules whose ``kinds``
+    #: include ``asset``; its assets' sensors then carry no champion health of their own.
+    scope: Literal["sensor", "asset"] = "sensor"
     #: Windows a sensor only learns from before it may alert.
     baseline_windows: int = 24
     #: After the baseline, learn only from windows at least this healthy, so a
@@ -392,6 +398,8 @@ class SuppressionSettings:
 
 #: ``process`` is any scalar process value (pressure, flow, voltage, load, a temperature...).
 SENSOR_KINDS = ("vibration", "temperature", "current", "process")
+#: The sensor id and kind of an asset's joined window, which models of ``scope: asset`` score.
+ASSET_SENSOR = "asset"
 
 
 @dataclass(frozen=True)
@@ -472,6 +480,9 @@ class AssetSettings:
             raise SettingsError("envelope_band_hz: give [low_hz, high_hz]")
         if len({s.sensor for s in self.sensors}) != len(self.sensors):
             raise SettingsError("sensors: a sensor id appears twice")
+        if any(s.sensor == ASSET_SENSOR for s in self.sensors):
+            raise SettingsError(f"sensors: the id {ASSET_SENSOR!r} is reserved for the asset's joined window "
+                                f"(models of scope asset); rename the sensor")
 
 
 @dataclass(frozen=True)
