@@ -88,13 +88,13 @@ the cage carries the defect through the load zone'
         if ratio is not None and math.isfinite(ratio) and (best is None or ratio > best[1]):
             best = (line, float(ratio))
     ball = _ball_pattern(features)
-    strong = best is not None and best[1] >= DEFECT_RATIO_MIN
-    if ball is not None and (not strong or best[0] == "ftf"):
+    strong = best if best is not None and best[1] >= DEFECT_RATIO_MIN else None
+    if ball is not None and (strong is None or strong[0] == "ftf"):
         # A leading FTF line with this pattern is the cage carrying a ball defect through the load zone.
-        carried = f"; FTF line {best[1]:.1f} x: the cage carries the defect through the load zone" if strong else ""
+        carried = f"; FTF line {strong[1]:.1f} x: the cage carries the defect through the load zone" if strong else ""
         return _line_item("env_2bsf_ratio", "ball", float(features["env_2bsf_ratio"]), ball + carried)
-    if strong:
-        line, ratio = best
+    if strong is not None:
+        line, ratio = strong
         return _line_item(f"env_{line}_ratio", LINE_FAULTS[line], ratio,
                           f"envelope line at {line.upper()} is {ratio:.1f} x the envelope floor")
     for item in explanation[:_LEADING]:
