@@ -16,7 +16,7 @@ looseness). The rules that keep the name honest:
   (``env_2bsf_sb_ratio``, the weaker of the two). The three together, each at
   least :data:`BALL_PATTERN_MIN` = 3 (the noise 95th percentile of one line;
   the weaker sideband's noise 99.9th percentile), name a ball fault even when
-  no single line reaches 6: on 2,400 windows of white and coloured noise the
+  no single line reaches 6: on 2,200 windows of white and coloured noise the
   pattern never appeared. The same pattern turns a leading FTF line into a
   ball fault rather than a cage fault: the load-zone modulation of a ball
   defect puts a strong line at FTF itself (a cage fault has no 2 x BSF line);

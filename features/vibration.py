@@ -65,7 +65,7 @@ Reading the numbers
   failing IMS bearing 11 and 27 on two full 1 s snapshots 3 and 2 days before
   the end of the run (median of their 4,096-sample windows: 4 and 12).
 * ``env_2bsf_sb_ratio`` on white and coloured noise: median about 1.1, 95th
-  percentile about 1.9, 99.9th about 3 (1,000 windows of 4,096 samples at
+  percentile about 1.9, 99.9th 2.6-3.0 (1,000 windows of 4,096 samples at
   12 and 12.8 kHz, 200 of 20,480 at 20.48 kHz).
 * A flat-lined (constant) signal gives 0 for the amplitudes and ``nan`` for
   the shape statistics and ``dominant_freq_hz``: undefined, not zero.

@@ -100,6 +100,22 @@ def test_a_noisy_ball_defect_is_named_from_2bsf_and_its_ftf_sidebands():
     assert all(d is None or d["fault"] == "ball" for d in by_pattern)
 
 
+def test_noise_never_shows_the_ball_pattern():
+    # White and red-tinted noise: 2 x BSF passes 3 about one window in 20, its weaker FTF sideband
+    # about one in 1,000; both together are not seen.
+    rng = np.random.default_rng(17)
+    hits = 0
+    for i in range(300):
+        x = rng.standard_normal(4096)
+        if i % 2:
+            x += 0.05 * np.cumsum(x)
+        f = vibration_features(x, FS, shaft_hz=FR, bearing=BEARING)
+        hits += f["env_2bsf_ratio"] >= BALL_PATTERN_MIN and f["env_2bsf_sb_ratio"] >= BALL_PATTERN_MIN
+        d = diagnose(f)
+        assert d is None or d["ratio"] >= DEFECT_RATIO_MIN  # only ever a single strong line, never the pattern
+    assert hits == 0
+
+
 def test_the_ball_pattern_needs_the_line_and_both_sidebands_above_noise():
     at = BALL_PATTERN_MIN
     assert diagnose({"env_2bsf_ratio": at + 1.0, "env_2bsf_sb_ratio": at})["fault"] == "ball"
