@@ -45,6 +45,10 @@ key                             unit   when / meaning
 ``env_<line>_ratio``            --     ``env_<line>`` over the local envelope-spectrum floor
                                        (median of the 30 bins either side of the search
                                        window, the line's main lobe left out)
+``env_2bsf_sb_ratio``           --     the weaker of the two FTF sidebands of the 2 x BSF line
+                                       (at its peak +/- FTF) over the local floor: a ball defect
+                                       carried through the load zone by the cage raises both
+                                       (:func:`~predmaint.features.envelope.sideband_ratio`)
 ``env_band_lo_hz``              Hz     band that was demodulated: ``envelope_band_hz``
 ``env_band_hi_hz``                     snapped to bins, or the kurtogram-lite choice
 ==============================  =====  ======================================================
@@ -60,6 +64,9 @@ Reading the numbers
   seeded CWRU faults read about 22 (median of 4,096-sample windows), and the
   failing IMS bearing 11 and 27 on two full 1 s snapshots 3 and 2 days before
   the end of the run (median of their 4,096-sample windows: 4 and 12).
+* ``env_2bsf_sb_ratio`` on white and coloured noise: median about 1.1, 95th
+  percentile about 1.9, 99.9th 2.6-3.0 (1,000 windows of 4,096 samples at
+  12 and 12.8 kHz, 200 of 20,480 at 20.48 kHz).
 * A flat-lined (constant) signal gives 0 for the amplitudes and ``nan`` for
   the shape statistics and ``dominant_freq_hz``: undefined, not zero.
 
@@ -80,7 +87,7 @@ import numpy as np
 
 from predmaint.features._checks import as_signal, band_pair, positive
 from predmaint.features.bearing import DefectMultipliers
-from predmaint.features.envelope import envelope_line_features, envelope_spectrum
+from predmaint.features.envelope import envelope_line_features, envelope_spectrum, sideband_ratio
 from predmaint.features.iso10816 import ZONE_CODES, iso_zone, zone_boundaries
 from predmaint.features.spectrum import (
     _spectrum_of_centred,
@@ -247,6 +254,9 @@ def vibration_features(
             max_line_hz=2.0 * max(lines.values()) * (1.0 + slip_tolerance),
         )
         feats.update(envelope_line_features(env, lines, slip_tolerance))
+        # A ball defect is struck at 2 x BSF and carried through the load zone
+        # by the cage: its line comes with FTF sidebands.
+        feats["env_2bsf_sb_ratio"] = sideband_ratio(env, lines["2bsf"], lines["ftf"], slip_tolerance)
     return feats
 
 

@@ -22,6 +22,7 @@ CWRU_FILES = {
     "normal": "normal_0_97.mat",
     "inner_race": "12k_Drive_End_IR007_0_105.mat",
     "outer_race": "12k_Drive_End_OR007@6_0_130.mat",
+    "ball": "12k_Drive_End_B007_0_118.mat",
 }
 IMS_FILES = ("2004.02.16.04.32.39", "2004.02.17.07.12.39")
 

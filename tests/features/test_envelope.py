@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from predmaint.features.bearing import BearingGeometry, defect_frequencies_hz
-from predmaint.features.envelope import envelope_spectrum, line_ratio, select_envelope_band
+from predmaint.features.envelope import envelope_spectrum, line_ratio, select_envelope_band, sideband_ratio
 from predmaint.features.spectrum import amplitude_spectrum, peak_near
 from predmaint.features.vibration import strongest_defect_line, vibration_features
 
@@ -95,6 +95,41 @@ def test_am_carrier_envelope_amplitude_is_the_modulation_depth():
     assert a == pytest.approx(0.4, rel=0.01)
     # The mean envelope (1.0) was removed: nothing leaks into the cage-line region.
     assert env.amplitude[1:6].max() < 0.01
+
+
+def am_envelope(sidebands, seed=0):
+    """A 3 kHz carrier whose envelope holds a 141 Hz line (0.3) and the given (frequency, amplitude) lines."""
+    t = np.arange(N) / FS
+    envelope = 1.0 + 0.3 * np.cos(2 * np.pi * 141.0 * t)
+    for f, a in sidebands:
+        envelope += a * np.cos(2 * np.pi * f * t)
+    x = envelope * np.sin(2 * np.pi * 3000.0 * t) + 0.05 * np.random.default_rng(seed).standard_normal(N)
+    return envelope_spectrum(amplitude_spectrum(x, FS), (2000.0, 4000.0), max_line_hz=400.0)
+
+
+def test_sideband_ratio_reads_the_weaker_of_a_modulation_pair():
+    pair = am_envelope([(129.0, 0.15), (153.0, 0.1)])  # 141 +/- 12 Hz, the upper one weaker
+    lower, upper = line_ratio(pair, 129.0, 0.01)[2], line_ratio(pair, 153.0, 0.01)[2]
+    assert upper < lower
+    assert sideband_ratio(pair, 141.0, 12.0, 0.03) == pytest.approx(upper)
+    assert upper > 10  # a clear pair, far above noise (about 1.1)
+    # The carrier search allows slip: sidebands are looked for around where the line is found.
+    assert sideband_ratio(pair, 139.0, 12.0, 0.03) == pytest.approx(upper)
+
+
+def test_one_line_beside_a_carrier_is_not_a_sideband_pair():
+    single = am_envelope([(129.0, 0.15)])
+    assert line_ratio(single, 129.0, 0.01)[2] > 10
+    assert sideband_ratio(single, 141.0, 12.0, 0.03) < 3
+    # Sidebands at another spacing (a shaft line at 30 Hz) are not FTF sidebands.
+    assert sideband_ratio(am_envelope([(111.0, 0.15), (171.0, 0.15)]), 141.0, 12.0, 0.03) < 3
+
+
+def test_sideband_spacing_must_lie_below_the_carrier():
+    env = am_envelope([])
+    for spacing in (0.0, 141.0, float("nan")):
+        with pytest.raises(ValueError, match="sideband spacing"):
+            sideband_ratio(env, 141.0, spacing, 0.03)
 
 
 def test_line_ratio_floor_excludes_the_line_and_uses_the_median():

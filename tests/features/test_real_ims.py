@@ -60,3 +60,15 @@ def test_later_snapshot_shows_bpfo_in_every_4096_sample_window(ims):
     x = ims[LATE][:, 0]
     lines = [strongest_defect_line(features(x[i : i + 4096]))[0] for i in range(0, x.size, 4096)]
     assert lines == ["bpfo"] * 5
+
+
+@pytest.mark.parametrize("snapshot", [EARLY, LATE])
+def test_the_healthy_bearings_name_no_fault_in_any_window(ims, snapshot):
+    # The healthy-sensor rule on a second rig: bearings 2-4 outlived the run, so no 4,096-sample
+    # window (one every 1,024 samples) and no full snapshot of theirs may name a bearing fault.
+    from predmaint.features.diagnosis import diagnose
+
+    for ch in (1, 2, 3):
+        x = ims[snapshot][:, ch]
+        named = [diagnose(features(x[i : i + 4096])) for i in range(0, x.size - 4095, 1024)]
+        assert named == [None] * 17 and diagnose(features(x)) is None, (ch, named)

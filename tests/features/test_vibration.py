@@ -15,6 +15,7 @@ TIME_KEYS = {
 }
 BASE_KEYS = TIME_KEYS | {"velocity_rms_mm_s", "dominant_freq_hz"}
 ENV_KEYS = {f"env_{k}{s}" for k in ENVELOPE_LINES for s in ("", "_h2", "_ratio")} | {
+    "env_2bsf_sb_ratio",
     "env_band_lo_hz",
     "env_band_hi_hz",
 }
