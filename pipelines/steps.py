@@ -339,8 +339,16 @@ def score_sensor(settings: Settings, models: dict[str, SensorModel], w: WindowFe
 
 
 def score_joint(settings: Settings, state: AssetState, aw: AssetWindowFeatures) -> ScoredWindow | None:
-    """The models of scope ``asset`` score (then learn) the asset's joined window; ``None`` if there are none."""
+    """The models of scope ``asset`` score (then learn) the asset's joined window; ``None`` if there are none.
+
+    Only an asset with two or more sensors of this window length has a joined window: with one
+    there is no relation between sensors to model, only a copy of the sensor's own model.
+    """
     if not aw.windows or not any(m.scope == "asset" for _, m in model_fields(settings)):
+        return None
+    found = settings.asset(aw.asset)
+    if found is None or sum(settings.window_length_s(aw.asset, s.sensor) == aw.length_s
+                            for s in found.sensors) < 2:
         return None
     sensor = joint_sensor(settings, aw.asset, aw.length_s)
     models = state.joint.get(aw.length_s)

@@ -196,3 +196,12 @@ def test_a_model_pickled_at_any_window_scores_to_the_last_digit_as_the_one_that_
     uninterrupted = scores(-1)
     # Exact equality: a resumed flow must write the same health as one that never stopped.
     assert [k for k in range(0, 120, 3) if scores(k) != uninterrupted] == []
+
+
+def test_a_one_sensor_asset_has_no_joined_window():
+    fleet = parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
+        "asset": "solo", "sensors": [{"sensor": "flow", "kind": "process", "unit": "1"}]}]}]}], "test")
+    settings = _rig().replace(fleet=fleet)
+    w = windows.WindowFeatures("solo", "flow", "process", END, {"value_mean": 1.0})
+    state, scored = steps.assess(settings, None, None, windows.AssetWindowFeatures("solo", END, (w,), (), 10.0))
+    assert [s.window.sensor for s in scored.sensors] == ["flow"] and state.joint == {}
