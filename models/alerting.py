@@ -26,6 +26,7 @@ timing is event time, so results do not depend on processing speed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -91,6 +92,9 @@ class AlertEvent:
     notify: bool = True
     #: Why a notification was withheld: "maintenance: ...", "shelved: ...", "flood limit".
     suppressed_by: str = ""
+    #: ``cleared`` only: the time (ns) of the first window of the healthy run that cleared it, the
+    #: window whose value was back on the healthy side; the off-delay confirmed it until ``time_ns``.
+    recovered_ns: int = 0
 
     @property
     def event_id(self) -> str:
@@ -108,12 +112,23 @@ class AlertState:
     >>> [(e.state, e.severity) for i, h in enumerate((45, 45, 20, 20, 80, 80))
     ...  for e in s.update("p", "s", i * m, h, [])]
     [('raised', 'warning'), ('escalated', 'alarm'), ('cleared', 'alarm')]
+
+    The cleared event says when the value came back (the first of the two healthy windows):
+
+    >>> s = AlertState(rule)
+    >>> cleared = [e for i, h in enumerate((45, 45, 80, 80)) for e in s.update("p", "s", i * m, h, [])][-1]
+    >>> cleared.state, cleared.time_ns // m, cleared.recovered_ns // m
+    ('cleared', 3, 2)
     """
+
+    # Recovery snapshots from before the attribute existed.
+    clear_since_ns = 0
 
     def __init__(self, rule: AlertRuleSettings):
         self.rule = rule
         self.consecutive = {sev: 0 for sev in SEVERITIES}
         self.clear_run = 0
+        self.clear_since_ns = 0
         self.open_id: str | None = None
         self.open_severity = ""
         self.open_sensor = ""
@@ -132,6 +147,8 @@ class AlertState:
         for sev in SEVERITIES:
             self.consecutive[sev] = self.consecutive[sev] + 1 if sev in breached else 0
         self.clear_run = self.clear_run + 1 if is_clear(r, value) else 0
+        if self.clear_run == 1:
+            self.clear_since_ns = time_ns
         confirmed = self._confirmed()
 
         state = None
@@ -149,6 +166,7 @@ class AlertState:
             return []
         event = self._event(state, asset, self.open_sensor, time_ns, value, explanation, suppressed_by)
         if state == "cleared":
+            event = dataclasses.replace(event, recovered_ns=self.clear_since_ns)
             self.open_id, self.open_severity, self.open_sensor = None, "", ""
         return [event]
 

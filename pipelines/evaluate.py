@@ -14,9 +14,10 @@ and the targets from :data:`TARGETS_FILE` (not the product's configuration).
 * **NAB**: an alert *raised* is a detection; NAB's normalised score under its
   three profiles, overall and per category, beside every published detector
   on the same files (:mod:`predmaint.models.nab_corpus`).
-* **SKAB**: a row is predicted anomalous while an alert of its asset is open
-  (from the start of the window that raised it to the start of the window that
-  cleared it); outlier F1/FAR/MAR over the test parts and the changepoint NAB
+* **SKAB**: a row is predicted anomalous while an alert of its asset is open and
+  its value has not come back (from the start of the window that raised it to
+  the start of the first window of the healthy run that cleared it: the
+  off-delay's windows, judged healthy, only confirm the recovery); outlier F1/FAR/MAR over the test parts and the changepoint NAB
   score (:mod:`predmaint.models.skab_scoring`).
 * **IMS**: per bearing, the first alert, its lead time before the last live
   snapshot, alerts in the quiet period, and alerts on healthy bearings before
@@ -122,7 +123,8 @@ class Replayed:
     recording: Recording
     detections_ms: tuple[int, ...]
     #: (start, end) epoch ms of the windows judged anomalous: from the start of the window that
-    #: raised an alert to the start of the window that cleared it (end None: still open).
+    #: raised an alert to the start of the first healthy window of the run that cleared it (end
+    #: None: still open).
     open_ms: tuple[tuple[int, int | None], ...]
     #: The champion's health points: (window end ms, sensor, health, raw score, phase).
     windows: tuple[tuple[int, str, float, float, str], ...]
@@ -139,11 +141,13 @@ def replay_recording(settings: Settings, rec: Recording) -> Replayed:
     opened: dict[str, int] = {}
     intervals: list[tuple[int, int | None]] = []
     for a in events:
-        start = _ms(a["time"]) - int(steps.sensor_window_length_s(s, rec.asset, a["sensor"]) * 1000)
+        length_ms = int(steps.sensor_window_length_s(s, rec.asset, a["sensor"]) * 1000)
         if a["state"] == "raised":
-            opened[a["alert_id"]] = start
+            opened[a["alert_id"]] = _ms(a["time"]) - length_ms
         elif a["state"] == "cleared" and a["alert_id"] in opened:
-            intervals.append((opened.pop(a["alert_id"]), start))
+            # Judged anomalous until the first window back on the healthy side (the off-delay's
+            # windows only confirmed the recovery): from the start of the raising window to its start.
+            intervals.append((opened.pop(a["alert_id"]), _ms(a.get("recovered_at") or a["time"]) - length_ms))
     intervals += [(t, None) for t in opened.values()]
     # A health point without health or raw score (non-finite, so not written) has no score to rank.
     windows = tuple(sorted((p.time_ns // 1_000_000, p.tags["sensor"], float(p.fields["health"]),

@@ -72,6 +72,8 @@ def alert_point(asset_tags: dict[str, str], e: AlertEvent, health: float | None)
         "explanation": json.dumps(e.explanation)}
     if health is not None:
         fields["health"] = health
+    if e.recovered_ns:
+        fields["recovered_at"] = _iso(e.recovered_ns)
     return Point("alerts", {**asset_tags, "sensor": e.sensor, "rule": e.rule, "severity": e.severity},
                  fields, e.time_ns)
 
@@ -83,11 +85,17 @@ def alert_message(settings: Settings, e: AlertEvent, health: float | None) -> tu
     doc = {
         "v": 1, "event_id": e.event_id, "alert_id": e.alert_id, "state": e.state, "severity": e.severity,
         "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
-        "time": datetime.fromtimestamp(e.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+        "time": _iso(e.time_ns),
         "health": health, "value": e.value, "fault": named_fault(e.explanation), "explanation": e.explanation,
         "model": settings.model.label, "notify": e.notify, "suppressed_by": e.suppressed_by,
     }
+    if e.recovered_ns:  # a cleared event: when the value was back, before the off-delay confirmed it
+        doc["recovered_at"] = _iso(e.recovered_ns)
     return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _iso(time_ns: int) -> str:
+    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def dead_letter_point(d: DeadLetter) -> Point:

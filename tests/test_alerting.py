@@ -93,3 +93,20 @@ def test_suppressions_from_config_and_shelves_file(tmp_path):
     assert s.reason("pump-03", "iso_severity", t) == ""
     with pytest.raises(SettingsError, match="needs a time zone"):
         add_shelf(shelves, asset="pump-03", rule="", until="2026-01-02T00:00:00", reason="")
+
+
+def test_a_cleared_event_says_when_the_value_came_back_and_the_message_carries_it():
+    import json
+
+    from predmaint.pipelines import points
+    from predmaint.settings import load_settings
+
+    rule = AlertRuleSettings(warning=50, clear_at=70, on_delay_windows=1, off_delay_windows=3)
+    state, m = AlertState(rule), 300_000_000_000
+    # Back at 4, dips again at 5 (the healthy run restarts), back for good from 6.
+    events = [e for i, h in enumerate((40, 40, 60, 60, 80, 60, 80, 80, 80)) for e in state.update("pump-01", "s", i * m, h, [])]
+    assert [(e.state, e.time_ns // m, e.recovered_ns // m) for e in events] == [("raised", 0, 0), ("cleared", 8, 6)]
+    raised, cleared = (json.loads(points.alert_message(load_settings(), e, 90.0)[1]) for e in events)
+    assert "recovered_at" not in raised and cleared["recovered_at"] == "1970-01-01T00:30:00Z"
+    point = points.alert_point({"asset": "pump-01"}, events[1], 90.0)
+    assert point.fields["recovered_at"] == "1970-01-01T00:30:00Z"
