@@ -306,8 +306,10 @@ def _demo_delivery(settings: Settings, workdir: Path) -> str:
     return "\n".join(lines)
 
 
+#: The environment variable naming the settings file when ``--config`` is not given (empty: the default).
+CONFIG_ENV = "PREDMAINT_CONFIG"
 #: ``--config``'s help; the option is taken before or after the command name.
-CONFIG_HELP = "YAML settings file (default: $PREDMAINT_CONFIG, else the packaged default.yaml)"
+CONFIG_HELP = f"YAML settings file (default: ${CONFIG_ENV}, else the packaged default.yaml)"
 
 
 def _config_option_everywhere(parser: argparse.ArgumentParser) -> None:
@@ -435,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.config:
-        args.config = os.environ.get("PREDMAINT_CONFIG") or None
+        args.config = os.environ.get(CONFIG_ENV) or None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Client libraries speak only with -v, and then only warnings: their INFO lines (connections,
