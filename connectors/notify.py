@@ -240,14 +240,14 @@ def run_notify(*, brokers: str | None = None, kafka: KafkaSettings | None = None
                 if part in first_expected:
                     checks[part].jumped(first_expected.pop(part), offset)
                 next_offset[part] = offset + 1
-            if not records:
-                for p in sorted(assigned):
-                    restart = checks[p].check(consumer, next_offset[p])
-                    if restart is not None:
-                        # The outbox keeps the highest offset ingested; the recreated topic starts lower.
-                        outbox.rewind_offset(topic, p, restart)
-                        consumer.seek(_topic_partition(topic, p, restart))
-                        next_offset[p] = first_expected[p] = restart
+            # A partition that brought nothing may sit beyond the end of a recreated topic (Tansu says nothing).
+            for p in sorted(assigned - {r.partition for r in records}):
+                restart = checks[p].check(consumer, next_offset[p])
+                if restart is not None:
+                    # The outbox keeps the highest offset ingested; the recreated topic starts lower.
+                    outbox.rewind_offset(topic, p, restart)
+                    consumer.seek(_topic_partition(topic, p, restart))
+                    next_offset[p] = first_expected[p] = restart
             if records:
                 last_message = time.monotonic()
                 stats.consumed += len(records)
