@@ -140,14 +140,14 @@ def _count_windows(metrics: PipelineMetrics, _step: str, kv: tuple[str, windows.
 
 
 @operator
-def _kafka_input(step_id: str, flow: Dataflow, source: Source) -> kop.KafkaOpOut:
-    """``kop.input`` over ``source``: oks and errors split; the input step keeps ``kop.input``'s id.
+def _kafka_input(step_id: str, flow: Dataflow, telemetry: Source) -> kop.KafkaOpOut:
+    """``kop.input`` over the ``telemetry`` source: oks and errors split; the input step keeps ``kop.input``'s id.
 
     The source's offsets are stored in recovery under that id
     (``<flow>.telemetry_in.kafka_input``), so a recovery directory written
     before resumes unchanged.
     """
-    split = op.branch("split_err", op.input("kafka_input", flow, source),
+    split = op.branch("split_err", op.input("kafka_input", flow, telemetry),
                       lambda m: isinstance(m, KafkaSourceMessage))
     return kop.KafkaOpOut(split.trues, split.falses)
 
