@@ -1,7 +1,10 @@
 """Kafka outside the dataflow: topic admin and producing (kafka-python), reading a topic to its end.
 
-Inside the dataflow, bytewax's own Kafka connectors (confluent-kafka) are used;
-see :mod:`predmaint.pipelines.dataflow`.
+Inside the dataflow, bytewax's Kafka connectors (confluent-kafka) are used
+(:mod:`predmaint.pipelines.dataflow`); the telemetry source is
+:class:`TelemetrySource`, bytewax's source with a check for a topic that was
+recreated or truncated under it (:class:`RecreatedTopicCheck`, also used by
+``predmaint notify``).
 
 Every Kafka client predmaint creates takes its configuration from one
 function per library, built from the ``kafka`` settings (bootstrap servers,
@@ -19,8 +22,10 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
+from bytewax.connectors.kafka import KafkaSource
+from bytewax.inputs import StatefulSourcePartition
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError as KafkaPythonError
@@ -311,3 +316,178 @@ def _probe_error(kafka: KafkaSettings, cause: Any) -> BrokerError:
         return BrokerError(f"kafka.ssl_cafile: TLS with {kafka.bootstrap} failed: {text}")
     return BrokerError(f"kafka.bootstrap: no Kafka broker answered at {kafka.bootstrap} "
                        f"(kafka.security_protocol {kafka.security_protocol}): {text}")
+
+
+# -- a topic that was recreated or truncated under a consumer -------------------------------------------------
+
+#: How long a next offset must stay outside its partition's offsets before it counts as a recreated topic.
+#: Tansu answers at once; a real Kafka's new partition leader can report a high watermark below a valid
+#: offset for a moment (until its followers catch up), which must not restart a partition.
+OUT_OF_RANGE_CONFIRM_S = 2.0
+
+
+class RecreatedTopicCheck:
+    """Whether one partition's next offset lies outside the offsets the broker holds; warns once per restart.
+
+    A broker that lost its data (Tansu restarted: it keeps topics in memory;
+    a topic deleted and created again; retention that removed what was not
+    read yet) leaves a consumer with an offset beyond the partition's end or
+    below its start. Apache Kafka answers such a fetch with
+    ``OFFSET_OUT_OF_RANGE`` (then librdkafka applies ``auto.offset.reset``),
+    but Tansu answers with no records and no error: the consumer waits
+    forever (seen in ``predmaint chaos``, scenario ``broker_restarted_empty``:
+    a streaming run that stalls, a ``--until-end`` run that never ends).
+
+    The partition's offsets are read from the high and low watermarks that
+    every fetch response carries (``get_watermark_offsets(cached=True)``, no
+    request): measured on Tansu 0.6, those are right, while the ListOffsets
+    answer (``get_watermark_offsets(cached=False)``, ``list_offsets``) said 1
+    for 166 messages and must not be relied on.
+
+    :meth:`check` is called when a poll brought nothing. It returns the
+    offset to read from instead (the partition's start) once the next offset
+    stayed outside ``low..high`` for :data:`OUT_OF_RANGE_CONFIRM_S`, after one
+    warning naming the topic, partition, offset and range. Reading the
+    recreated partition from its start is the safe choice for both
+    consumers: what was produced after the loss is new data that would
+    otherwise be skipped, and a message read twice is harmless (the dataflow
+    drops repeated readings in ``dedupe`` and dead-letters readings for
+    windows it already closed; the notify outbox ingests each ``event_id``
+    once). What the old topic held beyond the last snapshot is gone with the
+    broker and cannot be recovered by any choice made here.
+    """
+
+    def __init__(self, what: str, topic: str, partition: int, *, confirm_s: float = OUT_OF_RANGE_CONFIRM_S):
+        self.what, self.topic, self.partition, self.confirm_s = what, topic, partition, confirm_s
+        self._since: float | None = None
+
+    def check(self, consumer: Any, next_offset: int) -> int | None:
+        """The offset to restart this partition from, or None while ``next_offset`` is within the partition."""
+        from confluent_kafka import TopicPartition
+
+        if next_offset < 0:  # a logical offset (beginning, end): librdkafka resolves it itself
+            return None
+        low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition), cached=True)
+        if high < 0 or low < 0 or low <= next_offset <= high:  # no fetch answered yet, or within the range
+            self._since = None
+            return None
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if now - self._since < self.confirm_s:
+            return None
+        self._since = None
+        where = "beyond its end" if next_offset > high else "below its start"
+        log.warning("%s: topic %s partition %d: the next offset to read, %d, is %s (the partition holds "
+                    "offsets %d to %d): the topic was recreated or truncated (a broker that lost its data?); "
+                    "reading the partition again from its start, offset %d", self.what, self.topic,
+                    self.partition, next_offset, where, low, high - 1, low)
+        return low
+
+    def jumped(self, expected: int, got: int) -> None:
+        """Warn if the first message after (re)assignment is not at the offset asked for.
+
+        A broker that answers ``OFFSET_OUT_OF_RANGE`` (Apache Kafka) makes
+        librdkafka reset the offset itself (``auto.offset.reset``); the jump is
+        only seen here.
+        """
+        if 0 <= expected != got:
+            cause = ("the topic was recreated or truncated" if got < expected
+                     else "deleted by retention or compaction, or the topic was recreated")
+            log.warning("%s: topic %s partition %d: asked for offset %d, the first message read is at offset %d "
+                        "(%s): reading on from there", self.what, self.topic, self.partition, expected, got, cause)
+
+
+class _CheckedKafkaPartition(StatefulSourcePartition[Any, int | None]):
+    """One Kafka partition of :class:`TelemetrySource`; its state is the next offset to read.
+
+    bytewax's own partition, with :class:`RecreatedTopicCheck` on every empty
+    poll, and the offset advanced only by messages (an error event carries no
+    position of its own).
+    """
+
+    def __init__(self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int):
+        from confluent_kafka import Consumer
+
+        self._consumer = Consumer(config)
+        self._topic, self._partition, self._batch_size = topic, partition, batch_size
+        self._check = RecreatedTopicCheck("predmaint run", topic, partition)
+        self._offset = offset
+        self._assign(offset)
+        self._eof = False
+
+    def _assign(self, offset: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        self._consumer.assign([TopicPartition(self._topic, self._partition, offset)])
+        self._offset, self._first = offset, True
+
+    def next_batch(self) -> list[Any]:
+        from bytewax.connectors.kafka import KafkaError as SourceError
+        from bytewax.connectors.kafka import KafkaSourceMessage
+        from confluent_kafka import KafkaError
+
+        if self._eof:
+            raise StopIteration()
+        batch: list[Any] = []
+        for msg in self._consumer.consume(self._batch_size, 0.001):
+            error = msg.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                self._eof = True  # StopIteration at the next call, so that this batch is emitted
+                break
+            offset = msg.offset()
+            item = KafkaSourceMessage(key=msg.key(), value=msg.value(), topic=msg.topic(),
+                                      headers=cast(list, msg.headers() or []), latency=msg.latency(),
+                                      offset=offset, partition=msg.partition(), timestamp=msg.timestamp())
+            if error is not None:
+                batch.append(SourceError(error, item))
+                continue
+            assert offset is not None  # a message (not an error event) has its offset
+            if self._first:
+                self._check.jumped(self._offset, offset)
+                self._first = False
+            batch.append(item)
+            self._offset = offset + 1
+        if not batch and not self._eof:
+            restart = self._check.check(self._consumer, self._offset)
+            if restart is not None:
+                self._assign(restart)
+        return batch
+
+    def snapshot(self) -> int | None:
+        return self._offset
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class TelemetrySource(KafkaSource):
+    """bytewax's ``KafkaSource`` for the telemetry topic, which notices a recreated or truncated topic.
+
+    A resumed or running pipeline whose offsets are beyond a partition's end
+    (or below its start) reads that partition again from its start, with a
+    warning; see :class:`RecreatedTopicCheck` for why that, and not a stop, is
+    the right thing. ``auto.offset.reset`` is ``earliest`` for the same
+    reason: librdkafka's default (``latest``) would skip, without a word,
+    whatever a broker that answers ``OFFSET_OUT_OF_RANGE`` holds after the
+    loss; the first message then shows the jump and is warned about.
+    Partitions are assigned, not subscribed (no consumer group), and their
+    offsets live in bytewax recovery, as with bytewax's own source.
+    """
+
+    def build_part(self, step_id: str, for_part: str,  # type: ignore[override]  # bytewax names its own class
+                   resume_state: int | None) -> _CheckedKafkaPartition:
+        idx, topic = for_part.split("-", 1)
+        config = {"group.id": "BYTEWAX_IGNORED", "enable.auto.commit": "false",
+                  "bootstrap.servers": ",".join(self._brokers), "enable.partition.eof": str(not self._tail),
+                  **self._add_config, "auto.offset.reset": "earliest"}
+        offset = self._starting_offset if resume_state is None else resume_state
+        return _CheckedKafkaPartition(config, topic, int(idx), offset, self._batch_size)
+
+
+def telemetry_source(kafka: KafkaSettings, *, tail: bool) -> TelemetrySource:
+    """The dataflow's telemetry input: :class:`TelemetrySource` on ``kafka.telemetry_topic`` from its beginning."""
+    from confluent_kafka import OFFSET_BEGINNING
+
+    return TelemetrySource([kafka.bootstrap], [kafka.telemetry_topic], tail=tail, starting_offset=OFFSET_BEGINNING,
+                           add_config=confluent_config(kafka), raise_on_errors=False)

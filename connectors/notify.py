@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from predmaint.connectors.deliverer import Deliverer
-from predmaint.connectors.kafka_io import confluent_config
+from predmaint.connectors.kafka_io import RecreatedTopicCheck, confluent_config
 from predmaint.connectors.outbox import IngestRecord, Outbox
 from predmaint.errors import TargetConfigError
 from predmaint.settings import KafkaSettings
@@ -141,6 +141,13 @@ def run_notify(*, brokers: str | None = None, kafka: KafkaSettings | None = None
     group join (about 23 s on the test broker), and offsets come from the
     outbox, where they are committed atomically with the events. Nothing is
     committed to Kafka. A single instance per outbox is assumed.
+
+    A partition whose next offset is beyond its end or below its start (the
+    alerts topic was recreated: a broker that lost its data) is read again
+    from its start, with a warning naming topic, partition, offset and range
+    (:class:`~predmaint.connectors.kafka_io.RecreatedTopicCheck`): the events
+    produced after the loss would otherwise be skipped, and an event read
+    twice is ingested once (by ``event_id``).
     """
     if kafka is not None:
         brokers = kafka.bootstrap
@@ -172,13 +179,20 @@ def run_notify(*, brokers: str | None = None, kafka: KafkaSettings | None = None
     deliverer = Deliverer(targets, outbox, max_workers=max_workers, on_deadletter=on_deadletter)
     consumer = consumer_factory(conf)
     assigned: set[int] = set()
+    # Per partition: the next offset to read, the offset the first message should have, the range check.
+    next_offset: dict[int, int] = {}
+    first_expected: dict[int, int] = {}
+    checks: dict[int, RecreatedTopicCheck] = {}
     try:
         def assign_new(parts: list[int], incremental: bool) -> None:
             new = [p for p in parts if p not in assigned]
             if not new:
                 return
             stored = outbox.next_offsets(topic)
-            tps = [_topic_partition(topic, p, stored.get(p, from_beginning)) for p in new]
+            for p in new:
+                next_offset[p] = first_expected[p] = stored.get(p, from_beginning)
+                checks[p] = RecreatedTopicCheck("predmaint notify", topic, p)
+            tps = [_topic_partition(topic, p, next_offset[p]) for p in new]
             if incremental:
                 consumer.incremental_assign(tps)
             else:
@@ -221,6 +235,19 @@ def run_notify(*, brokers: str | None = None, kafka: KafkaSettings | None = None
                     log.debug("notify: consumer event on %s: %s", topic, err)
                     continue
                 records.append(IngestRecord(m.value(), m.key(), m.topic(), m.partition(), m.offset()))
+                part, offset = m.partition(), m.offset()
+                assert part is not None and offset is not None  # a message (not an error event) has both
+                if part in first_expected:
+                    checks[part].jumped(first_expected.pop(part), offset)
+                next_offset[part] = offset + 1
+            # A partition that brought nothing may sit beyond the end of a recreated topic (Tansu says nothing).
+            for p in sorted(assigned - {r.partition for r in records}):
+                restart = checks[p].check(consumer, next_offset[p])
+                if restart is not None:
+                    # The outbox keeps the highest offset ingested; the recreated topic starts lower.
+                    outbox.rewind_offset(topic, p, restart)
+                    consumer.seek(_topic_partition(topic, p, restart))
+                    next_offset[p] = first_expected[p] = restart
             if records:
                 last_message = time.monotonic()
                 stats.consumed += len(records)

@@ -244,6 +244,16 @@ class Outbox:
         rows = self._db.execute("SELECT partition, next_offset FROM offsets WHERE topic = ?", (topic,))
         return {int(r["partition"]): int(r["next_offset"]) for r in rows}
 
+    def rewind_offset(self, topic: str, partition: int, next_offset: int) -> None:
+        """Store ``next_offset`` for ``partition`` even if it is lower (the topic was recreated under notify).
+
+        :meth:`ingest` only moves offsets forward, so that batches cannot undo each other.
+        """
+        with self._tx() as db:
+            db.execute("INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)"
+                       " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                       (topic, partition, next_offset))
+
     # -- delivery state -----------------------------------------------------
 
     def heads(self, targets: Sequence[str]) -> list[sqlite3.Row]:

@@ -20,13 +20,14 @@ from typing import TypeGuard, cast
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.connectors.kafka import KafkaSourceMessage
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.operators import KeyedStream
 from bytewax.operators import windowing as win
 from bytewax.outputs import Sink
 
-from predmaint.connectors.kafka_io import confluent_config, dead_letter_value
+from predmaint.connectors.kafka_io import confluent_config, dead_letter_value, telemetry_source
 from predmaint.connectors.metrics import PipelineMetrics
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage_sink import StorageSink
@@ -138,6 +139,19 @@ def _count_windows(metrics: PipelineMetrics, _step: str, kv: tuple[str, windows.
         metrics.window(w.kind)
 
 
+@operator
+def _kafka_input(step_id: str, flow: Dataflow, telemetry: Source) -> kop.KafkaOpOut:
+    """``kop.input`` over the ``telemetry`` source: oks and errors split; the input step keeps ``kop.input``'s id.
+
+    The source's offsets are stored in recovery under that id
+    (``<flow>.telemetry_in.kafka_input``), so a recovery directory written
+    before resumes unchanged.
+    """
+    split = op.branch("split_err", op.input("kafka_input", flow, telemetry),
+                      lambda m: isinstance(m, KafkaSourceMessage))
+    return kop.KafkaOpOut(split.trues, split.falses)
+
+
 def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
                metrics: PipelineMetrics | None = None) -> Dataflow:
     """The dataflow for ``settings``; ``tail=False`` stops at the end of the topic (demo, tests, bench).
@@ -152,8 +166,7 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
     kafka_config = functools.cache(lambda: confluent_config(k))
     flow = Dataflow("predmaint")
     if io.telemetry is None:
-        kin = kop.input("telemetry_in", flow, brokers=brokers, topics=[k.telemetry_topic], tail=tail,
-                        add_config=kafka_config())
+        kin = _kafka_input("telemetry_in", flow, telemetry_source(k, tail=tail))
         messages, kafka_errors = kin.oks, op.map("kafka_errors", kin.errs, _kafka_error)
     else:
         messages, kafka_errors = op.input("telemetry_in", flow, io.telemetry), None

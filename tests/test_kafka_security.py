@@ -18,6 +18,7 @@ import confluent_kafka
 import kafka
 import pytest
 import yaml
+from bytewax.connectors.kafka import KafkaSink, KafkaSource
 
 from predmaint.connectors import kafka_io
 from predmaint.connectors.notify import run_notify
@@ -200,7 +201,7 @@ def test_the_dataflow_source_and_sinks(plant):
         for s in subs.values() if isinstance(subs, dict) else subs:
             for attr in ("source", "sink"):
                 connector = getattr(s, attr, None)
-                if type(connector).__name__ in ("KafkaSource", "KafkaSink"):
+                if isinstance(connector, (KafkaSource, KafkaSink)):  # the telemetry source is a subclass
                     found[s.step_id] = connector
             walk(s)
 

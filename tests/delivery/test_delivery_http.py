@@ -627,6 +627,9 @@ class FakeConsumer:
     def incremental_assign(self, tps):
         self.assign(tps)
 
+    def get_watermark_offsets(self, tp, timeout=None, cached=False):
+        return 0, len(self.log[tp.partition])
+
     def consume(self, num_messages=1, timeout=-1):
         out = []
         for p, pos in self.pos.items():
