@@ -36,6 +36,7 @@ import dataclasses
 import fnmatch
 import importlib.resources
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -157,13 +158,51 @@ def replay_recording(settings: Settings, rec: Recording) -> Replayed:
                     len(out.dead_letters))
 
 
+#: What forked workers replay, set just before the pool forks: recordings read their readings through
+#: closures, which do not pickle, and a forked worker needs nothing sent.
+_FORKED: tuple[Settings, Sequence[Recording]] | None = None
+
+
+def _replay_forked(i: int) -> tuple:
+    assert _FORKED is not None
+    settings, recordings = _FORKED
+    r = replay_recording(settings, recordings[i])
+    return i, r.detections_ms, r.open_ms, r.windows, r.alerts, r.dead_letters
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use: one replay each."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def replay_all(settings: Settings, recordings: Sequence[Recording], corpus: str,
-               progress: Callable[[str], None]) -> list[Replayed]:
-    out, t0 = [], time.monotonic()
-    for i, rec in enumerate(recordings, 1):
-        out.append(replay_recording(settings, rec))
-        progress(f"evaluate {corpus}: {i}/{len(recordings)} {rec.name} ({time.monotonic() - t0:.0f} s)")
-    return out
+               progress: Callable[[str], None], jobs: int = 1) -> list[Replayed]:
+    """Replay every recording, in ``jobs`` forked processes at once (each its own dataflow), in order.
+
+    A recording's replay is independent of every other (its own one-asset fleet and flow), so
+    they run side by side; results come back in the recordings' order, whatever finished first.
+    """
+    t0 = time.monotonic()
+    jobs = min(jobs, len(recordings))
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        out = []
+        for i, rec in enumerate(recordings, 1):
+            out.append(replay_recording(settings, rec))
+            progress(f"evaluate {corpus}: {i}/{len(recordings)} {rec.name} ({time.monotonic() - t0:.0f} s)")
+        return out
+    global _FORKED
+    _FORKED = (settings, recordings)
+    done: dict[int, Replayed] = {}
+    try:
+        # Fork, not spawn: nothing to pickle. The parent runs no dataflow while the pool lives.
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for i, *fields in pool.imap_unordered(_replay_forked, range(len(recordings))):
+                done[i] = Replayed(recordings[i], *fields)
+                progress(f"evaluate {corpus}: {len(done)}/{len(recordings)} {recordings[i].name} "
+                         f"({time.monotonic() - t0:.0f} s, {jobs} processes)")
+    finally:
+        _FORKED = None
+    return [done[i] for i in range(len(recordings))]
 
 
 # ----------------------------------------------------------------------------
@@ -282,24 +321,27 @@ def _auc(negative: Sequence[float], positive: Sequence[float]) -> float:
     return float(greater / (pos.size * neg.size))
 
 
-def evaluate_cwru(settings: Settings, recordings: list[Recording], progress: Callable[[str], None]) -> dict:
+def evaluate_cwru(settings: Settings, recordings: list[Recording], progress: Callable[[str], None],
+                  jobs: int = 1) -> dict:
     normal = [r for r in recordings if r.labels.fault == "normal"]
     if not normal:
         raise EvaluationError("cwru: no normal recording (normal_*.mat) to learn from")
     base = normal[0]
     base_readings = list(base.stream())
-    out: dict[str, Any] = {}
+    step = base_readings[1].ts_ms - base_readings[0].ts_ms if len(base_readings) > 1 else 1000
+    faults, joined, starts = [], [], []
     for rec in recordings:
         if rec.labels.fault == "normal":
             continue
         fault = list(rec.stream())
-        step = base_readings[1].ts_ms - base_readings[0].ts_ms if len(base_readings) > 1 else 1000
         shift = base_readings[-1].ts_ms + step - fault[0].ts_ms
         stream = base_readings + [dataclasses.replace(x, asset=base.asset, ts_ms=x.ts_ms + shift) for x in fault]
-        joined = dataclasses.replace(base, readings=tuple(stream))
-        r = replay_recording(settings, joined)
-        fault_start = stream[len(base_readings)].ts_ms
-        half = base_readings[len(base_readings) // 2].ts_ms
+        faults.append(rec)
+        joined.append(dataclasses.replace(base, name=f"{base.name}+{rec.name}", readings=tuple(stream)))
+        starts.append(stream[len(base_readings)].ts_ms)
+    half = base_readings[len(base_readings) // 2].ts_ms
+    out: dict[str, Any] = {}
+    for rec, r, fault_start in zip(faults, replay_all(settings, joined, "cwru", progress, jobs), starts):
         neg = [w[3] for w in r.windows if half < w[0] <= fault_start]
         pos = [w[3] for w in r.windows if w[0] > fault_start]
         named = [a for a in r.alerts if _ms(a["time"]) > fault_start and a["state"] != "cleared"]
@@ -307,27 +349,31 @@ def evaluate_cwru(settings: Settings, recordings: list[Recording], progress: Cal
         out[rec.labels.fault] = {"file": rec.name, "auc": round(_auc(neg, pos), 3), "normal_windows": len(neg),
                                  "fault_windows": len(pos), "alerts": len(named),
                                  "fault_type_share": round(len(right) / len(named), 3) if named else 0.0}
-        progress(f"evaluate cwru: {rec.name}")
     return out
 
 
 def evaluate_corpus(settings: Settings, corpus: str, data: Path, *, series: str | None = None,
-                    progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Evaluate one corpus; returns the JSON-ready result (without targets)."""
+                    progress: Callable[[str], None] = lambda _: None, jobs: int = 1) -> dict[str, Any]:
+    """Evaluate one corpus, ``jobs`` recordings at once; returns the JSON-ready result (without targets).
+
+    Only the champion is scored, so the challengers are left out of the replays: each model
+    of a sensor learns on its own, so the champion's health is the same without them.
+    """
     t0 = time.monotonic()
+    settings = settings.replace(challengers=())
     if corpus == "nab":
-        result = score_nab(data, replay_all(settings, load_nab(data, series), corpus, progress))
+        result = score_nab(data, replay_all(settings, load_nab(data, series), corpus, progress, jobs))
     elif corpus == "skab":
-        result = score_skab(replay_all(settings, load_skab(data, series), corpus, progress))
+        result = score_skab(replay_all(settings, load_skab(data, series), corpus, progress, jobs))
     elif corpus == "ims":
         recordings = [rec for folder in _ims_folders(data) for rec in load_ims(folder)
                       if series is None or fnmatch.fnmatch(rec.name, series)]
-        result = score_ims(replay_all(settings, recordings, corpus, progress))
+        result = score_ims(replay_all(settings, recordings, corpus, progress, jobs))
     elif corpus == "cwru":
         # One snapshot per vibration window, a quarter-snapshot apart in the recording: ~110 windows per file.
         spacing = settings.window.length_for("vibration")
         result = evaluate_cwru(settings, load_cwru(data, series, snapshot_spacing_s=spacing,
-                                                   snapshot_hop=CWRU_HOP), progress)
+                                                   snapshot_hop=CWRU_HOP), progress, jobs)
     else:
         raise ConfigurationError(f"evaluate: unknown corpus {corpus!r}; one of {sorted(CORPUS_FOLDERS)}")
     return {"corpus": corpus, "model": settings.model.label, "seconds": round(time.monotonic() - t0, 1),
@@ -361,6 +407,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="folder for one PNG per corpus (default .predmaint/evaluate)")
     p.add_argument("--check", action="store_true", help="exit 1 when a target of evaluation_targets.yaml is missed")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--jobs", "-j", type=int, default=default_jobs(),
+                   help="recordings replayed at once, one process each (default: the CPUs available)")
     p.set_defaults(func=run)
     return p
 
@@ -385,7 +433,8 @@ def run(args: argparse.Namespace) -> int:
             data = root / CORPUS_FOLDERS[corpus][0] if corpus != "ims" else root
         if not data.is_dir():
             raise ConfigurationError(f"--data: folder not found: {data} (give --data or set {SHARED_DATA_ENV})")
-        result = evaluate_corpus(settings, corpus, data, series=args.series, progress=progress)
+        result = evaluate_corpus(settings, corpus, data, series=args.series, progress=progress,
+                                 jobs=max(1, args.jobs))
         met = targets_met(corpus, result, goals.get(corpus, {}))
         result["targets_met"] = met
         missed |= not all(met.values())

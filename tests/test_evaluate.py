@@ -154,3 +154,17 @@ def test_a_new_corpus_folder_of_the_same_format_evaluates_without_configuration(
     r = json.loads(out)["nab"]
     assert r["files"] == 1 and r["windows"] == 1 and math.isfinite(r["score"]["standard"])
     assert r["detections"] >= 1  # a 12-sigma level shift is seen
+
+
+def test_recordings_replayed_in_parallel_give_what_one_process_gives():
+    from predmaint.settings import load_settings
+
+    settings = load_settings().replace(challengers=())
+    recordings = evaluate.load_nab(DATA / "nab", "artificialWithAnomaly/art_daily_*j*.csv")
+    assert len(recordings) == 2
+    one = evaluate.replay_all(settings, recordings, "nab", lambda _: None, jobs=1)
+    two = evaluate.replay_all(settings, recordings, "nab", lambda _: None, jobs=2)
+    assert [r.recording.name for r in two] == [rec.name for rec in recordings]
+    assert [(r.detections_ms, r.open_ms, r.windows) for r in two] == [(r.detections_ms, r.open_ms, r.windows)
+                                                                       for r in one]
+    assert all(r.windows for r in one)
