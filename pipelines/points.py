@@ -48,7 +48,7 @@ def to_points(settings: Settings, s: ScoredAssetWindow, now_ns: int | None = Non
         for name, a in sw.by_model.items():
             points.append(Point("health", {**tags, "model": name},
                                 {"health": a.health, "raw_score": a.raw_score, "phase": a.phase,
-                                 "learned": a.learned, "champion": name == settings.model.label,
+                                 "learned": a.learned, "champion": name == sw.champion,
                                  "model_version": f"river-{river.__version__}", "lag_s": lag_s}, w.end_ns))
     points += [alert_point(base, e, s.health_of(e.sensor)) for e in s.events]
     # InfluxDB refuses a NaN or infinite field (400) and a point without fields: such a value is
@@ -87,11 +87,17 @@ def alert_message(settings: Settings, e: AlertEvent, health: float | None) -> tu
         "rule": e.rule, "site": asset.site, "line": asset.line, "asset": e.asset, "sensor": e.sensor,
         "time": _iso(e.time_ns),
         "health": health, "value": e.value, "fault": named_fault(e.explanation), "explanation": e.explanation,
-        "model": settings.model.label, "notify": e.notify, "suppressed_by": e.suppressed_by,
+        "model": _champion_of(settings, e.sensor), "notify": e.notify, "suppressed_by": e.suppressed_by,
     }
     if e.recovered_ns:  # a cleared event: when the value was back, before the off-delay confirmed it
         doc["recovered_at"] = _iso(e.recovered_ns)
     return e.asset.encode(), json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _champion_of(settings: Settings, sensor: str) -> str:
+    """The label of the champion whose health an alert on ``sensor`` watched (joined windows: ``asset_model``)."""
+    joint = sensor == ASSET_SENSOR or sensor.startswith(f"{ASSET_SENSOR}@")
+    return settings.asset_model.model.label if joint and settings.asset_model.model else settings.model.label
 
 
 def _iso(time_ns: int) -> str:

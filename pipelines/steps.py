@@ -30,10 +30,12 @@ class ScoredWindow:
     """One sensor's window (or the asset's joined window) with every model's assessment."""
 
     window: WindowFeatures
-    #: The champion's; ``None`` where the champion does not score such windows (a champion of
-    #: scope ``asset`` on a sensor's window, or of scope ``sensor`` on the joined one).
+    #: The champion's; ``None`` where no model drives this window's alerts (a sensor whose asset's
+    #: joined window has a champion, ``asset_model.model``, or a joined window without one).
     assessment: Assessment | None
     by_model: dict[str, Assessment]
+    #: The label of the model ``assessment`` is from (the ``champion`` field of its health point).
+    champion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,14 @@ def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | No
 
 
 def model_fields(settings: Settings, scope: str | None = None) -> list[tuple[str, ModelSettings]]:
-    """The champion and the challengers (of ``scope`` only, if given), each with the config field that defines it."""
-    fields = [("model", settings.model)] + [(f"challengers[{i}]", m) for i, m in enumerate(settings.challengers)]
+    """The champions and the challengers (of ``scope`` only, if given), each with the config field that defines it.
+
+    Champions first: ``model`` (scope ``sensor``), then ``asset_model.model`` (scope ``asset``).
+    """
+    fields = [("model", settings.model)]
+    if settings.asset_model.model is not None:
+        fields.append(("asset_model.model", settings.asset_model.model))
+    fields += [(f"challengers[{i}]", m) for i, m in enumerate(settings.challengers)]
     return [(where, m) for where, m in fields if scope is None or m.scope == scope]
 
 
@@ -168,28 +176,37 @@ def _new_models(settings: Settings, kind: str | None = None, sensor: str = "",
             for where, m in model_fields(settings, scope)}
 
 
-def joint_sensor(settings: Settings, asset: str, length_s: float) -> str:
-    """The sensor id of ``asset``'s joined window of ``length_s``: ``asset``, or ``asset@<length>s`` when the
-    asset's sensors use several window lengths (one joined window each).
+def joined_sensors(settings: Settings, asset: str, length_s: float) -> frozenset[str]:
+    """The sensors of ``asset``'s joined window of ``length_s``: those of ``asset_model.kinds`` and that
+    length, if there are ``asset_model.min_sensors`` of them, else none (no joined window)."""
+    found = settings.asset(asset)
+    if found is None:
+        return frozenset()
+    am = settings.asset_model
+    ids = frozenset(s.sensor for s in found.sensors
+                    if s.kind in am.kinds and settings.window_length_s(asset, s.sensor) == length_s)
+    return ids if len(ids) >= am.min_sensors else frozenset()
 
-    Examples
-    --------
-    >>> from predmaint.settings import load_settings
-    >>> s = load_settings()
-    >>> joint_sensor(s, "pump-01", 300.0)
-    'asset'
-    """
+
+def _joined_lengths(settings: Settings, asset: str) -> list[float]:
+    """The window lengths at which ``asset`` has a joined window."""
     found = settings.asset(asset)
     lengths = {settings.window_length_s(asset, s.sensor) for s in found.sensors} if found is not None else set()
-    return ASSET_SENSOR if len(lengths) <= 1 else f"{ASSET_SENSOR}@{length_s:g}s"
+    return sorted(length for length in lengths if joined_sensors(settings, asset, length))
+
+
+def joint_sensor(settings: Settings, asset: str, length_s: float) -> str:
+    """The sensor id of ``asset``'s joined window of ``length_s``: ``asset``, or ``asset@<length>s`` when the
+    asset has joined windows of several lengths.
+    """
+    return ASSET_SENSOR if len(_joined_lengths(settings, asset)) <= 1 else f"{ASSET_SENSOR}@{length_s:g}s"
 
 
 def sensor_window_length_s(settings: Settings, asset: str, sensor: str) -> float:
     """The window length of a sensor of ``asset``, or of one of its joined windows (:func:`joint_sensor`)."""
-    if sensor == ASSET_SENSOR:  # the asset's sensors share one length
-        found = settings.asset(asset)
-        return settings.window_length_s(asset, found.sensors[0].sensor) if found and found.sensors \
-            else settings.window.length_s
+    if sensor == ASSET_SENSOR:
+        lengths = _joined_lengths(settings, asset)
+        return lengths[0] if lengths else settings.window.length_s
     if sensor.startswith(f"{ASSET_SENSOR}@") and sensor.endswith("s"):
         try:
             return float(sensor[len(ASSET_SENSOR) + 1:-1])
@@ -332,30 +349,32 @@ def rule_value(rule, w: WindowFeatures, champion: Assessment | None) -> float | 
     return value if value is not None and math.isfinite(value) else None
 
 
-def score_sensor(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures) -> ScoredWindow:
+def score_sensor(models: dict[str, SensorModel], w: WindowFeatures, champion: str | None) -> ScoredWindow:
     """Every model scores (then learns) one sensor's window (or the asset's joined window)."""
     assessments = {name: assess_window(model, w.features) for name, model in models.items()}
-    return ScoredWindow(w, assessments.get(settings.model.label), assessments)
+    return ScoredWindow(w, assessments.get(champion) if champion else None, assessments, champion)
 
 
 def score_joint(settings: Settings, state: AssetState, aw: AssetWindowFeatures) -> ScoredWindow | None:
     """The models of scope ``asset`` score (then learn) the asset's joined window; ``None`` if there are none.
 
-    Only an asset with two or more sensors of this window length has a joined window: with one
-    there is no relation between sensors to model, only a copy of the sensor's own model.
+    Only an asset with ``asset_model.min_sensors`` sensors of ``asset_model.kinds`` and this
+    window length has one (:func:`joined_sensors`): with one sensor there is no relation between
+    sensors to model, only a copy of the sensor's own model.
     """
-    if not aw.windows or not any(m.scope == "asset" for _, m in model_fields(settings)):
+    if not aw.windows or not model_fields(settings, "asset"):
         return None
-    found = settings.asset(aw.asset)
-    if found is None or sum(settings.window_length_s(aw.asset, s.sensor) == aw.length_s
-                            for s in found.sensors) < 2:
+    joined = joined_sensors(settings, aw.asset, aw.length_s)
+    present = [w for w in aw.windows if w.sensor in joined]
+    if not present:
         return None
     sensor = joint_sensor(settings, aw.asset, aw.length_s)
     models = state.joint.get(aw.length_s)
     if models is None:
         models = state.joint[aw.length_s] = _new_models(settings, sensor=f"{aw.asset}/{sensor}", scope="asset")
-    w = WindowFeatures(aw.asset, sensor, ASSET_SENSOR, aw.end_ns, joined_features(aw.windows))
-    return score_sensor(settings, models, w)
+    w = WindowFeatures(aw.asset, sensor, ASSET_SENSOR, aw.end_ns, joined_features(present))
+    champion = settings.asset_model.model
+    return score_sensor(models, w, champion.label if champion is not None else None)
 
 
 def explained(s: ScoredWindow) -> list:
@@ -371,16 +390,19 @@ def explained(s: ScoredWindow) -> list:
 def watched_sensors(settings: Settings, asset: str, rule) -> int:
     """How many champion healths of ``asset`` ``rule`` watches (the number of tests its worst value is one of).
 
-    Its sensors of the kinds it watches; with a champion of scope ``asset``, the asset's joined
-    windows instead (one per window length), if it watches kind ``asset``.
+    Its sensors of the kinds it watches, where ``asset_model.model`` is the champion of the
+    asset's joined windows the joined windows (kind ``asset``) instead of their sensors.
     """
     found = settings.asset(asset)
     if found is None:
         return 1
-    if settings.model.scope == "asset":
-        lengths = {settings.window_length_s(asset, s.sensor) for s in found.sensors}
-        return len(lengths) if rule.applies_to(asset, ASSET_SENSOR) else 0
-    return sum(rule.applies_to(asset, s.kind) for s in found.sensors)
+    joined: frozenset[str] = frozenset()
+    lengths: list[float] = []
+    if settings.asset_model.model is not None:
+        lengths = _joined_lengths(settings, asset)
+        joined = frozenset().union(*(joined_sensors(settings, asset, length) for length in lengths))
+    return sum(rule.applies_to(asset, s.kind) for s in found.sensors if s.sensor not in joined) + \
+        (len(lengths) if rule.applies_to(asset, ASSET_SENSOR) else 0)
 
 
 def asset_health(worst: float, sensors: int) -> float:
@@ -415,13 +437,15 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     for sensor in {w.sensor for w in aw.windows} | {d.sensor for d in aw.dead if d.sensor}:
         state.last_seen[sensor] = aw.end_ns
     scored = []
+    # A sensor of the asset's joined window is judged by the joined window's champion, if there is one.
+    judged_jointly = joined_sensors(settings, aw.asset, aw.length_s) if settings.asset_model.model else frozenset()
     for w in aw.windows:
         models = state.models.get(w.sensor)
         if models is None:  # built only for a sensor's first window (setdefault would build every time)
             models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}", "sensor")
         else:
             models = state.models[w.sensor] = rebaselined(settings, models, w, seen_before[w.sensor], aw.length_s)
-        scored.append(score_sensor(settings, models, w))
+        scored.append(score_sensor(models, w, None if w.sensor in judged_jointly else settings.model.label))
     joint = score_joint(settings, state, aw)
     if joint is not None:
         scored.append(joint)

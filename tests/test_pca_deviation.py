@@ -8,7 +8,7 @@ import pytest
 
 from predmaint.models.pca_deviation import PCADeviation
 from predmaint.pipelines import steps, windows
-from predmaint.settings import AlertRuleSettings, ModelSettings, SettingsError, load_settings
+from predmaint.settings import AlertRuleSettings, AssetModelSettings, ModelSettings, SettingsError, load_settings
 from predmaint.settings.loading import parse_fleet
 from tests.test_robust_deviation import river_checks
 
@@ -108,14 +108,16 @@ SETTINGS = load_settings()
 END = 1_767_225_600_000_000_000
 
 
-def _rig(**model):
+def _rig(champion=True, kinds=("process", "process", "process")):
+    """A rig of flow, pressure and current; the joined window's champion asset-pca, or only a challenger."""
     fleet = parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
-        "asset": "rig", "sensors": [{"sensor": n, "kind": "process", "unit": "1"}
-                                    for n in ("flow", "pressure", "current")]}]}]}], "test")
+        "asset": "rig", "sensors": [{"sensor": n, "kind": k, "unit": "1"}
+                                    for n, k in zip(("flow", "pressure", "current"), kinds)]}]}]}], "test")
     pca = ModelSettings(name="asset-pca", spec="PCADeviation", scope="asset", baseline_windows=24)
     s = SETTINGS.replace(fleet=fleet)
-    return s.replace(model=pca, challengers=(s.model,)) if model.get("champion") else \
-        s.replace(challengers=(pca,))
+    if champion:
+        return s.replace(asset_model=AssetModelSettings(model=pca), challengers=())
+    return s.replace(asset_model=AssetModelSettings(), challengers=(pca,))
 
 
 def _assess(settings, n=200, fault_from=None, seed=3):
@@ -131,33 +133,56 @@ def _assess(settings, n=200, fault_from=None, seed=3):
     return state, out
 
 
-def test_an_asset_scope_champion_alerts_on_the_joined_window_and_sensors_carry_no_champion_health():
-    settings = _rig(champion=True)
+def test_the_joined_windows_champion_alerts_and_its_sensors_keep_their_models_as_challengers():
+    settings = _rig()
     state, out = _assess(settings, fault_from=150)
     joint = [s for s in out[-1].sensors if s.window.sensor == "asset"]
     assert len(joint) == 1 and joint[0].window.kind == "asset" and set(joint[0].by_model) == {"asset-pca"}
-    assert all(s.assessment is None for s in out[-1].sensors if s.window.sensor != "asset")
+    assert joint[0].champion == "asset-pca"
+    sensors = [s for s in out[-1].sensors if s.window.sensor != "asset"]
+    assert all(s.assessment is None and s.champion is None and settings.model.label in s.by_model for s in sensors)
     raised = [e for s in out for e in s.events if e.state == "raised"]
     assert [(e.rule, e.sensor) for e in raised] == [("health_low_scalar", "asset")]
     assert out.index(next(s for s in out if s.events)) >= 150
     assert out[-1].health_of("asset") < 50 and out[-1].health_of("flow") is None
-    assert steps.watched_sensors(settings, "rig", next(r for r in settings.alert_rules
-                                                       if r.name == "health_low_scalar")) == 1
+    rule = next(r for r in settings.alert_rules if r.name == "health_low_scalar")
+    assert steps.watched_sensors(settings, "rig", rule) == 1
+
+
+def test_sensors_of_other_kinds_keep_the_sensor_champion():
+    settings = _rig(kinds=("process", "process", "current"))
+    _, out = _assess(settings, n=30)
+    by_sensor = {s.window.sensor: s for s in out[-1].sensors}
+    assert by_sensor["current"].champion == settings.model.label and by_sensor["flow"].champion is None
+    assert set(steps.joined_sensors(settings, "rig", 10.0)) == {"flow", "pressure"}
+    rule = next(r for r in settings.alert_rules if r.name == "health_low_scalar")
+    assert steps.watched_sensors(settings, "rig", rule) == 2  # current, and the joined window
 
 
 def test_an_asset_scope_challenger_is_scored_beside_the_sensor_champion_and_never_alerts():
-    settings = _rig()
+    settings = _rig(champion=False)
     _, out = _assess(settings, fault_from=150)
     last = out[-1]
     assert [s.window.sensor for s in last.sensors] == ["current", "flow", "pressure", "asset"]
     assert last.sensors[-1].assessment is None and last.sensors[-1].by_model["asset-pca"].health < 50
+    assert all(s.champion == settings.model.label for s in last.sensors[:-1])
     assert all(e.sensor != "asset" for s in out for e in s.events)
 
 
+def test_the_champion_scores_sensors_and_the_joined_windows_champion_is_of_scope_asset():
+    pca = ModelSettings(name="asset-pca", spec="PCADeviation", scope="asset")
+    with pytest.raises(SettingsError, match="asset_model.model"):
+        SETTINGS.replace(model=pca)
+    with pytest.raises(SettingsError, match="scope asset"):
+        AssetModelSettings(model=ModelSettings(spec="PCADeviation"))
+    with pytest.raises(SettingsError, match="min_sensors"):
+        AssetModelSettings(min_sensors=1)
+
+
 def test_carry_over_adds_and_drops_asset_scope_models():
-    with_pca, _ = _assess(_rig(), n=30)
+    with_pca, _ = _assess(_rig(champion=False), n=30)
     assert set(with_pca.joint[10.0]) == {"asset-pca"}
-    without = _rig().replace(challengers=())
+    without = _rig(champion=False).replace(challengers=())
     steps.carry_over(without, with_pca, "rig")
     assert with_pca.joint[10.0] == {}
     again = steps.carry_over(_rig(), with_pca, "rig")
@@ -170,12 +195,17 @@ def test_the_asset_sensor_id_is_reserved_and_rules_name_it_as_a_kind():
             "asset": "rig", "sensors": [{"sensor": "asset", "kind": "process", "unit": "1"}]}]}]}], "test")
     assert AlertRuleSettings(kinds=("asset",), warning=50).applies_to("rig", "asset")
     two = parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
-        "asset": "rig", "sensors": [{"sensor": "p", "kind": "process", "unit": "1"},
-                                    {"sensor": "t", "kind": "temperature", "unit": "degC"}]}]}]}], "test")
+        "asset": "rig", "sensors": [{"sensor": n, "kind": "process", "unit": "1", "window_s": w}
+                                    for n, w in (("p1", 0), ("p2", 0), ("q1", 60), ("q2", 60))]
+                                   + [{"sensor": "t", "kind": "temperature", "unit": "degC"}]}]}]}], "test")
     s = SETTINGS.replace(fleet=two)
-    assert steps.joint_sensor(s, "rig", 10.0) == "asset@10s"
-    assert steps.sensor_window_length_s(s, "rig", "asset@10s") == 10.0
+    assert [steps.joint_sensor(s, "rig", length) for length in (10.0, 60.0)] == ["asset@10s", "asset@60s"]
+    assert steps.sensor_window_length_s(s, "rig", "asset@60s") == 60.0
     assert steps.sensor_window_length_s(s, "rig", "t") == 300.0
+    one = SETTINGS.replace(fleet=parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
+        "asset": "rig", "sensors": [{"sensor": n, "kind": "process", "unit": "1"} for n in ("p1", "p2")]}]}]}],
+        "test"))
+    assert steps.joint_sensor(one, "rig", 10.0) == "asset" and steps.sensor_window_length_s(one, "rig", "asset") == 10.0
 
 
 def test_a_model_pickled_at_any_window_scores_to_the_last_digit_as_the_one_that_never_stopped():
@@ -201,7 +231,7 @@ def test_a_model_pickled_at_any_window_scores_to_the_last_digit_as_the_one_that_
 def test_a_one_sensor_asset_has_no_joined_window():
     fleet = parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
         "asset": "solo", "sensors": [{"sensor": "flow", "kind": "process", "unit": "1"}]}]}]}], "test")
-    settings = _rig().replace(fleet=fleet)
+    settings = _rig(champion=False).replace(fleet=fleet)
     w = windows.WindowFeatures("solo", "flow", "process", END, {"value_mean": 1.0})
     state, scored = steps.assess(settings, None, None, windows.AssetWindowFeatures("solo", END, (w,), (), 10.0))
     assert [s.window.sensor for s in scored.sensors] == ["flow"] and state.joint == {}

@@ -34,7 +34,8 @@ def test_defaults_describe_a_fleet_with_a_fault():
     (lambda d: d["fleet"][0]["lines"][0]["assets"].append(dict(d["fleet"][0]["lines"][0]["assets"][0])),
      "appears twice"),
     (lambda d: d["fleet"][0]["lines"][0]["assets"][0].update(rpm="fast"), "assets[0](pump-01).rpm"),
-    (lambda d: d["challengers"][1].update(scope="assets"), "challengers[1].scope: 'assets' is not one of"),
+    (lambda d: d["challengers"][0].update(scope="assets"), "challengers[0].scope: 'assets' is not one of"),
+    (lambda d: d["asset_model"].update(kinds=["proces"]), "asset_model: kinds: ['proces'] given"),
 ])
 def test_errors_name_the_file_and_field(tmp_path, mutate, message):
     path = write(tmp_path, mutate)

@@ -156,9 +156,10 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
         raise SettingsError(msg if msg.startswith(str(src)) else f"{src}: {msg}") from None
     settings = dataclasses.replace(settings, fleet=fleet)
     _check_targets(settings, src)
-    labels = [m.label for m in (settings.model, *settings.challengers)]
+    labels = [m.label for m in (settings.model, *settings.challengers,
+                                *([settings.asset_model.model] if settings.asset_model.model else []))]
     if len(set(labels)) != len(labels):
-        raise SettingsError(f"{src}: model/challengers: model names must differ, got {labels}")
+        raise SettingsError(f"{src}: model/challengers/asset_model: model names must differ, got {labels}")
     for fault in settings.simulator.faults:
         if settings.asset(fault.asset) is None:
             raise SettingsError(f"{src}: simulator.faults: asset {fault.asset!r} is not in the fleet")

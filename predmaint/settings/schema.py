@@ -22,7 +22,7 @@ __all__ = [
     "AlertRuleSettings", "AssetSettings", "BearingSettings", "FaultSettings", "KafkaSettings",
     "ModelSettings", "NotifySettings", "RecoverySettings", "SensorSettings", "Settings",
     "MetricsSettings", "SimulatorSettings", "StorageSettings", "SuppressionSettings", "SuppressionWindow",
-    "WindowSettings", "parse_utc", "SENSOR_KINDS", "ASSET_SENSOR", "KAFKA_SECURITY_PROTOCOLS", "KAFKA_SASL_MECHANISMS",
+    "WindowSettings", "AssetModelSettings", "parse_utc", "SENSOR_KINDS", "ASSET_SENSOR", "KAFKA_SECURITY_PROTOCOLS", "KAFKA_SASL_MECHANISMS",
 ]
 
 
@@ -268,10 +268,10 @@ class ModelSettings:
     #: step arguments that override ``params`` for sensors of that kind.
     kind_params: dict = field(default_factory=dict)
     #: ``sensor``: one model per sensor, fed that sensor's window features. ``asset``: one model
-    #: per asset and window length, fed the features of all its sensors in the window
-    #: (``<sensor>.<feature>``; e.g. ``PCADeviation``), its health written under the sensor
-    #: ``asset`` (kind ``asset``). A champion of scope ``asset`` drives the rules whose ``kinds``
-    #: include ``asset``; its assets' sensors then carry no champion health of their own.
+    #: per asset and window length, fed the joined window of the asset's sensors of the kinds
+    #: ``asset_model.kinds`` (:class:`AssetModelSettings`; keys ``<sensor>.<feature>``, e.g. for
+    #: ``PCADeviation``), its health written under the sensor ``asset`` (kind ``asset``). The
+    #: champion (``model``) is of scope ``sensor``; ``asset_model.model`` is the joined window's.
     scope: Literal["sensor", "asset"] = "sensor"
     #: Windows a sensor only learns from before it may alert.
     baseline_windows: int = 24
@@ -319,6 +319,34 @@ class ModelSettings:
         for step, kwargs in self.kind_params.get(kind, {}).items() if kind else ():
             merged[step] = {**merged.get(step, {}), **kwargs}
         return merged
+
+
+@dataclass(frozen=True)
+class AssetModelSettings:
+    """An asset's sensors of ``kinds`` scored together, when it has at least ``min_sensors`` of them.
+
+    Such an asset gets a joined window per window length (sensor ``asset``, kind ``asset``);
+    ``model``, of scope ``asset``, is its champion: for those sensors, its health is what the
+    rules on ``health`` see (those whose ``kinds`` include ``asset``), and the sensors' own models
+    still score and are written, as challengers. Assets with fewer such sensors, and every
+    sensor of another kind, keep the sensor champion (``model`` of the settings).
+    """
+
+    #: Sensor kinds that join (the process values of one process move together).
+    kinds: tuple[str, ...] = ("process",)
+    #: Fewest sensors of ``kinds`` (of one window length) an asset needs for a joined window.
+    min_sensors: int = 2
+    #: The joined window's champion; none: challengers of scope ``asset`` score it, nothing alerts.
+    model: ModelSettings | None = None
+
+    def __post_init__(self):
+        bad = [k for k in self.kinds if k not in SENSOR_KINDS]
+        if bad or not self.kinds:
+            raise SettingsError(f"kinds: {bad or 'none'} given; choose from {SENSOR_KINDS}")
+        if isinstance(self.min_sensors, bool) or not isinstance(self.min_sensors, int) or self.min_sensors < 2:
+            raise SettingsError(f"min_sensors: a joined window needs 2 sensors or more, got {self.min_sensors!r}")
+        if self.model is not None and self.model.scope != "asset":
+            raise SettingsError("model.scope: the joined window's champion is of scope asset")
 
 
 @dataclass(frozen=True)
@@ -574,10 +602,12 @@ class Settings:
     window: WindowSettings = WindowSettings()
     storage: StorageSettings = StorageSettings()
     recovery: RecoverySettings = RecoverySettings()
-    #: The champion: the only model whose health drives alerts.
+    #: The champion: the only model whose health drives alerts (an asset's joined window: ``asset_model``).
     model: ModelSettings = ModelSettings()
     #: Challengers score the same windows side by side; their health is written, never alerted on.
     challengers: tuple[ModelSettings, ...] = ()
+    #: An asset's process values scored together (``PCADeviation``), as their champion.
+    asset_model: AssetModelSettings = AssetModelSettings()
     alert_rules: tuple[AlertRuleSettings, ...] = (AlertRuleSettings(alarm=40.0),)
     suppression: SuppressionSettings = SuppressionSettings()
     fleet: tuple[AssetSettings, ...] = ()
@@ -585,6 +615,11 @@ class Settings:
     notify: NotifySettings = NotifySettings()
     metrics: MetricsSettings = MetricsSettings()
     source: str = "<defaults>"
+
+    def __post_init__(self):
+        if self.model.scope != "sensor":
+            raise SettingsError("model.scope: the champion scores each sensor; an asset's joined window has its "
+                                "own champion, asset_model.model")
 
     def asset(self, asset_id: str) -> AssetSettings | None:
         return self._asset_index.get(asset_id)
