@@ -89,6 +89,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return WorkUnitScheduling(config, log)
 
 
+def shared_dataset(folder: str, *needed: str) -> Path:
+    """``$PREDMAINT_SHARED_DATA/<folder>``; a missing dataset (or a part of it) fails the test naming the path."""
+    d = Path(os.environ["PREDMAINT_SHARED_DATA"]) / folder
+    missing = [str(d / n) for n in (needed or (".",)) if not (d / n).exists()]
+    if missing:
+        pytest.fail(f"shared dataset not found: {', '.join(missing)} "
+                    f"(set PREDMAINT_SHARED_DATA to the folder holding {folder}/)")
+    return d
+
+
 @pytest.fixture(scope="session")
 def nab_dir() -> Path:
     return shared_dataset("nab", "data", "labels", "results")
