@@ -75,8 +75,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadscope`` (pyproject's addopts) with :func:`work_unit` as the scope.
 
-    xdist's own ``loadgroup`` cannot group here: it renames node ids, which pytest 9.2 no longer
-    allows (its tests then run on any worker, and each worker made the pipeline run).
+    xdist 3.8's own ``loadgroup`` cannot group here: it renames a test by setting ``item._nodeid``,
+    which pytest 9.2 no longer reads (measured: grouped tests ran on both workers, and each made the
+    pipeline run).
     """
     if config.getvalue("dist") != "loadscope":
         return None
