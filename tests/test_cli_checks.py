@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,15 +114,42 @@ def test_unreachable_broker_is_one_line(tmp_path, broker, influxdb):
     assert time.monotonic() - started < 60
 
 
+class CountingListener:
+    """A loopback port that accepts connections and counts them, and never answers: a broker that hangs."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:  # closed
+                return
+
+    def close(self):
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
 def test_a_wrong_model_or_sample_rate_fails_at_once_without_a_broker(tmp_path, broker, influxdb):
-    no_broker = {"bootstrap": closed_port()}
-    cfg = config(tmp_path, broker, influxdb, "badmodel", kafka=no_broker, model={"spec": "NoSuchDetector"})
-    for command in ("run", "simulate", "notify", "check-config"):
-        started = time.monotonic()
-        proc = predmaint(command, "--config", str(cfg))
-        assert proc.returncode == 2, proc.stderr
-        assert "model.spec: unknown model step 'NoSuchDetector'" in one_line(proc.stderr)
-        assert time.monotonic() - started < 25  # imports only: kafka-python alone would try for 30 s
+    # Not a word with the broker: the configuration is refused before any connection (a client
+    # that connected first would hang on this port, or be counted).
+    listener = CountingListener()
+    try:
+        cfg = config(tmp_path, broker, influxdb, "badmodel", kafka={"bootstrap": listener.address},
+                     model={"spec": "NoSuchDetector"})
+        for command in ("run", "simulate", "notify", "check-config"):
+            proc = predmaint(command, "--config", str(cfg))
+            assert proc.returncode == 2, proc.stderr
+            assert "model.spec: unknown model step 'NoSuchDetector'" in one_line(proc.stderr)
+            assert listener.accepted == [], f"predmaint {command} connected to the broker before refusing"
+    finally:
+        listener.close()
 
     doc = yaml.safe_load(cfg.read_text())
     doc.pop("model")
