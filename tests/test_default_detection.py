@@ -120,7 +120,7 @@ def test_a_sensors_models_pickle_to_at_most_100_kb(vibration_features):
                "current_imbalance_pct": 0.5 + 0.1 * r[3]} for r in np.random.default_rng(1).normal(0, 0.1, (2000, 4))]
     for kind, windows in (("vibration", jittered(vibration_features, 2000)), ("current", scalar)):
         # What steps.assess keeps per sensor: the champion and every challenger.
-        models = {m.label: new_model(m, where, kind=kind) for where, m in model_fields(SETTINGS)}
+        models = {m.label: new_model(m, where, kind=kind) for where, m in model_fields(SETTINGS, "sensor")}
         for x in windows:  # more windows than any buffer holds (reference 512, calibration 1024)
             for model in models.values():
                 model.assess(x)
