@@ -17,9 +17,17 @@ from predmaint.connectors.webhooks import InvalidSignature, verify
 
 log = logging.getLogger(__name__)
 
+#: Largest body accepted: an alert event is a few KB. A larger one is refused (413) before it is
+#: read, so an unsigned 300 MB POST costs no memory.
+MAX_BODY_BYTES = 1 << 20
+
 
 class WebhookReceiver:
     """Accepts POSTs, keeps each verified event once (by ``webhook-id``).
+
+    A body is read only if its ``Content-Length`` is at most :data:`MAX_BODY_BYTES` (else 413;
+    none or not a number: 411), verified before it is parsed (else 401), and its id is taken as
+    seen only once it parsed as JSON (else 400, and a corrected retry is still accepted).
 
     Examples
     --------
@@ -44,26 +52,47 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int) -> None:
+                self.send_response(status)
+                self.end_headers()
+
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    length = int(self.headers.get("Content-Length", ""))
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.close_connection = True
+                    return self._answer(411)
+                if length > MAX_BODY_BYTES:
+                    with receiver._lock:
+                        receiver.rejected += 1
+                    log.warning("receiver: refused a body of %d bytes (at most %d)", length, MAX_BODY_BYTES)
+                    self.close_connection = True  # the unread body must not be taken for the next request
+                    return self._answer(413)
+                body = self.rfile.read(length)
                 try:
                     verify(receiver.secret, {k.lower(): v for k, v in self.headers.items()}, body)
                 except InvalidSignature as exc:
                     with receiver._lock:
                         receiver.rejected += 1
                     log.warning("receiver: rejected a delivery: %s", exc)
-                    self.send_response(401)
-                    self.end_headers()
-                    return
+                    return self._answer(401)
+                try:
+                    event = json.loads(body)
+                except ValueError:
+                    with receiver._lock:
+                        receiver.rejected += 1
+                    log.warning("receiver: rejected a signed delivery that is not JSON")
+                    return self._answer(400)
                 msg_id = self.headers["webhook-id"]
                 with receiver._lock:
                     if msg_id in receiver._seen:
                         receiver.duplicates += 1
                     else:
                         receiver._seen.add(msg_id)
-                        receiver.events.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
+                        receiver.events.append(event)
+                self._answer(204)
 
             def log_message(self, fmt, *args):  # keep request lines out of the demo output
                 log.debug(fmt, *args)

@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_shelve)
 
     p = sub.add_parser("receiver", help="run a webhook receiver that verifies signatures (to try alerts)")
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8099, help="port to listen on (default 8099)")
     p.add_argument("--secret-env", default="PREDMAINT_WEBHOOK_SECRET",
                    help="environment variable holding the signing secret (default PREDMAINT_WEBHOOK_SECRET)")
