@@ -3,21 +3,39 @@
 River's detectors score on scales of their own (``HalfSpaceTrees`` in
 [0, 1], ``OneClassSVM`` margins, ``LocalOutlierFactor`` near 1 when normal),
 and some score nothing useful for a while: ``HalfSpaceTrees`` returns 0 until it
-has learned ``window_size`` samples (250 by default). Health calibrated on a
-dozen such scores is meaningless: with 12 baseline scores all 0, every later
-score looked infinitely abnormal, and a `MinMaxScaler | HalfSpaceTrees`
-champion put every asset of the demo in critical. Why each choice:
+has learned ``window_size`` samples (250 by default). Why each choice:
 
 * **Warm-up the detector needs.** The first ``warmup`` samples are only
   learned, never scored; ``warmup=None`` means at least :func:`required_warmup`
   (``window_size`` for ``HalfSpaceTrees``, searched through pipelines) and
-  ``min_warmup``.
-* **The same probability scale as RobustDeviation.** Then ``calibration_min``
-  raw scores (each scored before it is learned) fill a
-  :class:`~predmaint.models.tail_calibration.TailCalibration`, and from then on
-  the score is the surprise ``-log10 p`` of the raw score among the detector's
-  own recent healthy scores. So alert thresholds and health mean the same for
-  every detector (:mod:`predmaint.models.health`).
+  ``min_warmup``. :attr:`CalibratedDetector.samples_needed` is warm-up plus
+  calibration: :class:`~predmaint.models.sensor_model.SensorModel` makes its
+  baseline at least that long.
+* **Features inside the limits a detector assumes.** ``HalfSpaceTrees`` splits
+  each feature at random inside fixed ``limits`` ([0, 1] by default, the
+  output range of ``MinMaxScaler`` on what it has seen). A value beyond them
+  lands in the same cell as the most extreme healthy values, so a fault far
+  outside the range looked no more unusual than the healthy extremes (measured
+  on the demo: the faulty pump's windows scored 0.97-0.99, its healthy ones
+  0.94-0.99). Such a detector gets its features squashed
+  (:class:`BoundedInputs`): its limits' range maps to their middle half and
+  anything beyond tends to the edges, so a fault falls into cells no healthy
+  window has filled.
+* **HalfSpaceTrees' mass, on a log scale.** Its score is ``1 - mass``, the
+  normalised mass of healthy samples along the sample's path: an isolated
+  sample scores near 1, and the score saturates there. The calibration is
+  given ``-log10(1 - score)`` (the mass's order of magnitude) instead, so a
+  mass 10 times smaller is one step further, not a few thousandths.
+* **The same probability scale as RobustDeviation.** Then the (transformed)
+  raw scores, each scored before it is learned, are the one feature of a
+  :class:`~predmaint.models.robust_deviation.RobustDeviation` with the
+  statistics ``level`` (one score) and ``mean`` (the last six: a lasting rise
+  that no single bounded score shows), its ``grace`` and ``calibration_min``
+  splitting ``calibration_min``. Its robust reference ignores ties and its
+  tail calibration starts from the half-normal, so a dozen scores already give
+  a usable, cautious tail. Only a score *above* the reference counts: a
+  detector's low score means "more normal than usual". So alert thresholds and
+  health mean the same for every detector (:mod:`predmaint.models.health`).
 * **Health-gated learning.** After calibration a sample is learned (by the
   detector and by the calibration) only if its surprise is at most
   ``learn_max_surprise``, so a developing fault is not learned as normal.
@@ -30,13 +48,19 @@ Raw scores must grow with abnormality, as River's detectors' do.
 from __future__ import annotations
 
 import math
+from collections import deque
 
-from river import anomaly, compose, preprocessing
+from river import anomaly, base, compose, preprocessing
 from river.base import AnomalyDetector
 
-from predmaint.models.tail_calibration import TailCalibration
+from predmaint.models.robust_deviation import RobustDeviation
 
-__all__ = ["CalibratedDetector", "required_warmup"]
+__all__ = ["BoundedInputs", "CalibratedDetector", "required_warmup"]
+
+#: Scores in the ``mean`` statistic of the calibration (RobustDeviation's default).
+MEAN_WINDOW = 6
+#: The calibration's one feature.
+_SCORE = "score"
 
 
 def _parts(detector) -> list:
@@ -65,6 +89,50 @@ def _name(detector) -> str:
     return " | ".join(type(p).__name__ for p in _parts(detector))
 
 
+class BoundedInputs(base.Transformer):
+    """Squash each feature into the ``limits`` a detector assumes: their range maps to its middle half.
+
+    ``v = centre + half * tanh(0.5 * (u - centre) / half)`` per feature, with
+    ``(lo, hi)`` from ``limits`` (``(0, 1)`` for features it does not name),
+    ``centre = (lo + hi) / 2``, ``half = (hi - lo) / 2``: ``lo`` and ``hi``
+    map to 27 % and 73 % of the range, every value stays inside it, and values
+    far outside reach its edges, where no healthy sample is.
+
+    Examples
+    --------
+    >>> t = BoundedInputs()
+    >>> {k: round(v, 3) for k, v in t.transform_one({"a": 0.0, "b": 1.0, "c": 0.5, "d": 40.0}).items()}
+    {'a': 0.269, 'b': 0.731, 'c': 0.5, 'd': 1.0}
+    """
+
+    def __init__(self, limits: dict | None = None):
+        self.limits = limits
+
+    def transform_one(self, x: dict) -> dict:
+        limits = self.limits or {}
+        out = {}
+        for k, u in x.items():
+            lo, hi = limits.get(k, (0.0, 1.0))
+            centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+            out[k] = centre + half * math.tanh(0.5 * (u - centre) / half) if half > 0 else u
+        return out
+
+
+def _bounded(detector):
+    """``detector`` with :class:`BoundedInputs` before its last step if that step assumes feature limits."""
+    parts = _parts(detector)
+    last = parts[-1]
+    if not isinstance(last, anomaly.HalfSpaceTrees):
+        return detector
+    limits = {k: tuple(v) for k, v in dict(last.limits).items()}
+    return compose.Pipeline(*parts[:-1], BoundedInputs(limits), last)
+
+
+def _is_mass_score(detector) -> bool:
+    """Whether the score is ``1 - mass`` in [0, 1] (``HalfSpaceTrees``): calibrated as ``-log10`` of the mass."""
+    return isinstance(_parts(detector)[-1], anomaly.HalfSpaceTrees)
+
+
 class CalibratedDetector(AnomalyDetector):
     """A River anomaly detector (or pipeline) whose score is the surprise ``-log10 p`` of its raw score.
 
@@ -78,7 +146,8 @@ class CalibratedDetector(AnomalyDetector):
     min_warmup
         Floor of the automatic warm-up.
     calibration_min
-        Raw scores collected before the score means anything.
+        Raw scores collected before the score means anything (at least 4: half
+        fill the calibration's reference, half its tail).
     calibration_size
         Healthy raw scores kept by the calibration.
     learn_max_surprise
@@ -89,8 +158,10 @@ class CalibratedDetector(AnomalyDetector):
     ----------
     warmup_needed : int
         The warm-up in effect.
-    calibration : TailCalibration
-        The tail model of the detector's healthy raw scores.
+    samples_needed : int
+        Samples learned before the score means anything: warm-up and calibration.
+    calibration : RobustDeviation
+        The calibration of the detector's healthy raw scores (one feature, ``score``).
     n_learned : int
         Samples given to :meth:`learn_one`.
     last_raw : float
@@ -104,16 +175,16 @@ class CalibratedDetector(AnomalyDetector):
     >>> from river import anomaly, preprocessing
     >>> rng = random.Random(0)
     >>> model = CalibratedDetector(preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=1))
-    >>> model.warmup_needed
-    250
+    >>> model.warmup_needed, model.samples_needed
+    (250, 262)
     >>> for _ in range(600):
     ...     x = {"t": rng.gauss(0, 1), "u": rng.gauss(0, 1)}
     ...     _ = model.score_one(x)
     ...     model.learn_one(x)
     >>> model.score_one({"t": 0.1, "u": -0.2})
     0.0
-    >>> round(model.score_one({"t": 8.0, "u": 8.0}), 1)   # HalfSpaceTrees' raw score saturates near 1
-    2.3
+    >>> model.score_one({"t": 8.0, "u": 8.0}) > 4.0   # p < 1e-4: health below 50
+    True
 
     A detector that has not learned enough yet scores 0, and says so:
 
@@ -130,6 +201,12 @@ class CalibratedDetector(AnomalyDetector):
             raise ValueError(f"warmup must be None or a whole number >= 0, got {warmup!r}")
         if isinstance(min_warmup, bool) or not isinstance(min_warmup, int) or min_warmup < 0:
             raise ValueError(f"min_warmup must be a whole number >= 0, got {min_warmup!r}")
+        if isinstance(calibration_min, bool) or not isinstance(calibration_min, int) or calibration_min < 4:
+            raise ValueError(f"calibration_min must be a whole number >= 4, got {calibration_min!r}")
+        if isinstance(calibration_size, bool) or not isinstance(calibration_size, int) \
+                or calibration_size < calibration_min:
+            raise ValueError(f"calibration_size must be a whole number >= calibration_min ({calibration_min}), "
+                             f"got {calibration_size!r}")
         self.detector = detector
         self.warmup = warmup
         self.min_warmup = min_warmup
@@ -137,12 +214,18 @@ class CalibratedDetector(AnomalyDetector):
         self.calibration_size = calibration_size
         self.learn_max_surprise = learn_max_surprise
         self.warmup_needed = warmup if warmup is not None else max(required_warmup(detector), min_warmup)
-        try:
-            self.calibration = TailCalibration(size=calibration_size, min_scores=calibration_min)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("TailCalibration: min_scores", "calibration_min")
-                             .replace("size", "calibration_size", 1)) from None
-        self.calibration.add_columns(1)  # one score stream: column 0
+        self.samples_needed = self.warmup_needed + calibration_min
+        self._model = _bounded(detector)
+        self._mass = _is_mass_score(detector)
+        grace = calibration_min // 2
+        # Only healthy scores enter the reference ("freeze"): a developing fault does not become normal.
+        self.calibration = RobustDeviation(stats=("level", "mean"), mean_window=MEAN_WINDOW, grace=grace,
+                                           calibration_min=calibration_min - grace,
+                                           reference_size=min(calibration_size, 512),
+                                           calibration_size=calibration_size, unhealthy="freeze",
+                                           calibrate_unhealthy=False, learn_max_surprise=learn_max_surprise)
+        self._recent: deque = deque(maxlen=MEAN_WINDOW)
+        self._range = (math.inf, -math.inf)  # of the scores calibrated on: no spread, no scale
         self.n_learned = 0
         self.last_raw = math.nan
         self.last_learned = False
@@ -161,34 +244,58 @@ class CalibratedDetector(AnomalyDetector):
     @property
     def ready(self) -> bool:
         """Whether the score means anything (warm-up done and calibration fitted)."""
-        return not self.warming_up and bool(self.calibration.ready[0])
+        return not self.warming_up and self.calibration.ready and self._range[0] < self._range[1]
+
+    def _calibrated(self, raw: float) -> float:
+        """What the calibration sees of a raw score: ``-log10`` of HalfSpaceTrees' mass, others as they are."""
+        if self._mass:
+            return -math.log10(min(max(1.0 - raw, 1e-12), 1.0))
+        return raw
+
+    def _surprise(self, value: float) -> float:
+        """The calibration's surprise of ``value``, counted only above its reference (one-sided)."""
+        if not math.isfinite(value) or not self.ready:
+            return 0.0
+        x = {_SCORE: value}
+        surprise = float(self.calibration.score_one(x))
+        if surprise <= 0.0:
+            return 0.0
+        centre = self.calibration.explain(x, top=1)[0]["baseline_mean"]
+        recent = (sum(self._recent) + value) / (len(self._recent) + 1)
+        return surprise if value > centre or recent > centre else 0.0
 
     def score_one(self, x: dict) -> float:
         """The surprise of ``x`` (0 while warming up or calibrating). Does not learn."""
         if self.warming_up:
-            self._last = (x, math.nan, 0.0)
+            self._last = (x, math.nan, math.nan, 0.0)
         else:
-            raw = float(self.detector.score_one(x))
-            self._last = (x, raw, self.calibration.surprise(raw))
+            raw = float(self._model.score_one(x))
+            value = self._calibrated(raw)
+            self._last = (x, raw, value, self._surprise(value))
         self.last_raw = self._last[1]
-        return self._last[2]
+        return self._last[3]
 
     def learn_one(self, x: dict) -> None:
         """Learn ``x``: always while warming up and calibrating, then only if its surprise is low enough."""
         if self._last is None or self._last[0] is not x:
             self.score_one(x)
         assert self._last is not None
-        _, raw, surprise = self._last
+        _, raw, value, surprise = self._last
         self._last = None
-        if self.warming_up:
-            learn = True
-        elif not self.calibration.ready[0] or surprise <= self.learn_max_surprise:
-            self.calibration.learn_one(raw)
-            learn = True
-        else:
-            learn = False
+        learn = self.warming_up or not self.ready or surprise <= self.learn_max_surprise
+        if not self.warming_up and math.isfinite(value):
+            c = {_SCORE: value}
+            self.calibration.learn_max_surprise = self.learn_max_surprise
+            if learn:
+                # The calibration learns what the detector learns: its own two-sided gate must not refuse
+                # a score the one-sided one accepted (a score well below the usual is healthy).
+                self.calibration.learn_max_surprise = math.inf
+                self._range = (min(self._range[0], value), max(self._range[1], value))
+            self.calibration.score_one(c)
+            self.calibration.learn_one(c)
+            self._recent.append(value)
         if learn:
-            self.detector.learn_one(x)
+            self._model.learn_one(x)
         self.n_learned += 1
         self.last_learned = learn
 
@@ -202,8 +309,11 @@ class CalibratedDetector(AnomalyDetector):
                 "warm-up"
             return (f"{name} needs {self.warmup_needed} learned samples before it scores ({why}) and "
                     f"{self.calibration_min} more to calibrate; it has learned {self.n_learned}")
-        n = int(self.calibration.n[0])
+        n = self.n_learned - self.warmup_needed
         if n < self.calibration_min:
             return f"{name} is calibrating: {n} of {self.calibration_min} scores"
-        return (f"all {n} scores of {name} since its warm-up are equal ({float(self.calibration.buffer[0, 0]):g}): "
-                f"it does not tell samples apart, so nothing can be scored")
+        lo, hi = self._range
+        if lo == hi:
+            return (f"all {n} scores of {name} since its warm-up are equal ({lo:g}): "
+                    f"it does not tell samples apart, so nothing can be scored")
+        return f"{name}: {self.calibration.calibration_problem()}"
