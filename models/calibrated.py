@@ -59,7 +59,10 @@ from collections import deque
 from river import anomaly, base, compose, preprocessing
 from river.base import AnomalyDetector
 
+import numpy as np
+
 from predmaint.models.robust_deviation import RobustDeviation
+from predmaint.models.tail_calibration import TailCalibration
 
 __all__ = ["BoundedInputs", "CalibratedDetector", "required_warmup"]
 
@@ -244,13 +247,19 @@ class CalibratedDetector(AnomalyDetector):
         self.kept_max = max_kept if max_kept is not None else \
             MAX_KEPT if isinstance(_parts(detector)[-1], anomaly.LocalOutlierFactor) else None
         self.kept = 0
-        grace = calibration_min // 2
-        # Only healthy scores enter the reference ("freeze"): a developing fault does not become normal.
-        self.calibration = RobustDeviation(stats=("level", "mean"), mean_window=MEAN_WINDOW, grace=grace,
-                                           calibration_min=calibration_min - grace,
-                                           reference_size=min(calibration_size, 512),
-                                           calibration_size=calibration_size, unhealthy="freeze",
-                                           calibrate_unhealthy=False, learn_max_surprise=learn_max_surprise)
+        if self._transform == "mass":
+            grace = calibration_min // 2
+            # Only healthy scores enter the reference ("freeze"): a developing fault does not become normal.
+            self.calibration = RobustDeviation(stats=("level", "mean"), mean_window=MEAN_WINDOW, grace=grace,
+                                               calibration_min=calibration_min - grace,
+                                               reference_size=min(calibration_size, 512),
+                                               calibration_size=calibration_size, unhealthy="freeze",
+                                               calibrate_unhealthy=False, learn_max_surprise=learn_max_surprise)
+        else:
+            self.calibration = TailCalibration(size=calibration_size, min_scores=calibration_min)
+            # Column 0: the score; column 1: the mean of the last MEAN_WINDOW scores (they overlap).
+            self.calibration.add_columns(1)
+            self.calibration.add_columns(1, dependence=MEAN_WINDOW)
         self._recent: deque = deque(maxlen=MEAN_WINDOW)
         self._range = (math.inf, -math.inf)  # of the scores calibrated on: no spread, no scale
         self.n_learned = 0
@@ -271,7 +280,9 @@ class CalibratedDetector(AnomalyDetector):
     @property
     def ready(self) -> bool:
         """Whether the score means anything (warm-up done and calibration fitted)."""
-        return not self.warming_up and self.calibration.ready and self._range[0] < self._range[1]
+        ready = self.calibration.ready if isinstance(self.calibration, RobustDeviation) else \
+            bool(self.calibration.ready[0])
+        return not self.warming_up and ready and self._range[0] < self._range[1]
 
     def _calibrated(self, raw: float) -> float:
         """What the calibration sees of a raw score: its order of magnitude where it is a mass or a ratio."""
@@ -282,15 +293,19 @@ class CalibratedDetector(AnomalyDetector):
         return raw
 
     def _surprise(self, value: float) -> float:
-        """The calibration's surprise of ``value``, counted only above its reference (one-sided)."""
+        """The calibration's surprise of ``value`` (or of the recent mean with it), above the healthy scores only."""
         if not math.isfinite(value) or not self.ready:
             return 0.0
+        recent = (sum(self._recent) + value) / (len(self._recent) + 1)
+        if isinstance(self.calibration, TailCalibration):  # upper tails of both: one-sided already
+            s = self.calibration.surprises(np.array([value, recent]))
+            tested = self.calibration.ready
+            return max(0.0, float(s[tested].max()) - math.log10(int(tested.sum())))
         x = {_SCORE: value}
         surprise = float(self.calibration.score_one(x))
         if surprise <= 0.0:
             return 0.0
         centre = self.calibration.explain(x, top=1)[0]["baseline_mean"]
-        recent = (sum(self._recent) + value) / (len(self._recent) + 1)
         return surprise if value > centre or recent > centre else 0.0
 
     def score_one(self, x: dict) -> float:
@@ -313,15 +328,20 @@ class CalibratedDetector(AnomalyDetector):
         self._last = None
         learn = self.warming_up or not self.ready or surprise <= self.learn_max_surprise
         if not self.warming_up and math.isfinite(value):
-            c = {_SCORE: value}
-            self.calibration.learn_max_surprise = self.learn_max_surprise
             if learn:
+                self._range = (min(self._range[0], value), max(self._range[1], value))
+            if isinstance(self.calibration, TailCalibration):
+                if learn:
+                    recent = (sum(self._recent) + value) / (len(self._recent) + 1)
+                    self.calibration.learn(np.array([value, recent]))
+            else:
+                c = {_SCORE: value}
                 # The calibration learns what the detector learns: its own two-sided gate must not refuse
                 # a score the one-sided one accepted (a score well below the usual is healthy).
-                self.calibration.learn_max_surprise = math.inf
-                self._range = (min(self._range[0], value), max(self._range[1], value))
-            self.calibration.score_one(c)
-            self.calibration.learn_one(c)
+                self.calibration.learn_max_surprise = math.inf if learn else self.learn_max_surprise
+                self.calibration.score_one(c)
+                self.calibration.learn_one(c)
+            # The recent mean follows the scores, learned or not: a lasting rise stays visible.
             self._recent.append(value)
         if learn and (self.kept_max is None or self.kept < self.kept_max):
             self._model.learn_one(x)
@@ -340,10 +360,11 @@ class CalibratedDetector(AnomalyDetector):
             return (f"{name} needs {self.warmup_needed} learned samples before it scores ({why}) and "
                     f"{self.calibration_min} more to calibrate; it has learned {self.n_learned}")
         n = self.n_learned - self.warmup_needed
-        if n < self.calibration_min:
+        if n < self.calibration_min or self._range[0] > self._range[1]:
             return f"{name} is calibrating: {n} of {self.calibration_min} scores"
         lo, hi = self._range
         if lo == hi:
             return (f"all {n} scores of {name} since its warm-up are equal ({lo:g}): "
                     f"it does not tell samples apart, so nothing can be scored")
-        return f"{name}: {self.calibration.calibration_problem()}"
+        problem = getattr(self.calibration, "calibration_problem", None)
+        return f"{name}: {problem() if problem else 'its calibration is not fitted'}"
