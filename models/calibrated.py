@@ -26,22 +26,35 @@ has learned ``window_size`` samples (250 by default). Why each choice:
   sample scores near 1, and the score saturates there. The calibration is
   given ``-log10(1 - score)`` (the mass's order of magnitude) instead, so a
   mass 10 times smaller is one step further, not a few thousandths.
-* **The same probability scale as RobustDeviation.** Then the (transformed)
-  raw scores, each scored before it is learned, are the one feature of a
-  :class:`~predmaint.models.robust_deviation.RobustDeviation` with the
-  statistics ``level`` (one score) and ``mean`` (the last six: a lasting rise
-  that no single bounded score shows), its ``grace`` and ``calibration_min``
-  splitting ``calibration_min``. Its robust reference ignores ties and its
-  tail calibration starts from the half-normal, so a dozen scores already give
-  a usable, cautious tail. Only a score *above* the reference counts: a
-  detector's low score means "more normal than usual". So alert thresholds and
-  health mean the same for every detector (:mod:`predmaint.models.health`).
-* **Bounded cost.** River's ``LocalOutlierFactor`` keeps every sample it
-  learns and compares each new one with all of them: measured here with 23
-  features, a score took 9.5 ms with 100 kept, 36 ms with 250 and 174 ms with
-  1,000, so one IMS bearing (982 windows) took 336 s. A detector that keeps
-  every sample learns at most ``max_kept`` (256 by default: ~36 ms a score);
-  after that the calibration still learns, the detector only scores.
+  ``LocalOutlierFactor``'s density ratio (1 when normal) is given as ``log10``.
+* **The same probability scale as RobustDeviation**, from the scores the
+  detector gives healthy samples (each scored before it is learned), for the
+  score itself and for the mean of the last six (a lasting rise that no
+  single score shows), Bonferroni-corrected for the two, and only above the
+  healthy scores: a low score means "more normal than usual". So alert
+  thresholds and health mean the same for every detector
+  (:mod:`predmaint.models.health`). How depends on whether the score has a
+  tail of its own:
+
+  - *bounded* (HalfSpaceTrees' mass): the score is the one feature of a
+    :class:`~predmaint.models.robust_deviation.RobustDeviation` (statistics
+    ``level`` and ``mean``; ``grace`` and ``calibration_min`` split
+    ``calibration_min``), whose tail starts from the half-normal at the
+    scores' robust scale, so a dozen scores already tell a fault. A
+    peaks-over-threshold tail fitted to a dozen bounded scores could not: on
+    the demo the faulty pump's scores stayed within a tail that heavy;
+  - *unbounded* (LOF ratios, OneClassSVM margins): a
+    :class:`~predmaint.models.tail_calibration.TailCalibration` (a
+    generalised Pareto tail) of each, which learns how heavy their tail is.
+    Under the half-normal start, LOF's heavy-tailed scores of healthy
+    Gaussian samples refused 16 of 126 of them (surprise above the gate).
+* **Bounded cost.** River's ``LocalOutlierFactor`` keeps the last 1,000
+  samples it learns (its ``LazySearch`` engine's window) and compares each new
+  one with all of them: measured here with 23 features, a score took 9.5 ms
+  with 100 kept, 36 ms with 250 and 174 ms with 1,000, so one IMS bearing
+  (982 windows) took 336 s. A detector that keeps samples learns at most
+  ``max_kept`` (256 by default: ~36 ms a score); after that the calibration
+  still learns, the detector only scores.
 * **Health-gated learning.** After calibration a sample is learned (by the
   detector and by the calibration) only if its surprise is at most
   ``learn_max_surprise``, so a developing fault is not learned as normal.
@@ -56,10 +69,9 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import numpy as np
 from river import anomaly, base, compose, preprocessing
 from river.base import AnomalyDetector
-
-import numpy as np
 
 from predmaint.models.robust_deviation import RobustDeviation
 from predmaint.models.tail_calibration import TailCalibration
@@ -180,8 +192,10 @@ class CalibratedDetector(AnomalyDetector):
         The warm-up in effect.
     samples_needed : int
         Samples learned before the score means anything: warm-up and calibration.
-    calibration : RobustDeviation
-        The calibration of the detector's healthy raw scores (one feature, ``score``).
+    calibration : RobustDeviation or TailCalibration
+        The calibration of the detector's healthy raw scores: a RobustDeviation
+        over one feature, ``score``, for a bounded score; for the others a
+        TailCalibration of two columns (the score, the mean of the last six).
     n_learned : int
         Samples given to :meth:`learn_one`.
     last_raw : float
@@ -329,7 +343,7 @@ class CalibratedDetector(AnomalyDetector):
         learn = self.warming_up or not self.ready or surprise <= self.learn_max_surprise
         if not self.warming_up and math.isfinite(value):
             if learn:
-                self._range = (min(self._range[0], value), max(self._range[1], value))
+                self._range = (min(self._range[0], raw), max(self._range[1], raw))  # equal raws: equal values
             if isinstance(self.calibration, TailCalibration):
                 if learn:
                     recent = (sum(self._recent) + value) / (len(self._recent) + 1)
@@ -364,7 +378,7 @@ class CalibratedDetector(AnomalyDetector):
             return f"{name} is calibrating: {n} of {self.calibration_min} scores"
         lo, hi = self._range
         if lo == hi:
-            return (f"all {n} scores of {name} since its warm-up are equal ({lo:g}): "
+            return (f"all {n} scores of {name} since its warm-up are equal ({lo + 0.0:g}): "
                     f"it does not tell samples apart, so nothing can be scored")
         problem = getattr(self.calibration, "calibration_problem", None)
         return f"{name}: {problem() if problem else 'its calibration is not fitted'}"
