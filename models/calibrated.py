@@ -261,6 +261,7 @@ class CalibratedDetector(AnomalyDetector):
         self.kept_max = max_kept if max_kept is not None else \
             MAX_KEPT if isinstance(_parts(detector)[-1], anomaly.LocalOutlierFactor) else None
         self.kept = 0
+        self.calibration: RobustDeviation | TailCalibration
         if self._transform == "mass":
             grace = calibration_min // 2
             # Only healthy scores enter the reference ("freeze"): a developing fault does not become normal.
@@ -270,16 +271,17 @@ class CalibratedDetector(AnomalyDetector):
                                                calibration_size=calibration_size, unhealthy="freeze",
                                                calibrate_unhealthy=False, learn_max_surprise=learn_max_surprise)
         else:
-            self.calibration = TailCalibration(size=calibration_size, min_scores=calibration_min)
+            tail = TailCalibration(size=calibration_size, min_scores=calibration_min)
             # Column 0: the score; column 1: the mean of the last MEAN_WINDOW scores (they overlap).
-            self.calibration.add_columns(1)
-            self.calibration.add_columns(1, dependence=MEAN_WINDOW)
+            tail.add_columns(1)
+            tail.add_columns(1, dependence=MEAN_WINDOW)
+            self.calibration = tail
         self._recent: deque = deque(maxlen=MEAN_WINDOW)
         self._range = (math.inf, -math.inf)  # of the scores calibrated on: no spread, no scale
         self.n_learned = 0
         self.last_raw = math.nan
         self.last_learned = False
-        self._last: tuple | None = None  # (x, raw, surprise) of the last score_one
+        self._last: tuple | None = None  # (x, raw, calibrated value, surprise) of the last score_one
 
     @classmethod
     def _unit_test_params(cls):
