@@ -49,6 +49,22 @@ log = logging.getLogger(__name__)
 DEFAULT_LEARN_MIN_HEALTH = {True: 70.0, False: 100.0}
 
 
+#: Fewest baseline windows a wrapped River detector is calibrated on (half fill its reference, half its tail).
+MIN_CALIBRATION = 4
+
+def _say_lengthened(baseline_field: str, spec: str, params_field: str, detector: CalibratedDetector) -> None:
+    """Warn that a model's baseline was lengthened to what its detector needs (said by the start-up check)."""
+    log.warning("%s: %s needs %d learned windows before it scores (%s.%s.window_size) and %d to calibrate: "
+                "its baseline is %d windows, not the configured one; health stays 100 (phase baseline) "
+                "until then", baseline_field, spec, detector.warmup_needed, params_field,
+                type(_last_step(detector.detector)).__name__, detector.calibration_min, detector.samples_needed)
+
+
+def _last_step(detector):
+    steps = getattr(detector, "steps", None)
+    return list(steps.values())[-1] if isinstance(steps, dict) and steps else detector
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The model's verdict on one window."""
@@ -165,8 +181,19 @@ class SensorModel:
                                   params_field=params_field)
         if needs_calibration(detector):
             half = baseline_windows // 2
-            detector = CalibratedDetector(detector, min_warmup=half,
-                                          calibration_min=max(3, baseline_windows - half))
+            if baseline_windows - half < MIN_CALIBRATION:
+                raise ModelSpecError(f"{field.rpartition('.')[0] or 'model'}.baseline_windows: {spec!r} is "
+                                     f"warmed up on the first half of the baseline and calibrated on the "
+                                     f"second, which needs at least {MIN_CALIBRATION} windows; got "
+                                     f"baseline_windows {baseline_windows}")
+            detector = CalibratedDetector(detector, min_warmup=half, calibration_min=baseline_windows - half)
+            # The baseline is as long as the detector needs: HalfSpaceTrees scores nothing before
+            # window_size learned windows, and monitoring must not start before it can score.
+            if detector.samples_needed > baseline_windows:
+                self.baseline_windows = baseline_windows = detector.samples_needed
+                if not sensor:  # the start-up check (steps.check_registry) builds each model once without one
+                    _say_lengthened(f"{field.rpartition('.')[0] or 'model'}.baseline_windows", spec, params_field,
+                                    detector)
         self.calibrated = is_self_calibrated(detector)
         self.learn_min_health = DEFAULT_LEARN_MIN_HEALTH[self.calibrated] if learn_min_health is None \
             else float(learn_min_health)

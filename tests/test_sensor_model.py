@@ -120,3 +120,49 @@ def test_a_snapshot_from_before_self_calibrated_detectors_still_runs():
         del old.__dict__[name]
     a = old.assess(dict(old.detector.baseline.mean))
     assert a.learned and a.health == 100.0
+
+
+def test_the_baseline_is_as_long_as_a_river_detector_needs_and_the_start_up_check_says_so(caplog):
+    import logging
+
+    spec, params = "MinMaxScaler | HalfSpaceTrees", {"HalfSpaceTrees": {"seed": 1}}  # River's window_size: 250
+    with caplog.at_level(logging.WARNING, logger="predmaint.models.sensor_model"):
+        checked = SensorModel(spec, params, baseline_windows=24, learn_min_health=None,
+                              params_field="model.kind_params.vibration")  # as steps.check_registry builds it
+        per_sensor = SensorModel(spec, params, baseline_windows=24, learn_min_health=None, sensor="pump-01/de-accel")
+    assert checked.baseline_windows == per_sensor.baseline_windows == 262
+    assert [r.getMessage() for r in caplog.records] == [
+        "model.baseline_windows: MinMaxScaler | HalfSpaceTrees needs 250 learned windows before it scores "
+        "(model.kind_params.vibration.HalfSpaceTrees.window_size) and 12 to calibrate: its baseline is 262 windows, "
+        "not the configured one; health stays 100 (phase baseline) until then"]
+    for x in windows(262):
+        assert per_sensor.assess(x).phase == "baseline"
+    assert per_sensor.detector.ready and per_sensor.assess(windows(1, seed=1)[0]).phase == "monitoring"
+    # A detector that needs no more than the baseline keeps the configured one.
+    assert SensorModel("LocalOutlierFactor", {}, baseline_windows=24, learn_min_health=None).baseline_windows == 24
+
+
+def test_a_baseline_too_short_to_calibrate_a_river_detector_fails_naming_the_field():
+    import pytest
+
+    from predmaint.errors import ModelSpecError
+
+    with pytest.raises(ModelSpecError, match=r"^challengers\[0\]\.baseline_windows: 'LocalOutlierFactor' is warmed "
+                                             r"up on the first half .* at least 4 windows; got baseline_windows 6"):
+        SensorModel("LocalOutlierFactor", {}, baseline_windows=6, learn_min_health=None, field="challengers[0].spec")
+    assert SensorModel("LocalOutlierFactor", {}, baseline_windows=8, learn_min_health=None).detector.calibration_min == 4
+
+
+def test_a_river_detector_whose_baseline_scores_are_all_equal_is_reported_when_monitoring_starts(caplog):
+    import logging
+
+    m = SensorModel("MinMaxScaler | HalfSpaceTrees", {"HalfSpaceTrees": {"window_size": 12, "seed": 1}},
+                    baseline_windows=24, learn_min_health=None, sensor="pump-01/de-accel")
+    with caplog.at_level(logging.WARNING, logger="predmaint.models.sensor_model"):
+        healths = [m.assess({"rms": 1.0, "kurtosis": 3.0}).health for _ in range(40)]  # a signal that never moves
+        m.assess({"rms": 9.0, "kurtosis": 30.0})
+    assert [r.getMessage() for r in caplog.records] == [
+        "model (MinMaxScaler | HalfSpaceTrees) on sensor pump-01/de-accel: monitoring starts, but all 12 scores of "
+        "MinMaxScaler | HalfSpaceTrees since its warm-up are equal (0): it does not tell samples apart, so "
+        "nothing can be scored; its health stays 100 until it is calibrated"]
+    assert set(healths) == {100.0}
