@@ -33,7 +33,7 @@ def wheel(tmp_path_factory) -> Path:
     # Built from a copy: setuptools reuses an in-tree build/ folder, whose stale
     # files (a module deleted since) would otherwise end up in the wheel.
     src = tmp_path_factory.mktemp("src") / "predmaint"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", ".venv-bench", "build", "dist", "*.egg-info",
                                                               "__pycache__", ".predmaint", ".pytest_cache"))
     out = tmp_path_factory.mktemp("wheel")
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)], cwd=out)
