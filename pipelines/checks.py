@@ -32,7 +32,7 @@ def validate(settings: Settings, services: Iterable[str] = SERVICES) -> list[str
     setting, the asset and the sensor.
     """
     steps.check_registry(settings)
-    models = [m.label for m in (settings.model, *settings.challengers)]
+    models = [m.label for _, m in steps.model_fields(settings)]
     sensors = sum(len(a.sensors) for a in settings.fleet)
     done = [f"{settings.source}: {len(settings.fleet)} asset(s), {sensors} sensor(s), models {', '.join(models)}, "
             f"{len(settings.alert_rules)} alert rule(s), {len(settings.notify.targets)} notify target(s)"]
