@@ -53,7 +53,7 @@ import numpy as np
 from river.base import AnomalyDetector
 
 from predmaint.models.reference import RobustReference
-from predmaint.models.tail_calibration import TailCalibration
+from predmaint.models.tail_calibration import TailCalibration, is_finite_number, warm_up_problem
 
 __all__ = ["LEVEL_FEATURES", "PCADeviation", "SENSOR_SEPARATOR"]
 
@@ -180,7 +180,7 @@ class PCADeviation(AnomalyDetector):
         by_sensor: dict[str, dict[str, float]] = {}
         for key, value in x.items():
             sensor, sep, feature = key.rpartition(SENSOR_SEPARATOR)
-            if sep and feature in self.features and _finite(value):
+            if sep and feature in self.features and is_finite_number(value):
                 by_sensor.setdefault(sensor, {})[feature] = float(value)
         return {f"{sensor}{SENSOR_SEPARATOR}{f}": found[f] for sensor, found in by_sensor.items()
                 for f in (next(f for f in self.features if f in found),)}
@@ -287,10 +287,9 @@ class PCADeviation(AnomalyDetector):
         """Why scores cannot be trusted yet, or ``None`` when calibrated."""
         if self.ready:
             return None
-        needed = self.grace + self.calibration_min
-        if self.n_learned < needed:
-            return (f"PCADeviation has learned {self.n_learned} windows; it is calibrated after {needed} "
-                    f"(grace {self.grace} + calibration_min {self.calibration_min})")
+        young = warm_up_problem("PCADeviation", self.n_learned, self.grace, self.calibration_min)
+        if young:
+            return young
         if not self.inputs:
             return f"PCADeviation: no window had any of the level features {list(self.features)}"
         return (f"PCADeviation: after {self.n_learned} windows T² and Q of {self.inputs} never varied "
@@ -315,10 +314,3 @@ class PCADeviation(AnomalyDetector):
         return [{"feature": self.inputs[j], "stat": STATISTICS[s], "value": float(values[j]),
                  "baseline_mean": float(self._ref.median[j]), "z": float(z[j]),
                  "contribution": float(share[j] / total), "surprise": float(surprises[s])} for j in order]
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(value)
-    except TypeError:
-        return False

@@ -74,7 +74,7 @@ import numpy as np
 from river.base import AnomalyDetector
 
 from predmaint.models.reference import RobustReference
-from predmaint.models.tail_calibration import TailCalibration
+from predmaint.models.tail_calibration import TailCalibration, is_finite_number, warm_up_problem
 
 __all__ = ["STATS", "RobustDeviation"]
 
@@ -340,7 +340,7 @@ class RobustDeviation(AnomalyDetector):
         """
         _, v, raw, _, surprise = self._evaluated(x)
         self._last = None
-        new = [k for k, val in x.items() if k not in self._index and _finite(val)]
+        new = [k for k, val in x.items() if k not in self._index and is_finite_number(val)]
         if new:
             width = len(self.features)
             self._add_features(new)
@@ -383,10 +383,9 @@ class RobustDeviation(AnomalyDetector):
         """Why scores cannot be trusted yet, or ``None`` when calibrated."""
         if self.ready:
             return None
-        needed = self.grace + self.calibration_min
-        if self.n_learned < needed:
-            return (f"RobustDeviation has learned {self.n_learned} windows; it is calibrated after {needed} "
-                    f"(grace {self.grace} + calibration_min {self.calibration_min})")
+        young = warm_up_problem("RobustDeviation", self.n_learned, self.grace, self.calibration_min)
+        if young:
+            return young
         return (f"RobustDeviation: after {self.n_learned} windows no statistic of {sorted(self.features)} "
                 f"varied (all its calibration values are equal), so nothing can be scored")
 
@@ -411,12 +410,6 @@ class RobustDeviation(AnomalyDetector):
                          "surprise": float(surprises[c])})
         return rows
 
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(value)
-    except TypeError:
-        return False
 
 
 def _winsorised(ref: RobustReference, values: np.ndarray, where: np.ndarray, clip: float) -> np.ndarray:

@@ -66,7 +66,7 @@ import numpy as np
 from river import base
 from scipy.special import erfc
 
-__all__ = ["TailCalibration"]
+__all__ = ["TailCalibration", "is_finite_number", "warm_up_problem"]
 
 _SQRT2 = math.sqrt(2.0)
 _NORMAL = NormalDist()
@@ -74,6 +74,31 @@ _NORMAL = NormalDist()
 NONE, HALF_NORMAL, GPD = 0, 1, 2
 #: Below this median, folded scores are not taken for a half-normal (a |z| has median 0.67).
 MIN_FOLDED_MEDIAN = 0.01
+
+
+def is_finite_number(value) -> bool:
+    """Whether ``value`` is a finite number (a feature value a detector can learn).
+
+    >>> is_finite_number(1.0), is_finite_number(float("nan")), is_finite_number("x")
+    (True, False, False)
+    """
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
+
+
+def warm_up_problem(detector: str, n_learned: int, grace: int, calibration_min: int) -> str | None:
+    """Why a self-calibrated detector cannot score yet, while its ``grace`` and first calibration fill.
+
+    >>> warm_up_problem("RobustDeviation", 3, 12, 12)
+    'RobustDeviation has learned 3 windows; it is calibrated after 24 (grace 12 + calibration_min 12)'
+    """
+    needed = grace + calibration_min
+    if n_learned >= needed:
+        return None
+    return (f"{detector} has learned {n_learned} windows; it is calibrated after {needed} "
+            f"(grace {grace} + calibration_min {calibration_min})")
 
 
 class TailCalibration(base.Base):
