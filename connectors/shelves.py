@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -96,8 +95,14 @@ def read_shelves(path: Path) -> list[SuppressionWindow]:
         raise SettingsError(f"{path}: {exc}") from None
 
 
+#: A shelf's start when none is given: any event time. Alerts are judged in event time, and a backlog
+#: or a replay carries events stamped before the wall-clock moment the shelf was added: "shelved until
+#: 06:00" withholds those too.
+ANY_TIME = "1970-01-01T00:00:00Z"
+
+
 def add_shelf(path: Path, *, asset: str, rule: str, until: str, reason: str, start: str | None = None) -> SuppressionWindow:
-    """Add a shelf (from now, or ``start``, until ``until``) to the shelves file; see :func:`put_shelf`."""
+    """Add a shelf (from ``start``, else any time, until ``until``) to the shelves file; see :func:`put_shelf`."""
     return put_shelf(path, asset=asset, rule=rule, until=until, reason=reason, start=start)[0]
 
 
@@ -117,9 +122,8 @@ def put_shelf(path: Path, *, asset: str, rule: str, until: str, reason: str,
     >>> replaced, [s.reason for s in read_shelves(path)]
     (True, ['bearing swap, day 2'])
     """
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     try:
-        shelf = SuppressionWindow(start or now, until, asset, rule, reason)
+        shelf = SuppressionWindow(start or ANY_TIME, until, asset, rule, reason)
     except SettingsError as exc:
         raise SettingsError(f"shelve: {exc}") from None
     shelves = read_shelves(path) if path.exists() else []

@@ -246,7 +246,7 @@ def cmd_receiver(args) -> int:
 
 def cmd_shelve(args) -> int:
     """Withhold notifications of a rule (or all rules) on an asset until a time; list or remove shelves."""
-    from predmaint.connectors.shelves import put_shelf, read_shelves, remove_shelves
+    from predmaint.connectors.shelves import ANY_TIME, put_shelf, read_shelves, remove_shelves
 
     settings = _settings(args)
     path = Path(settings.suppression.shelves_path)
@@ -277,7 +277,8 @@ def cmd_shelve(args) -> int:
     shelf, replaced = put_shelf(path, asset=args.asset, rule=args.rule or "", until=args.until,
                                 reason=args.reason, start=args.start)
     verb = "updated the shelf of" if replaced else "shelved"
-    print(f"{verb} {shelf.asset} rule={shelf.rule or '*'} from {shelf.start} until {shelf.end}: {shelf.reason}")
+    since = "" if shelf.start == ANY_TIME else f" from {shelf.start}"
+    print(f"{verb} {shelf.asset} rule={shelf.rule or '*'}{since} until {shelf.end}: {shelf.reason}")
     return 0
 
 
@@ -399,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asset", help="asset id (required to add or remove; filters list)")
     p.add_argument("--rule", help="rule name (default: every rule)")
     p.add_argument("--until", help="add: end, ISO 8601 time with zone, e.g. 2026-01-02T06:00:00Z")
-    p.add_argument("--start", help="add: start, ISO 8601 time with zone (default: now)")
+    p.add_argument("--start", help="add: start, ISO 8601 time with zone (default: any time; alerts are judged in event time)")
     p.add_argument("--reason", default="", help="add: why, shown with the withheld notifications")
     p.set_defaults(func=cmd_shelve)
 

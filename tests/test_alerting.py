@@ -95,6 +95,17 @@ def test_suppressions_from_config_and_shelves_file(tmp_path):
         add_shelf(shelves, asset="pump-03", rule="", until="2026-01-02T00:00:00", reason="")
 
 
+def test_a_shelf_without_start_covers_event_times_before_it_was_added(tmp_path):
+    # Alerts are judged in event time: a backlog replayed after the shelf was added carries older
+    # stamps, and "shelved until Y" must withhold those too (a wall-clock "now" start would not).
+    shelves = tmp_path / "shelves.yaml"
+    s = Suppressions(SuppressionSettings(shelves_path=str(shelves)))
+    add_shelf(shelves, asset="pump-03", rule="", until="2999-01-01T00:00:00Z", reason="bearing on order")
+    assert s.reason("pump-03", "health_low", parse_instant("2026-01-01T00:30:00Z", "t")) == "shelved: bearing on order"
+    assert s.reason("pump-03", "health_low", parse_instant("2999-01-01T00:00:00Z", "t")) == ""
+    assert s.reason("pump-02", "health_low", parse_instant("2026-01-01T00:30:00Z", "t")) == ""
+
+
 def test_a_cleared_event_says_when_the_value_came_back_and_the_message_carries_it():
     import json
 

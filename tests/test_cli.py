@@ -123,6 +123,7 @@ def test_shelve_add_repeat_list_remove(capsys, fleet_config):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("shelved pump-03 rule=health_low from 2026-01-01T00:00:00Z until 2026-01-02T06:00:00Z")
     assert out[1].startswith("updated the shelf of pump-03 rule=health_low")
+    assert out[2] == "shelved fan-02 rule=* until 2099-01-03T00:00:00Z: "  # no --start: any event time
     shelves_path = fleet_config.parent / "shelves.yaml"
     assert [(s.asset, s.reason) for s in read_shelves(shelves_path)] == [("pump-03", "bearing swap, day 2"),
                                                                          ("fan-02", "")]
