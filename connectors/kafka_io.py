@@ -159,8 +159,18 @@ def kafka_python_client(kafka: KafkaSettings, factory: Any, what: str, **options
         raise _unreachable(kafka, what, exc) from None
 
 
+#: How long a command waits for a broker to answer before it says so (the start-up probe).
+STARTUP_PROBE_TIMEOUT_S = 10.0
+
+
 def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] | None = None) -> None:
-    """Create the pipeline's topics if they do not exist yet."""
+    """Create the pipeline's topics if they do not exist yet.
+
+    The brokers are probed first (:func:`probe`): an unreachable or refusing broker is said in one
+    line naming the setting within ``STARTUP_PROBE_TIMEOUT_S``, not after kafka-python's own
+    30 s of connection retries.
+    """
+    probe(kafka, timeout_s=STARTUP_PROBE_TIMEOUT_S)
     names = list(topics or (kafka.telemetry_topic, kafka.dead_letter_topic, kafka.alerts_topic))
     admin = kafka_python_client(kafka, KafkaAdminClient, "creating topics", client_id="predmaint-admin")
     try:

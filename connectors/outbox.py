@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from predmaint.connectors.deadletters import deadletter_record
+from predmaint.errors import ConfigurationError
 
 __all__ = [
     "IngestRecord",
@@ -146,6 +147,12 @@ class Outbox:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        if self.path != ":memory:":
+            # notify.outbox_path's folder (.predmaint/ by default) need not exist yet on a first start.
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(f"notify.outbox_path: cannot create the folder of {self.path}: {exc}") from None
         # Autocommit mode: every transaction is an explicit BEGIN IMMEDIATE, so
         # the write lock is taken up front and never upgraded mid-transaction.
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)

@@ -189,12 +189,19 @@ def cmd_notify(args) -> int:
     import signal
     import threading
 
+    from predmaint.connectors import kafka_io
     from predmaint.connectors.deadletters import deadletter_to_influx
     from predmaint.connectors.notify import run_notify
     from predmaint.connectors.storage import open_writer
     from predmaint.domain import Point
+    from predmaint.settings import build_targets
 
     settings = _settings(args)
+    # Every target's secret first, then the broker, each in one line: a daemon started against an
+    # unreachable broker says so at once instead of retrying it silently (it rides out later outages).
+    for target in build_targets(settings.notify.targets).values():
+        target.secret()
+    kafka_io.probe(settings.kafka, timeout_s=kafka_io.STARTUP_PROBE_TIMEOUT_S)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -114,6 +114,20 @@ def test_unreachable_broker_is_one_line(tmp_path, broker, influxdb):
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.parametrize("command", [("run", "--until-end"), ("notify", "--exit-when-idle", "1")])
+def test_commands_that_need_the_broker_say_it_is_unreachable_in_one_line(tmp_path, broker, influxdb, command):
+    # The start-up probe, before kafka-python's own connection retries (run) or a daemon that would
+    # retry an absent broker without a word (notify).
+    cfg = config(tmp_path, broker, influxdb, "nobroker", kafka={"bootstrap": closed_port()},
+                 notify={"outbox_path": str(tmp_path / "never" / "outbox.sqlite"),
+                         "targets": [{"name": "webhook", "kind": "webhook", "url": "http://127.0.0.1:9/alerts",
+                                      "secret_env": "PREDMAINT_WEBHOOK_SECRET"}]})
+    proc = predmaint(*command, "--config", str(cfg), env={"PREDMAINT_WEBHOOK_SECRET": "s3cret"})
+    assert proc.returncode == 1, proc.stderr
+    line = one_line(proc.stderr)
+    assert line.startswith(f"predmaint {command[0]}: BrokerError: kafka.bootstrap: no Kafka broker answered at 127.0.0.1:")
+
+
 class CountingListener:
     """A loopback port that accepts connections and counts them, and never answers: a broker that hangs."""
 
