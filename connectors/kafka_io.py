@@ -222,7 +222,7 @@ def read_topic(kafka: KafkaSettings | str, topic: str, timeout_s: float = 30.0,
     try:
         meta = consumer.list_topics(topic, timeout=10)
         if topic not in meta.topics or meta.topics[topic].error is not None:
-            raise RuntimeError(f"reading {topic}: topic not found on {bootstrap}")
+            raise BrokerError(f"kafka: reading topic {topic!r}: not found on {bootstrap}")
         parts = list(meta.topics[topic].partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
         out: list[tuple[bytes | None, bytes | None]] = []
@@ -242,7 +242,7 @@ def read_topic(kafka: KafkaSettings | str, topic: str, timeout_s: float = 30.0,
                     assert partition is not None  # an end-of-partition event names its partition
                     at_end.add(partition)
                     continue
-                raise RuntimeError(f"reading {topic}: {error}")
+                raise BrokerError(f"kafka: reading topic {topic!r} on {bootstrap}: {error}")
             last_message = time.monotonic()
             out.append((msg.key(), msg.value()))
         return out

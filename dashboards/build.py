@@ -24,6 +24,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from predmaint.dashboards.definitions import dashboards
+from predmaint.errors import ConfigurationError
 from predmaint.settings import Settings, load_settings
 
 
@@ -82,8 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args) -> int:
     if not args.check and args.out is None:
-        print("dashboards build: give --out DIR (e.g. --out dashboards/json in a checkout)", file=sys.stderr)
-        return 2
+        raise ConfigurationError("--out: give the folder to write the dashboards into (e.g. --out dashboards/json "
+                                 "in a checkout), or --check")
     if args.check:
         problems = differences(settings, args.out)
         for p in problems:
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="settings whose fleet gives ISO zone boundaries (default: packaged)")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if not args.check and args.out is None:
+        parser.error("--out: give the folder to write the dashboards into, or --check")
     return run(load_settings(args.config), args)
 
 

@@ -12,6 +12,8 @@ from predmaint._lazy import submodule_loader
 
 __all__ = [
     "bench",
+    "bench_runs",
+    "chaos",
     "checks",
     "cli",
     "dataflow",

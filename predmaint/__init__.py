@@ -8,10 +8,10 @@ Layers, each importing only those below it (checked by import-linter in the
 test suite; see the README)::
 
     predmaint.pipelines.cli                      the command line
-    predmaint.pipelines.{runner,bench,evaluate,report}, predmaint.dashboards
+    predmaint.pipelines.{runner,checks,bench,bench_runs,chaos,evaluate,scoreboard,report}, predmaint.dashboards
     predmaint.pipelines.dataflow                 the Bytewax wiring
     predmaint.connectors                         all I/O: Kafka, storage, notifier, local servers
-    predmaint.pipelines.{steps,summary}          pure flow steps on domain types
+    predmaint.pipelines.{intake,windows,steps,points,summary}  pure flow steps on domain types
     predmaint.models                             detectors, health, alert lifecycle
     predmaint.features                           pure numpy feature functions
     predmaint.{settings,domain,telemetry}        configuration, domain types, the wire contract

@@ -204,3 +204,8 @@ def test_bench_refuses_a_workload_that_measures_nothing(capsys, fleet_config, op
     assert cli.main(["bench", "--config", str(fleet_config), *hours, option, value]) == 2  # before any server starts
     err = capsys.readouterr().err
     assert err.startswith(f"predmaint bench: configuration error: {message}") and err.count("\n") == 1
+
+
+def test_dashboards_build_without_out_is_a_configuration_error_of_the_cli(capsys, fleet_config):
+    assert cli.main(["dashboards", "build", "--config", str(fleet_config)]) == 2
+    assert capsys.readouterr().err.startswith("predmaint dashboards: configuration error: --out: give the folder")
