@@ -23,7 +23,20 @@ Scoring against public benchmarks: :mod:`~predmaint.models.nab_scoring`,
 
 from predmaint._lazy import submodule_loader
 
+#: Classes a user builds or configures, importable from the package itself (River's style).
+EXPORTS = {
+    "AlertEvent": "alerting",
+    "CalibratedDetector": "calibrated",
+    "FeatureDeviation": "feature_deviation",
+    "PCADeviation": "pca_deviation",
+    "RobustDeviation": "robust_deviation",
+    "RobustReference": "reference",
+    "SensorModel": "sensor_model",
+    "TailCalibration": "tail_calibration",
+}
+
 __all__ = [
+    *EXPORTS,
     "alerting",
     "baseline",
     "calibrated",
@@ -41,4 +54,4 @@ __all__ = [
     "tail_calibration",
 ]
 
-__getattr__ = submodule_loader(__name__, __all__)
+__getattr__ = submodule_loader(__name__, [n for n in __all__ if n not in EXPORTS], EXPORTS)

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from predmaint.errors import ConfigurationError, PredmaintError, exit_code
+from predmaint.errors import ConfigurationError, PredmaintError
 from predmaint.settings import Settings, load_settings
 
 log = logging.getLogger("predmaint")
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     except PredmaintError as exc:
         kind = "configuration error" if isinstance(exc, ConfigurationError) else type(exc).__name__
         print(f"predmaint {args.command}: {kind}: {exc}", file=sys.stderr)
-        return exit_code(exc)
+        return exc.exit_code
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where a command turns it into one (demo)
         print(f"predmaint {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -24,15 +24,17 @@
 
 Classes that describe bad values also derive from :class:`ValueError`, so
 code written against the standard library's conventions keeps working.
-The command line turns these into one-line messages and exit codes in one
-place (:func:`exit_code`).
+Each class carries its exit code; the command line
+(:func:`predmaint.pipelines.cli.main`) turns any of them into a one-line
+message and that code, in one place; anything else is a bug and keeps its
+traceback.
 
 Examples
 --------
->>> issubclass(SettingsError, ConfigurationError), exit_code(SettingsError("x"))
+>>> issubclass(SettingsError, ConfigurationError), SettingsError("x").exit_code
 (True, 2)
->>> exit_code(StorageUnavailable("influx down")), exit_code(KeyError("bug"))
-(1, None)
+>>> StorageUnavailable("influx down").exit_code
+1
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "TargetConfigError",
-    "exit_code",
 ]
 
 
@@ -187,7 +188,3 @@ class EvaluationError(PredmaintError):
 class DashboardError(PredmaintError):
     """Grafana could not be reached or refused a dashboard."""
 
-
-def exit_code(exc: BaseException) -> int | None:
-    """The exit code for an error that ends a command, or ``None`` for a bug (show the traceback)."""
-    return exc.exit_code if isinstance(exc, PredmaintError) else None
