@@ -950,6 +950,37 @@ def test_a_clear_after_unconfirmed_creates_says_the_work_order_may_exist(secret_
         rcv.close()
 
 
+def test_the_chaos_cmms_double_lists_work_orders_as_maintainx_does(secret_env):
+    from predmaint.pipelines.chaos import FaultyTarget
+
+    double = FaultyTarget(SECRET, API_KEY)
+    try:
+        target = Target.from_config({"name": "cmms", "kind": "maintainx", "url": double.url,
+                                     "secret_env": "PREDMAINT_TEST_API_KEY", "timeout_s": 2.0})
+        events = [make_event(alert_id(120, i), 1, "raised", "c") for i in range(3)]
+        made = [attempt(target, e) for e in events]
+        # The lookup notify sends after an unconfirmed create finds the work order, and creates nothing.
+        again = attempt(target, events[1], lookup_since=time.time() - 5)
+        assert (again.adopted, again.work_order_id) == (True, made[1].work_order_id)
+        assert sum(double.creates.values()) == 3 and double.lookups == 1
+        # createdAt[gte] filters, limit and cursor page (as the MaintainX list documents them).
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        status, _, body = transport._http("GET", double.url + "/v1/workorders?createdAt%5Bgte%5D=2000-01-01T00"
+                                          "%3A00%3A00.000Z&limit=2", headers, None, 2.0)
+        doc = json.loads(body)
+        assert status == 200 and [w["id"] for w in doc["workOrders"]] == [int(m.work_order_id) for m in made[:2]]
+        status, _, body = transport._http("GET", double.url + "/v1/workorders?createdAt%5Bgte%5D=2000-01-01T00"
+                                          f"%3A00%3A00.000Z&limit=2&cursor={doc['nextCursor']}", headers, None, 2.0)
+        assert json.loads(body) == {"workOrders": [double.work_orders[2]], "nextCursor": None}
+        status, _, body = transport._http("GET", double.url + "/v1/workorders?createdAt%5Bgte%5D=2999-01-01T00"
+                                          "%3A00%3A00.000Z", headers, None, 2.0)
+        assert json.loads(body) == {"workOrders": [], "nextCursor": None}
+        assert transport._http("GET", double.url + "/v1/workorders", headers, None, 2.0)[0] == 400
+        assert transport._http("GET", double.url + "/v1/workorders", {}, None, 2.0)[0] == 401
+    finally:
+        double.down()
+
+
 # --------------------------------------------------------------------------- Kafka loop (fake consumer)
 
 
