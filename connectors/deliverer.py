@@ -379,9 +379,9 @@ class Deliverer:
                         "finding it; created it, so it may now exist twice", target.name, ids["asset"],
                         ids["alert_id"], cmms.LOOKUP_MAX_PAGES)
         if res.action == "create" and res.adopted and res.work_order_id:
-            log.warning("target %s: work order %s of asset %s, alert %s was created by an attempt whose answer "
-                        "was never recorded; found it, not created again", target.name, res.work_order_id,
-                        ids["asset"], ids["alert_id"])
+            log.warning("target %s: work order %s of asset %s, alert %s was made by an earlier create whose "
+                        "answer did not reach the outbox; found it, not created again", target.name,
+                        res.work_order_id, ids["asset"], ids["alert_id"])
             if flight.event.get("state") != "raised":
                 # This event was a create only because the work order was unknown; now it is an update.
                 self.outbox.adopt_work_order(flight.seq, target.name, ids["alert_id"], res.work_order_id, now)
