@@ -712,7 +712,10 @@ def test_kill9_after_the_cmms_created_the_work_order_creates_no_second_one(tmp_p
             closed = {"maintainx": "DONE", "upkeep": "complete", "maximo": "RESOLVED"}[kind]
             prios = {"maintainx": ["LOW", "HIGH"], "upkeep": [1, 3], "maximo": [3, 1]}[kind]
             for wo in orders_of(rcv, kind).values():
-                assert (wo["status"], wo["priority"]) == (closed, prios), (kind, wo)
+                # An update in flight at the kill is sent again after it (at-least-once, same content): the
+                # history may repeat a priority, never reorder or skip one.
+                history = [p for i, p in enumerate(wo["priority"]) if i == 0 or p != wo["priority"][i - 1]]
+                assert (wo["status"], history) == (closed, prios), (kind, wo)
             assert ob.create_in_flight(TARGET_NAMES[kind], held[kind]) is None
             assert f"target {TARGET_NAMES[kind]}: work order" in logs and "not created again" in logs
         # The restart looked each held work order up (a GET per kind) instead of creating it again.
