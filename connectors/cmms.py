@@ -34,9 +34,70 @@ Each CMMS is one :class:`_CmmsSpec` entry in ``_SPECS`` (paths, priorities,
 credential header, how work orders are identified); supporting another CMMS
 means adding an entry there.
 
-None of these APIs documents an idempotency header, so the caller keeps the
-alert-id -> work-order-id map (see :mod:`predmaint.connectors.deliverer`) and passes the
-known id to :func:`build_request`.
+The caller keeps the alert-id -> work-order-id map (see
+:mod:`predmaint.connectors.deliverer`) and passes the known id to
+:func:`build_request`.
+
+Creating a work order once, across a crash
+------------------------------------------
+The map is written when the create's answer (the new id) comes back. A
+process killed after the CMMS created the work order but before the outbox
+recorded the answer (``predmaint chaos``, scenario ``notify_kill9``) must not
+create it again when it restarts. The outbox therefore records "create in
+flight" *before* the create request is sent
+(:meth:`~predmaint.connectors.outbox.Outbox.begin_create`); every later create
+attempt for the same alert and target first searches the CMMS for a work
+order carrying the alert id (:func:`lookup_request`, :func:`parse_lookup`),
+adopts the one it finds, and only creates when the search finds none.
+
+Why a search and not an idempotency key: of the three APIs only Maximo has a
+duplicate-request guard, and it expires after five minutes, while a stopped
+notify can restart hours later. A search by a field the create wrote works
+whatever the downtime, with the same code path for every kind. What each API
+offers (sources as stored in this project's reference search, December 2026):
+
+``maintainx``
+    No idempotency key: the MaintainX OpenAPI document (API version 1, as
+    mirrored in ``api-evangelist/maintainx``,
+    ``openapi/_original/maintainx-openapi-original.json``) defines none on
+    ``POST /workorders``. ``externalData`` (sent on create) is returned by
+    ``GET /workorders/{id}`` but not by the list. ``GET /workorders`` filters
+    by ``createdAt[gte]`` (ISO 8601 UTC), pages with ``limit`` (at most 200)
+    and ``cursor``/``nextCursor``, and returns each work order's
+    ``description``. The lookup lists the work orders created since the
+    create began (less :data:`LOOKUP_CLOCK_SKEW_S`) and matches the
+    description's last line, ``predmaint alert <alert id>`` (:func:`description`).
+    The list's ``title`` filter is not used: the spec does not say whether it
+    is exact or a substring, and a renamed work order would escape it.
+``upkeep``
+    No idempotency key found in the UpKeep API reference
+    (developers.onupkeep.com, v2). ``GET /api/v2/work-orders`` lists work
+    orders (``{"results": [...]}``) with ``limit`` and ``offset``; public
+    clients filter it with ``isComplete=0``. The filter table of that page
+    could not be read from the stored copy, so no date filter is relied on:
+    the lookup reads the open work orders, page by page, and matches the
+    description's ``predmaint alert <alert id>`` line.
+``maximo``
+    The IBM Maximo REST API guide ("Handling duplicate requests",
+    ibm-maximo-dev.github.io/maximo-restapi-documentation) documents a
+    ``transactionid`` request header: a create or update whose id was seen
+    before is refused with ``409 Conflict``; ids live five minutes by default
+    (escalation ``OSLCTXN``). Every create sends ``transactionid:
+    predmaint-<alert id>`` (it also catches a create that was still being
+    committed when the lookup ran), and a 409 on a create is retried, so the
+    next attempt's lookup finds the record. The lookup is
+    ``oslc.where=externalrecid="<alert id>"`` ("Filtering": ``=`` on a quoted
+    string without ``%`` is an equality), ``externalrecid`` being set on create.
+
+Residual risk (documented, not handled): a work order whose marker line or
+``externalrecid`` a person removed before notify restarted, a MaintainX list
+or UpKeep open list longer than :data:`LOOKUP_MAX_PAGES` pages (the work
+order is then created, with a warning: a duplicate is better than a lost
+alert), an UpKeep work order completed before the restart (``isComplete=0``
+hides it), and on MaintainX and UpKeep a create the CMMS commits *after* the
+lookup of the next attempt (a request that timed out on our side but is
+still running on theirs) -- Maximo's ``transactionid`` covers that case for
+five minutes.
 
 Status values for closing (``DONE``, ``complete``, ``RESOLVED``) are defaults
 taken from public descriptions of those APIs, not verified against live
@@ -46,25 +107,32 @@ tenants; each target can override them with ``close_status``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from predmaint.errors import AlertMappingError
 
 __all__ = [
     "KINDS",
+    "LOOKUP_CLOCK_SKEW_S",
+    "LOOKUP_MAX_PAGES",
     "MAINTAINX_PRIORITY",
     "MAXIMO_PRIORITY",
     "UPKEEP_PRIORITY",
     "WEBHOOK_SEVERITY",
     "AlertMappingError",
     "HttpRequest",
+    "LookupPage",
     "auth_headers",
     "build_request",
     "description",
     "extract_work_order_id",
+    "lookup_request",
+    "parse_lookup",
     "title",
 ]
 
@@ -81,6 +149,11 @@ UPKEEP_PRIORITY: dict[str, int] = {"warning": 1, "alarm": 2, "critical": 3}
 MAXIMO_PRIORITY: dict[str, int] = {"warning": 3, "alarm": 2, "critical": 1}
 
 _STATES = ("raised", "escalated", "renotified", "cleared")
+
+#: How far before the recorded start of a create a lookup searches: the CMMS's clock may be behind ours.
+LOOKUP_CLOCK_SKEW_S = 3600.0
+#: Result pages one lookup reads at most; past them the work order is created (a possible duplicate, logged).
+LOOKUP_MAX_PAGES = 25
 
 
 @dataclass(frozen=True)
@@ -99,8 +172,9 @@ class HttpRequest:
     json : dict
         Body, serialised by :meth:`body_bytes`.
     action : str
-        ``create``, ``update``, ``close`` or ``notify`` (generic webhook), used
-        by the caller to maintain the work-order map.
+        ``create``, ``update``, ``close``, ``notify`` (generic webhook) or
+        ``lookup`` (search for a work order already created), used by the
+        caller to maintain the work-order map.
     """
 
     method: str
@@ -206,6 +280,107 @@ def _no_fields(_: Any) -> dict[str, Any]:
     return {}
 
 
+# -- looking up a work order created before a crash (see "Creating a work order once" above) ----------
+
+
+@dataclass(frozen=True)
+class LookupPage:
+    """What one page of a work-order lookup found (:func:`parse_lookup`).
+
+    Attributes
+    ----------
+    work_order_id : str or None
+        The alert's work order (Maximo: its href path) when this page holds it.
+    next_page : str or None
+        Token for the next page (pass it to :func:`lookup_request`); ``None``
+        when there is no further page.
+    """
+
+    work_order_id: str | None = None
+    next_page: str | None = None
+
+
+def _carries_marker(record: Any, alert_id: str) -> bool:
+    """Whether a work order's description carries :func:`description`'s ``predmaint alert <id>`` line."""
+    text = record.get("description") if isinstance(record, dict) else None
+    # The word boundary keeps alert "ab12" from matching a work order of alert "ab123".
+    return isinstance(text, str) and re.search(rf"predmaint alert {re.escape(alert_id)}\b", text) is not None
+
+
+def _iso_utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _has_id(record: Any) -> bool:
+    return isinstance(record, dict) and record.get("id") not in (None, "")
+
+
+#: The MaintainX list's documented maximum page size.
+_MAINTAINX_PAGE = 200
+
+
+def _maintainx_lookup(alert_id: str, since: float, page: str | None) -> str:
+    query = [("createdAt[gte]", _iso_utc(since)), ("limit", str(_MAINTAINX_PAGE))]
+    if page:
+        query.append(("cursor", page))
+    return "/v1/workorders?" + urlencode(query)
+
+
+def _maintainx_found(doc: Any, alert_id: str, page: str | None) -> LookupPage:
+    orders = doc.get("workOrders") if isinstance(doc, dict) else None
+    for wo in orders if isinstance(orders, list) else []:
+        # The list documents deletedAt: a deleted work order is not one to keep updating.
+        if _carries_marker(wo, alert_id) and _has_id(wo) and not wo.get("deletedAt"):
+            return LookupPage(str(wo["id"]))
+    cursor = doc.get("nextCursor") if isinstance(doc, dict) else None
+    return LookupPage(None, cursor if isinstance(cursor, str) and cursor else None)
+
+
+_UPKEEP_PAGE = 100
+
+
+def _upkeep_lookup(alert_id: str, since: float, page: str | None) -> str:
+    # No date filter (see the module docstring): the open work orders, newest pages included, are read.
+    return "/api/v2/work-orders?" + urlencode([("isComplete", "0"), ("limit", str(_UPKEEP_PAGE)),
+                                               ("offset", page or "0")])
+
+
+def _upkeep_found(doc: Any, alert_id: str, page: str | None) -> LookupPage:
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list):
+        return LookupPage()
+    for wo in results:
+        if _carries_marker(wo, alert_id) and _has_id(wo):
+            return LookupPage(str(wo["id"]))
+    # Offset paging says nothing about a next page: a full page may have one.
+    full = len(results) >= _UPKEEP_PAGE
+    return LookupPage(None, str(int(page or 0) + len(results)) if full else None)
+
+
+#: Characters an alert id may have to be put between the double quotes of an oslc.where value.
+_OSLC_SAFE = re.compile(r"[A-Za-z0-9._:-]+")
+
+
+def _maximo_lookup(alert_id: str, since: float, page: str | None) -> str:
+    if not _OSLC_SAFE.fullmatch(alert_id):
+        raise AlertMappingError(f"alert id {alert_id!r} cannot be searched for in maximo: an oslc.where value "
+                                f"may only hold letters, digits, '.', '_', ':' and '-'")
+    # '=' on a quoted string without '%' is an equality (Maximo REST API guide, "Filtering").
+    query = [("lean", "1"), ("oslc.select", "href,ticketid,externalrecid"),
+             ("oslc.where", f'externalrecid="{alert_id}"')]
+    return "/maximo/api/os/mxapisr?" + urlencode(query, quote_via=quote)
+
+
+def _maximo_found(doc: Any, alert_id: str, page: str | None) -> LookupPage:
+    members = doc.get("member") if isinstance(doc, dict) else None
+    for m in members if isinstance(members, list) else []:
+        # externalrecid is selected, so it is compared too: a server that ignored the filter must not
+        # hand us another alert's service request.
+        if isinstance(m, dict) and m.get("href") and m.get("externalrecid", alert_id) == alert_id:
+            return LookupPage(_href_path(str(m["href"])))
+    return LookupPage()
+
+
 @dataclass(frozen=True, kw_only=True)
 class _CmmsSpec:
     """Everything the mappers need to know about one CMMS API.
@@ -246,6 +421,14 @@ class _CmmsSpec:
         Status a cleared alert sets (option ``close_status`` overrides it).
     close_fields : callable
         Event -> extra fields of the close body.
+    lookup_path : callable
+        ``(alert_id, since, page)`` -> path and query of the request that
+        searches for the alert's work order created at or after ``since``.
+    lookup_found : callable
+        ``(decoded answer, alert_id, page)`` -> :class:`LookupPage`.
+    create_transaction_id : bool
+        Send ``transactionid: predmaint-<alert id>`` with every create (the
+        API refuses a repeated id with 409).
     """
 
     kind: str
@@ -269,6 +452,9 @@ class _CmmsSpec:
     close_suffix: str = ""
     close_status: str
     close_fields: Callable[[Mapping[str, Any]], dict[str, Any]] = _no_fields
+    lookup_path: Callable[[str, float, str | None], str]
+    lookup_found: Callable[[Any, str, str | None], LookupPage]
+    create_transaction_id: bool = False
 
 
 _SPECS: dict[str, _CmmsSpec] = {spec.kind: spec for spec in (
@@ -278,6 +464,7 @@ _SPECS: dict[str, _CmmsSpec] = {spec.kind: spec for spec in (
         create_path="/v1/workorders",
         alert_ref=lambda alert_id: {"externalData": {"predmaintAlertId": alert_id}},
         close_suffix="/status", close_status="DONE",
+        lookup_path=_maintainx_lookup, lookup_found=_maintainx_found,
     ),
     _CmmsSpec(
         kind="upkeep", priorities=UPKEEP_PRIORITY,
@@ -285,6 +472,7 @@ _SPECS: dict[str, _CmmsSpec] = {spec.kind: spec for spec in (
         create_path="/api/v2/work-orders",
         close_status="complete",
         close_fields=lambda event: {"description": description(event)},
+        lookup_path=_upkeep_lookup, lookup_found=_upkeep_found,
     ),
     _CmmsSpec(
         kind="maximo", priorities=MAXIMO_PRIORITY,
@@ -307,6 +495,7 @@ _SPECS: dict[str, _CmmsSpec] = {spec.kind: spec for spec in (
         update_suffix="?lean=1", update_headers={"patchtype": "MERGE"},
         close_suffix="?action=wsmethod:changeStatus&lean=1", close_status="RESOLVED",
         close_fields=lambda event: {"memo": f"predmaint: alert {event.get('alert_id')} cleared"},
+        lookup_path=_maximo_lookup, lookup_found=_maximo_found, create_transaction_id=True,
     ),
 )}
 
@@ -378,7 +567,11 @@ def _create(spec: _CmmsSpec, event: Mapping[str, Any], priority: Any,
     if asset is not None:
         body[spec.asset_field] = asset
     body.update(options.get("defaults") or {})
-    return HttpRequest("POST", spec.create_path, {**_JSON_HEADERS, **spec.create_headers}, body, "create")
+    headers = {**_JSON_HEADERS, **spec.create_headers}
+    if spec.create_transaction_id:
+        # One id per alert: a second create of the alert within the id's life is refused (409), not duplicated.
+        headers["transactionid"] = f"predmaint-{event.get('alert_id')}"
+    return HttpRequest("POST", spec.create_path, headers, body, "create")
 
 
 def _update(spec: _CmmsSpec, event: Mapping[str, Any], path: str, priority: Any) -> HttpRequest:
@@ -436,6 +629,79 @@ def build_request(kind: str, event: Mapping[str, Any], work_order_id: str | None
     if kind == "webhook":
         return _webhook(event)
     return _cmms_request(_spec(kind), event, work_order_id, options or {})
+
+
+def _lookup_spec(kind: str, event: Mapping[str, Any]) -> tuple[_CmmsSpec, str]:
+    if kind == "webhook":
+        raise AlertMappingError("webhook targets have no work orders to look up")
+    spec = _spec(kind)
+    alert = event.get("alert_id")
+    if not isinstance(alert, str) or not alert:
+        raise AlertMappingError(f"cannot look up a {spec.record_noun} in {kind} for an event without an alert id "
+                                f"(asset {event.get('asset')!r})")
+    return spec, alert
+
+
+def lookup_request(kind: str, event: Mapping[str, Any], since: float, page: str | None = None) -> HttpRequest:
+    """The request that searches a CMMS for the work order of ``event``'s alert.
+
+    Used before creating a work order again after a create whose answer was
+    never recorded (see "Creating a work order once" above).
+
+    Parameters
+    ----------
+    kind : {"maintainx", "upkeep", "maximo"}
+        Target kind.
+    event : mapping
+        The alert event (its ``alert_id`` is searched for).
+    since : float
+        Unix time at which the first create began; the search reaches back
+        :data:`LOOKUP_CLOCK_SKEW_S` further (MaintainX filters on it).
+    page : str, optional
+        ``next_page`` of the previous :class:`LookupPage`.
+
+    Returns
+    -------
+    HttpRequest
+        A ``GET`` with action ``lookup``, without credentials.
+
+    Raises
+    ------
+    AlertMappingError
+        A webhook kind, an unknown kind, an event without alert id, or (Maximo)
+        an alert id that cannot be quoted in ``oslc.where``.
+
+    Examples
+    --------
+    >>> ev = {"alert_id": "00ff00ff00ff00ff", "state": "raised"}
+    >>> lookup_request("maintainx", ev, since=7200.0).path
+    '/v1/workorders?createdAt%5Bgte%5D=1970-01-01T01%3A00%3A00.000Z&limit=200'
+    >>> lookup_request("maximo", ev, since=0.0).path
+    '/maximo/api/os/mxapisr?lean=1&oslc.select=href%2Cticketid%2Cexternalrecid&oslc.where=externalrecid%3D%2200ff00ff00ff00ff%22'
+    """
+    spec, alert = _lookup_spec(kind, event)
+    path = spec.lookup_path(alert, since - LOOKUP_CLOCK_SKEW_S, page)
+    return HttpRequest("GET", path, {"Accept": "application/json"}, {}, "lookup")
+
+
+def parse_lookup(kind: str, event: Mapping[str, Any], body: bytes | None, page: str | None = None) -> LookupPage:
+    """Find ``event``'s work order in the 2xx answer to :func:`lookup_request`.
+
+    A work order is the alert's when its description carries the
+    ``predmaint alert <alert id>`` line (MaintainX, UpKeep) or its
+    ``externalrecid`` is the alert id (Maximo). An answer that is not the
+    expected JSON finds nothing and has no next page.
+
+    Examples
+    --------
+    >>> ev = {"alert_id": "a1", "state": "raised"}
+    >>> parse_lookup("maintainx", ev, b'{"workOrders": [{"id": 7, "description": "predmaint alert a1, event a1:0"}]}')
+    LookupPage(work_order_id='7', next_page=None)
+    >>> parse_lookup("upkeep", ev, b'{"results": []}')
+    LookupPage(work_order_id=None, next_page=None)
+    """
+    spec, alert = _lookup_spec(kind, event)
+    return spec.lookup_found(_json_or_none(body), alert, page)
 
 
 def auth_headers(kind: str, secret: str | None) -> dict[str, str]:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from predmaint.connectors import cmms
 from predmaint.connectors.deadletters import deadletter_record
 from predmaint.connectors.outbox import IngestRecord, IngestResult, Outbox
 from predmaint.connectors.retry import backoff_delay
@@ -282,14 +283,23 @@ class Deliverer:
         wo_id = self._open_work_order(target, ids["alert_id"])
         if wo_id is None and target.kind != "webhook" and event.get("state") == "cleared":
             reason = "no open work order to close (alert was never delivered or is already closed)"
+            if self.outbox.create_in_flight(target.name, ids["alert_id"]) is not None:
+                # Only after the alert's creates were all dead-lettered: one of them may have reached the CMMS.
+                reason += "; a create was sent but never confirmed, so the CMMS may hold its work order open"
             self.outbox.finish(seq, target.name, "suppressed", reason, None, now)
             self.stats["suppressed"] += 1
             log.info("target %s: cleared event %s of asset %s, alert %s not sent: %s",
                      target.name, ids["event_id"], ids["asset"], ids["alert_id"], reason)
             return False
         n = self.outbox.start_attempt(seq, target.name, now)
+        lookup_since = None
+        if wo_id is None and target.kind != "webhook":
+            # Written before the create is sent: a process killed before it records the answer leaves it
+            # behind, and the next create of this alert searches the CMMS before creating again.
+            lookup_since = self.outbox.begin_create(target.name, ids["alert_id"], now)
         self.stats["attempts"] += 1
-        fut = self._pool.submit(attempt, target, event, work_order_id=wo_id, redact=self._redact)
+        fut = self._pool.submit(attempt, target, event, work_order_id=wo_id, lookup_since=lookup_since,
+                                redact=self._redact)
         self._in_flight[(target.name, head["asset"])] = _InFlight(fut, seq, event, n, wo_id)
         return True
 
@@ -364,13 +374,25 @@ class Deliverer:
         """Mark a delivery done, with the work-order map change its action implies."""
         ids = event_ids(flight.event)
         wo = None
+        if res.lookup_truncated:
+            log.warning("target %s: the lookup of the work order of asset %s, alert %s read %d pages without "
+                        "finding it; created it, so it may now exist twice", target.name, ids["asset"],
+                        ids["alert_id"], cmms.LOOKUP_MAX_PAGES)
+        if res.action == "create" and res.adopted and res.work_order_id:
+            log.warning("target %s: work order %s of asset %s, alert %s was made by an earlier create whose "
+                        "answer did not reach the outbox; found it, not created again", target.name,
+                        res.work_order_id, ids["asset"], ids["alert_id"])
+            if flight.event.get("state") != "raised":
+                # This event was a create only because the work order was unknown; now it is an update.
+                self.outbox.adopt_work_order(flight.seq, target.name, ids["alert_id"], res.work_order_id, now)
+                return
         if res.action == "create":
             if res.work_order_id:
                 wo = (ids["alert_id"], res.work_order_id, "open")
             else:
                 log.error("target %s created a work order for asset %s, alert %s but its answer "
-                          "carried no id; later events will create another", target.name,
-                          ids["asset"], ids["alert_id"])
+                          "carried no id; later events of the alert look it up before creating another",
+                          target.name, ids["asset"], ids["alert_id"])
         elif res.action == "close" and flight.work_order_id is not None:
             # Nothing else writes this alert's map entry while its request is
             # in flight, so the id read at start is still the current one.

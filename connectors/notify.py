@@ -19,9 +19,13 @@ Guarantees
 * **At-least-once.** A delivery is marked done only after a 2xx answer. A
   crash between the answer and the commit resends the event after restart;
   generic webhook receivers deduplicate on ``webhook-id`` (= ``event_id``).
-  CMMS APIs document no idempotency key, so that narrow window can create a
-  second work order; everything else goes through the alert-id -> work-order
-  map (create once, then update, then close).
+  CMMS work orders go through the alert-id -> work-order map (create once,
+  then update, then close). A create is recorded as in flight before it is
+  sent; a create that follows an unconfirmed one (the process was killed
+  before it recorded the answer) first searches the CMMS for the alert's work
+  order and adopts it, so a restart creates none twice. What each CMMS API
+  offers for this, and the cases it cannot cover, are in
+  :mod:`predmaint.connectors.cmms`.
 * **Ordered per asset and target.** An event is not sent to a target while an
   earlier event of the same asset is pending for that target (raise before
   clear). Different assets and targets proceed independently, so one stuck

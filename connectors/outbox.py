@@ -66,6 +66,15 @@ CREATE TABLE IF NOT EXISTS work_orders (
     updated_at     REAL NOT NULL,
     PRIMARY KEY (target, alert_id)
 );
+-- A create request sent (or about to be) whose answer is not recorded yet: after a crash the next
+-- create of the alert on the target looks the work order up first (connectors/cmms.py explains why).
+-- A table of its own, so that outboxes written before it existed gain it with CREATE IF NOT EXISTS.
+CREATE TABLE IF NOT EXISTS create_intents (
+    target      TEXT NOT NULL,
+    alert_id    TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    PRIMARY KEY (target, alert_id)
+);
 CREATE TABLE IF NOT EXISTS offsets (
     topic        TEXT NOT NULL,
     partition    INTEGER NOT NULL,
@@ -300,7 +309,8 @@ class Outbox:
 
         ``work_order`` is ``(alert_id, work_order_id, status)`` with status
         ``open`` or ``closed``; it is written in the same transaction so the
-        map never disagrees with what was delivered.
+        map never disagrees with what was delivered, and it ends the alert's
+        create in flight (:meth:`begin_create`): the work order is known now.
         """
         with self._tx() as db:
             db.execute("UPDATE deliveries SET status = 'delivered', http_status = ?, done_at = ?,"
@@ -314,6 +324,51 @@ class Outbox:
                     " updated_at = excluded.updated_at",
                     (target, alert_id, wo_id, wo_status, now),
                 )
+                db.execute("DELETE FROM create_intents WHERE target = ? AND alert_id = ?", (target, alert_id))
+
+    def begin_create(self, target: str, alert_id: str, now: float) -> float | None:
+        """Record that a create of the alert's work order is about to be sent; return an earlier one's start.
+
+        Called before every create request. ``None`` means no create was sent
+        before: create straight away. A time means an earlier create began
+        then and its answer was never recorded (the process was killed, the
+        connection dropped, the CMMS failed, or the answer carried no id): the
+        work order may exist, so it is looked up first (created at or after
+        that time). The first start is kept until :meth:`mark_delivered` or
+        :meth:`adopt_work_order` records the work order.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT started_at FROM create_intents WHERE target = ? AND alert_id = ?",
+                             (target, alert_id)).fetchone()
+            if row is not None:
+                return float(row["started_at"])
+            db.execute("INSERT INTO create_intents (target, alert_id, started_at) VALUES (?, ?, ?)",
+                       (target, alert_id, now))
+        return None
+
+    def create_in_flight(self, target: str, alert_id: str) -> float | None:
+        """Start of the alert's unconfirmed create on a target (:meth:`begin_create`), or ``None``."""
+        row = self._db.execute("SELECT started_at FROM create_intents WHERE target = ? AND alert_id = ?",
+                               (target, alert_id)).fetchone()
+        return float(row["started_at"]) if row else None
+
+    def adopt_work_order(self, seq: int, target: str, alert_id: str, work_order_id: str, now: float) -> None:
+        """Record a work order found by a lookup, and make the delivery that found it due again at once.
+
+        The delivery was a create only because the work order was unknown;
+        now that it is known, the same event is sent next as an update, as it
+        would have been had the earlier create's answer been recorded.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO work_orders (target, alert_id, work_order_id, status, updated_at)"
+                " VALUES (?, ?, ?, 'open', ?) ON CONFLICT (target, alert_id) DO UPDATE SET"
+                " work_order_id = excluded.work_order_id, status = 'open', updated_at = excluded.updated_at",
+                (target, alert_id, work_order_id, now),
+            )
+            db.execute("DELETE FROM create_intents WHERE target = ? AND alert_id = ?", (target, alert_id))
+            db.execute("UPDATE deliveries SET next_attempt_at = ?, last_error = ? WHERE seq = ? AND target = ?",
+                       (now, "work order found by lookup; sent next as an update", seq, target))
 
     def schedule_retry(self, seq: int, target: str, next_at: float, reason: str,
                        http_status: int | None) -> None:

@@ -7,7 +7,11 @@ stateless (no outbox, no scheduling), so one attempt can be tested alone.
 Why these belong together: building the request (signing, auth headers),
 sending it, and classifying the answer (2xx, retryable, permanent, and the
 ``Retry-After`` it carries) are one step, and the secret redaction applied
-to failure reasons is part of how that step reports. Scheduling what to
+to failure reasons is part of how that step reports. A create that follows
+an unconfirmed one first looks the work order up (one ``GET`` per result
+page, :func:`predmaint.connectors.cmms.lookup_request`); that search is part
+of the same attempt, so its failures are classified and retried like the
+create's. Scheduling what to
 send when lives in :mod:`predmaint.connectors.deliverer`; the guarantees of
 the whole delivery path are listed in :mod:`predmaint.connectors.notify`.
 
@@ -138,15 +142,24 @@ class Delivered:
     action : str
         ``notify``, ``create``, ``update`` or ``close``.
     work_order_id : str or None
-        Work order created by a ``create`` (CMMS targets).
+        Work order created by a ``create`` (CMMS targets), or found by its lookup.
     elapsed_s : float
-        Request duration.
+        Request duration (all of the attempt's requests).
+    adopted : bool
+        The lookup found the work order an earlier, unconfirmed create made;
+        nothing was created (``status`` is the lookup's).
+    lookup_truncated : bool
+        The lookup read :data:`~predmaint.connectors.cmms.LOOKUP_MAX_PAGES`
+        pages without finding the work order, and it was created: it may now
+        exist twice.
     """
 
     status: int
     action: str
     work_order_id: str | None
     elapsed_s: float
+    adopted: bool = False
+    lookup_truncated: bool = False
 
 
 class EventIds(TypedDict):
@@ -179,7 +192,7 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _http(method: str, url: str, headers: Mapping[str, str], body: bytes,
+def _http(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
           timeout_s: float) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
     host = parts.hostname
@@ -221,8 +234,70 @@ def _network_reason(exc: BaseException, timeout_s: float) -> str:
     return f"network error ({type(exc).__name__})"
 
 
+def _exchange(target: Target, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+              ids: _DeliveryIds, scrub: Callable[[str], str], *, what: str = "",
+              conflict_is_duplicate: bool = False) -> tuple[int, dict[str, str], bytes, float]:
+    """Send one request; return ``(status, headers, body, seconds)`` on 2xx, raise the classified error otherwise.
+
+    ``what`` prefixes failure reasons (which request of the attempt failed);
+    ``conflict_is_duplicate`` makes a 409 retryable: the create carried a
+    ``transactionid`` the CMMS has seen, so an earlier attempt created the
+    work order and the next attempt's lookup will find it.
+    """
+    url = target.url.rstrip("/") + path if path else target.url
+    t0 = time.monotonic()
+    try:
+        status, resp_headers, data = _http(method, url, headers, body, target.timeout_s)
+    except (OSError, http.client.HTTPException) as exc:
+        raise RetryableDeliveryError(scrub(what + _network_reason(exc, target.timeout_s)), **ids) from None
+    elapsed = time.monotonic() - t0
+    if 200 <= status < 300:
+        return status, resp_headers, data, elapsed
+    retry_after = None
+    if status in _RETRY_AFTER_STATUS:
+        retry_after = parse_retry_after(resp_headers.get("retry-after"))
+    if status == 409 and conflict_is_duplicate:
+        raise RetryableDeliveryError(f"{what}HTTP 409 (transactionid already used: an earlier attempt created the "
+                                     f"work order; the next attempt looks it up)", http_status=status, **ids)
+    if status in _RETRYABLE_STATUS or 500 <= status < 600:
+        raise RetryableDeliveryError(f"{what}HTTP {status}", http_status=status, retry_after=retry_after, **ids)
+    if 300 <= status < 400:
+        raise PermanentDeliveryError(f"{what}HTTP {status} redirect (redirects are not followed; fix the URL)",
+                                     http_status=status, **ids)
+    raise PermanentDeliveryError(f"{what}HTTP {status}", http_status=status, **ids)
+
+
+def _look_up(target: Target, event: Mapping[str, Any], since: float, auth: Mapping[str, str],
+             ids: _DeliveryIds, scrub: Callable[[str], str]) -> tuple[Delivered | None, bool]:
+    """Search the CMMS for the alert's work order; ``(found, truncated)``.
+
+    ``found`` is the :class:`Delivered` of an adopted work order, or ``None``;
+    ``truncated`` says the page limit was reached without finding it.
+    """
+    headers = {"User-Agent": _USER_AGENT, **auth}
+    page: str | None = None
+    elapsed = 0.0
+    for _ in range(cmms.LOOKUP_MAX_PAGES):
+        try:
+            req = cmms.lookup_request(target.kind, event, since, page)
+        except cmms.AlertMappingError as exc:
+            raise PermanentDeliveryError(scrub(f"cannot look up the work order: {exc}"), **ids) from None
+        status, _, data, took = _exchange(target, req.method, req.path, {**headers, **req.headers}, None, ids,
+                                          scrub, what="work-order lookup: ")
+        elapsed += took
+        found = cmms.parse_lookup(target.kind, event, data, page)
+        if found.work_order_id is not None:
+            return Delivered(status=status, action="create", work_order_id=found.work_order_id, elapsed_s=elapsed,
+                             adopted=True), False
+        if found.next_page is None:
+            return None, False
+        page = found.next_page
+    return None, True
+
+
 def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | None = None,
-            now: float | None = None, redact: Callable[[str], str] | None = None) -> Delivered:
+            lookup_since: float | None = None, now: float | None = None,
+            redact: Callable[[str], str] | None = None) -> Delivered:
     """Make one delivery attempt of one event to one target.
 
     Parameters
@@ -234,6 +309,11 @@ def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | No
     work_order_id : str, optional
         Known work order of this alert on this target (CMMS kinds): update or
         close it instead of creating one.
+    lookup_since : float, optional
+        Start of an earlier create of this alert whose answer was never
+        recorded (:meth:`~predmaint.connectors.outbox.Outbox.begin_create`):
+        before creating, search the CMMS for the work order it may have made,
+        and adopt it when found.
     now : float, optional
         Unix time for the ``webhook-timestamp`` (default: the current time;
         each retry is signed afresh, as the spec requires).
@@ -243,15 +323,17 @@ def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | No
     Returns
     -------
     Delivered
-        On a 2xx answer.
+        On a 2xx answer (for an adopted work order: the lookup's).
 
     Raises
     ------
     RetryableDeliveryError
         Timeout, connection failure, 408/425/429/5xx (``retry_after`` set
-        from ``Retry-After`` on 429/503).
+        from ``Retry-After`` on 429/503), or 409 to a create that carried a
+        ``transactionid`` (Maximo); also when the lookup meets any of these.
     PermanentDeliveryError
-        3xx, other 4xx, an event that cannot be mapped, or a missing secret.
+        3xx, other 4xx, an event that cannot be mapped (or looked up), or a
+        missing secret.
     """
     ids: _DeliveryIds = {**event_ids(event), "target": target.name}
     scrub = redact or (lambda s: s)
@@ -277,27 +359,19 @@ def attempt(target: Target, event: Mapping[str, Any], *, work_order_id: str | No
         else:
             # Unsigned, but still carrying the idempotency key receivers dedup on.
             headers.update({"webhook-id": event_id, "webhook-timestamp": str(ts)})
-    headers.update(cmms.auth_headers(target.kind, secret))
-    url = target.url.rstrip("/") + req.path if req.path else target.url
+    auth = cmms.auth_headers(target.kind, secret)
+    headers.update(auth)
 
-    t0 = time.monotonic()
-    try:
-        status, resp_headers, data = _http(req.method, url, headers, body, target.timeout_s)
-    except (OSError, http.client.HTTPException) as exc:
-        raise RetryableDeliveryError(scrub(_network_reason(exc, target.timeout_s)), **ids) from None
-    elapsed = time.monotonic() - t0
-
-    if 200 <= status < 300:
-        wo = None
-        if req.action == "create":
-            wo = cmms.extract_work_order_id(target.kind, status, resp_headers, data)
-        return Delivered(status=status, action=req.action, work_order_id=wo, elapsed_s=elapsed)
-    retry_after = None
-    if status in _RETRY_AFTER_STATUS:
-        retry_after = parse_retry_after(resp_headers.get("retry-after"))
-    if status in _RETRYABLE_STATUS or 500 <= status < 600:
-        raise RetryableDeliveryError(f"HTTP {status}", http_status=status, retry_after=retry_after, **ids)
-    if 300 <= status < 400:
-        raise PermanentDeliveryError(f"HTTP {status} redirect (redirects are not followed; fix the URL)",
-                                     http_status=status, **ids)
-    raise PermanentDeliveryError(f"HTTP {status}", http_status=status, **ids)
+    truncated = False
+    if req.action == "create" and lookup_since is not None:
+        adopted, truncated = _look_up(target, event, lookup_since, auth, ids, scrub)
+        if adopted is not None:
+            return adopted
+    status, resp_headers, data, elapsed = _exchange(
+        target, req.method, req.path, headers, body, ids, scrub,
+        conflict_is_duplicate=req.action == "create" and "transactionid" in req.headers)
+    wo = None
+    if req.action == "create":
+        wo = cmms.extract_work_order_id(target.kind, status, resp_headers, data)
+    return Delivered(status=status, action=req.action, work_order_id=wo, elapsed_s=elapsed,
+                     lookup_truncated=truncated)

@@ -26,7 +26,8 @@ Delivery scenarios publish alert events (raised, escalated, cleared) and run
 ``predmaint notify`` against the target while it is down, answers 500, answers
 429 with Retry-After, or while notify itself is killed: delivered, lost,
 resent (a webhook-id seen again, deduplicated by the receiver) and work orders
-created twice (the CMMS API has no idempotency key).
+created twice (the CMMS API has no idempotency key; notify looks a work order
+up before creating it again, see :mod:`predmaint.connectors.cmms`).
 
 The last line of output is one JSON object with every row and the totals.
 """
@@ -45,8 +46,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -104,13 +107,22 @@ class Row:
 # --------------------------------------------------------------------------- the target
 
 
+def _iso_now() -> str:
+    """The current time as MaintainX writes ``createdAt`` (ISO 8601 UTC, milliseconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class FaultyTarget:
     """A loopback HTTP server acting as a webhook receiver and a MaintainX-style CMMS, with faults on demand.
 
     ``mode`` is ``ok``, ``500`` or ``429`` (with ``Retry-After: 1``); :meth:`down`
     closes the port (connection refused) until :meth:`up`. Webhooks are checked
     against the signing secret and counted per ``webhook-id``; work orders are
-    created by ``POST /v1/workorders`` and counted per alert id.
+    created by ``POST /v1/workorders`` and counted per alert id, and listed by
+    ``GET /v1/workorders`` as MaintainX documents it (``createdAt[gte]``,
+    ``limit`` of at most 200, ``cursor``/``nextCursor``; each work order with
+    its ``description``, not its ``externalData``). No idempotency key is
+    honoured: MaintainX documents none.
     """
 
     def __init__(self, secret: str, api_key: str, delay_s: float = 0.0):
@@ -121,6 +133,8 @@ class FaultyTarget:
         self.lock = threading.Lock()
         self.webhooks: collections.Counter = collections.Counter()  # webhook-id -> times processed
         self.creates: collections.Counter = collections.Counter()  # alert id -> work orders created
+        self.work_orders: list[dict] = []  # as the list returns them, in creation order
+        self.lookups = 0  # GET /v1/workorders answered 200
         self.bad_signatures = 0
         self.first_ok_after: float | None = None
         self._since = 0.0
@@ -139,7 +153,7 @@ class FaultyTarget:
             def do_POST(self):
                 outer._handle(self)
 
-            do_PATCH = do_POST
+            do_PATCH = do_GET = do_POST
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -197,14 +211,35 @@ class FaultyTarget:
             return self._send(h, 200, b'{"ok":true}')
         if h.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._send(h, 401, b"{}")
+        url = urllib.parse.urlsplit(h.path)
+        if h.command == "GET" and url.path == "/v1/workorders":
+            return self._list(h, urllib.parse.parse_qs(url.query))
         if h.command == "POST" and h.path == "/v1/workorders":
             doc = json.loads(body or b"{}")
             found = re.search(r"predmaint alert (\w+)", doc.get("description", ""))
             with self.lock:
                 self.creates[found.group(1) if found else "?"] += 1
                 n = sum(self.creates.values())
+                self.work_orders.append({"id": 1000 + n, "title": doc.get("title"), "status": "OPEN",
+                                         "description": doc.get("description"), "createdAt": _iso_now()})
             return self._send(h, 201, json.dumps({"id": 1000 + n}).encode())
         return self._send(h, 200, b"{}")
+
+    def _list(self, h, query: dict[str, list[str]]) -> None:
+        """``GET /v1/workorders``: those created at or after ``createdAt[gte]``, a page of ``limit`` from ``cursor``."""
+        try:
+            since = query["createdAt[gte]"][0]
+            limit = min(int(query.get("limit", ["100"])[0]), 200)
+            start = int(query.get("cursor", ["0"])[0])
+        except (KeyError, ValueError):
+            return self._send(h, 400, b'{"errors": [{"error": "bad query"}]}')
+        with self.lock:
+            # One ISO 8601 UTC format on both sides: strings compare as times.
+            hits = [wo for wo in self.work_orders if wo["createdAt"] >= since]
+            self.lookups += 1
+        page, more = hits[start:start + limit], start + limit < len(hits)
+        body = {"workOrders": page, "nextCursor": str(start + limit) if more else None}
+        return self._send(h, 200, json.dumps(body).encode())
 
 
 # --------------------------------------------------------------------------- the harness
@@ -661,6 +696,9 @@ class Chaos:
         row.recover_s = None if target.first_ok_after is None else round(target.first_ok_after, 1)
         # notify writes its dead letters (deliveries given up) to InfluxDB; no database: none written.
         row.dead_measurement = max(self.count(settings, "deadletters"), 0)
+        if target.lookups:
+            # Only a create following an unconfirmed one looks up: these are the kill's aftermath (or a retry's).
+            row.note += f"; {target.lookups} work-order lookup(s) by notify before creating again"
         if target.bad_signatures:
             row.note += f"; {target.bad_signatures} bad signatures"
         target.down()

@@ -191,7 +191,9 @@ def _create(kind, e):
         "upkeep": ("POST", "/api/v2/work-orders", JSON_HEADERS,
                    {"title": t, "description": d, "priority": 3, "assetId": "gHhn43LMh3",
                     "category": "Predictive"}),
-        "maximo": ("POST", "/maximo/api/os/mxapisr?lean=1", JSON_HEADERS + [("properties", "ticketid,href")],
+        # transactionid: Maximo refuses a second create of the alert (409) while it remembers the id.
+        "maximo": ("POST", "/maximo/api/os/mxapisr?lean=1",
+                   JSON_HEADERS + [("properties", "ticketid,href"), ("transactionid", f"predmaint-{a}")],
                    {"description": t[:100], "description_longdescription": d, "reportedpriority": 1,
                     "externalrecid": a, "assetnum": "11430", "siteid": "BEDFORD"}),
     }[kind]
@@ -305,3 +307,100 @@ def test_extract_work_order_id_maximo_prefers_location_and_keeps_path_only():
         == "/maximo/api/os/mxapisr/_REL"
     assert extract_work_order_id("maximo", 201, {}, b'{"id": 3}') is None
     assert extract_work_order_id("maximo", 302, {"Location": "http://h/x"}, b"") is None
+
+
+# --------------------------------------------------------------------------- lookup before a second create
+
+AID = EVENT["alert_id"]
+
+
+def test_lookup_requests_are_the_documented_list_queries():
+    since = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    mx = cmms.lookup_request("maintainx", EVENT, since)
+    # createdAt[gte] reaches back LOOKUP_CLOCK_SKEW_S (an hour) before the create began; 200 is the API's maximum.
+    assert (mx.method, mx.action, mx.json) == ("GET", "lookup", {})
+    assert mx.path == "/v1/workorders?createdAt%5Bgte%5D=2027-01-15T07%3A00%3A00.000Z&limit=200"
+    assert cmms.lookup_request("maintainx", EVENT, since, "c2").path.endswith("&limit=200&cursor=c2")
+    assert cmms.lookup_request("upkeep", EVENT, since).path == "/api/v2/work-orders?isComplete=0&limit=100&offset=0"
+    assert cmms.lookup_request("upkeep", EVENT, since, "200").path.endswith("&offset=200")
+    mo = cmms.lookup_request("maximo", EVENT, since)
+    assert mo.path == ("/maximo/api/os/mxapisr?lean=1&oslc.select=href%2Cticketid%2Cexternalrecid"
+                       "&oslc.where=externalrecid%3D%220123456789abcdef%22")
+    for kind in ("maintainx", "upkeep", "maximo"):
+        names = {h.lower() for h in cmms.lookup_request(kind, EVENT, since).headers}
+        assert not names & {"authorization", "session-token", "apikey"}  # credentials come at send time
+
+
+def test_lookup_request_refuses_what_it_cannot_search():
+    with pytest.raises(AlertMappingError, match="webhook targets have no work orders"):
+        cmms.lookup_request("webhook", EVENT, 0.0)
+    with pytest.raises(AlertMappingError, match="unknown target kind"):
+        cmms.lookup_request("servicenow", EVENT, 0.0)
+    with pytest.raises(AlertMappingError, match="without an alert id.*pump-03"):
+        cmms.lookup_request("upkeep", ev(alert_id=None), 0.0)
+    # A quote would end the oslc.where string early (and '%' makes it a LIKE): refused, not escaped.
+    for bad in ('ab"c', "ab%", "a b"):
+        with pytest.raises(AlertMappingError, match="cannot be searched for in maximo"):
+            cmms.lookup_request("maximo", ev(alert_id=bad), 0.0)
+    assert cmms.lookup_request("maintainx", ev(alert_id='ab"c'), 0.0).action == "lookup"  # a filter, not a query
+
+
+def _body(doc):
+    return json.dumps(doc).encode()
+
+
+def _desc(alert):
+    return cmms.description(ev(alert_id=alert, event_id=f"{alert}:0"))
+
+
+def test_parse_lookup_maintainx():
+    other, mine = {"id": 5, "description": _desc(AID + "0")}, {"id": 7, "description": _desc(AID)}
+    found = cmms.parse_lookup("maintainx", EVENT, _body({"workOrders": [other, mine], "nextCursor": "n"}))
+    assert found == cmms.LookupPage("7", None)
+    # Not on this page: the cursor leads on. A longer alert id sharing the prefix is another alert.
+    assert cmms.parse_lookup("maintainx", EVENT, _body({"workOrders": [other], "nextCursor": "n"})) == \
+        cmms.LookupPage(None, "n")
+    assert cmms.parse_lookup("maintainx", EVENT, _body({"workOrders": [], "nextCursor": None})) == cmms.LookupPage()
+    assert cmms.parse_lookup("maintainx", EVENT, _body({"workOrders": [], "nextCursor": ""})) == cmms.LookupPage()
+    # Deleted, id-less or description-less work orders are not adopted.
+    for bad in ({"id": 7, "description": _desc(AID), "deletedAt": "2027-01-01T00:00:00.000Z"},
+                {"id": None, "description": _desc(AID)}, {"id": 7}, {"id": 7, "description": 3}, "x"):
+        assert cmms.parse_lookup("maintainx", EVENT, _body({"workOrders": [bad]})) == cmms.LookupPage()
+
+
+def test_parse_lookup_upkeep_pages_by_offset():
+    mine = {"id": "Ab1", "description": _desc(AID)}
+    assert cmms.parse_lookup("upkeep", EVENT, _body({"success": True, "results": [mine]})) == \
+        cmms.LookupPage("Ab1", None)
+    full = [{"id": f"X{i}", "description": _desc(f"{i:016x}")} for i in range(100)]
+    assert cmms.parse_lookup("upkeep", EVENT, _body({"results": full})) == cmms.LookupPage(None, "100")
+    assert cmms.parse_lookup("upkeep", EVENT, _body({"results": full}), page="300") == cmms.LookupPage(None, "400")
+    assert cmms.parse_lookup("upkeep", EVENT, _body({"results": full[:99]}), page="300") == cmms.LookupPage()
+    assert cmms.parse_lookup("upkeep", EVENT, _body({"success": False})) == cmms.LookupPage()
+
+
+def test_parse_lookup_maximo_keeps_the_href_path_and_checks_externalrecid():
+    href = "https://mx.example.com" + MAXIMO_HREF
+    assert cmms.parse_lookup("maximo", EVENT, _body({"member": [{"href": href, "externalrecid": AID}]})) == \
+        cmms.LookupPage(MAXIMO_HREF, None)
+    # A server that ignored the filter hands back other alerts' requests: never adopted.
+    assert cmms.parse_lookup("maximo", EVENT, _body({"member": [{"href": href, "externalrecid": "x"}]})) == \
+        cmms.LookupPage()
+    assert cmms.parse_lookup("maximo", EVENT, _body({"member": [{"href": href}]})) == cmms.LookupPage(MAXIMO_HREF)
+    for doc in ({"member": [{"externalrecid": AID}]}, {"member": "x"}, {"member": []}, []):
+        assert cmms.parse_lookup("maximo", EVENT, _body(doc)) == cmms.LookupPage()
+
+
+@pytest.mark.parametrize("kind", ["maintainx", "upkeep", "maximo"])
+@pytest.mark.parametrize("body", [None, b"", b"<html>proxy error</html>", b"\xff\xfe", b"[1, 2]", b'"s"'])
+def test_parse_lookup_of_an_unexpected_answer_finds_nothing(kind, body):
+    assert cmms.parse_lookup(kind, EVENT, body) == cmms.LookupPage()
+
+
+def test_only_maximo_creates_carry_a_transaction_id():
+    for kind in ("maintainx", "upkeep"):
+        assert "transactionid" not in build_request(kind, EVENT).headers
+    assert build_request("maximo", EVENT).headers["transactionid"] == f"predmaint-{AID}"
+    # Updates and closes never carry it: Maximo would refuse the second update of an alert within five minutes.
+    assert "transactionid" not in build_request("maximo", ev(state="escalated"), MAXIMO_HREF).headers
+    assert "transactionid" not in build_request("maximo", ev(state="cleared"), MAXIMO_HREF).headers

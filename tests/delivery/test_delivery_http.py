@@ -23,12 +23,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from predmaint.connectors import deliverer, transport
+from predmaint.connectors import cmms, deliverer, transport
 from predmaint.connectors.deadletters import deadletter_to_influx
 from predmaint.connectors.deliverer import Deliverer
 from predmaint.connectors.notify import run_notify
@@ -56,6 +58,10 @@ def alert_id(asset_no, n):
     return f"{asset_no:08x}{n:08x}"
 
 
+def _iso_now():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 # --------------------------------------------------------------------------- receiver
 
 
@@ -68,6 +74,15 @@ class Receiver:
     ``drop`` (TCP reset, not processed), ``process_drop`` (processed, then
     the connection is closed without a response), ``401``, ``echo400``
     (400 whose body echoes the request headers).
+
+    With ``cmms=True`` it plays MaintainX, UpKeep and Maximo as their APIs
+    are documented (connectors/cmms.py): creates, updates, closes, the list
+    queries a lookup sends (MaintainX ``createdAt[gte]``/``cursor``, UpKeep
+    ``isComplete``/``offset``, Maximo ``oslc.where=externalrecid="..."``) and
+    Maximo's ``transactionid`` (a repeated one is answered 409). A kind in
+    ``hang_creates`` has its next create processed and then held unanswered
+    until ``release`` is set (the window in which a kill -9 loses the answer).
+    Action ``noid`` answers a create without the new work order's id.
     """
 
     def __init__(self, secret=SECRET, default="ok", hang_s=1.2, ok_delay_s=0.0, cmms=False):
@@ -87,6 +102,10 @@ class Receiver:
         self.work_orders = {}       # alert_id -> work-order number
         self.cmms_orders = {}       # id -> {"alert", "priority", "status", "updates"}
         self.cmms_requests = []
+        self.transaction_ids = set()  # Maximo transactionid headers seen (their five-minute life is not modelled)
+        self.hang_creates = set()   # kinds whose next create is processed, then left unanswered
+        self.hung = []              # kinds whose create is being held
+        self.release = threading.Event()
         self.auth_failures = 0
         self.n = 0
         outer = self
@@ -100,7 +119,7 @@ class Receiver:
             def _handle(self):
                 outer._dispatch(self)
 
-            do_POST = do_PATCH = _handle
+            do_POST = do_PATCH = do_GET = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -204,6 +223,37 @@ class Receiver:
 
     # -- fake CMMS APIs ------------------------------------------------------------
 
+    def _lookup(self, method, path):
+        """Answer a list query as the CMMS would (``None``: not a list query)."""
+        if method != "GET":
+            return None
+        url = urllib.parse.urlsplit(path)
+        q = urllib.parse.parse_qs(url.query)
+        orders = [(k, v) for k, v in self.cmms_orders.items()]
+        if url.path == "/v1/workorders":
+            since = q["createdAt[gte]"][0]
+            limit = min(int(q.get("limit", ["100"])[0]), 200)
+            start = int(q.get("cursor", ["0"])[0])
+            # ISO 8601 UTC strings of one format compare as times.
+            hits = [{"id": int(k), "title": "t", "status": v["status"], "description": v["description"],
+                     "createdAt": v["created"], "updatedAt": v["created"]}
+                    for k, v in orders if k.isdigit() and v["created"] >= since]
+            page = hits[start:start + limit]
+            nxt = str(start + limit) if start + limit < len(hits) else None
+            return {"workOrders": page, "nextCursor": nxt}
+        if url.path == "/api/v2/work-orders":
+            limit, offset = int(q.get("limit", ["100"])[0]), int(q.get("offset", ["0"])[0])
+            hits = [{"id": k, "title": "t", "status": v["status"], "description": v["description"]}
+                    for k, v in orders if k.startswith("UK")
+                    and not (q.get("isComplete") == ["0"] and v["status"] == "complete")]
+            return {"success": True, "results": hits[offset:offset + limit]}
+        if url.path == "/maximo/api/os/mxapisr":
+            m = re.fullmatch(r'externalrecid="([^"]*)"', q["oslc.where"][0])
+            hits = [{"href": self.url + k, "ticketid": k[-4:], "externalrecid": v["alert"]}
+                    for k, v in orders if k.startswith("/maximo") and v["alert"] == m.group(1)]
+            return {"member": hits, "responseInfo": {}}
+        return None
+
     def _cmms(self, h, action, body):
         if self._transient_fault(h, action):
             return
@@ -223,25 +273,45 @@ class Receiver:
             with self.lock:
                 self.auth_failures += 1
             return self._send(h, 401, b"{}")
+        hold = False
         with self.lock:
-            if method == "POST" and path in ("/v1/workorders", "/api/v2/work-orders", "/maximo/api/os/mxapisr?lean=1"):
+            found = self._lookup(method, path)
+            tid = h.headers.get("transactionid")
+            if found is not None:
+                resp, hdrs, status = json.dumps(found), {}, 200
+            elif tid is not None and tid in self.transaction_ids:
+                resp, hdrs, status = '{"Error": {"reasonCode": "BMXAA9549E"}}', {}, 409
+            elif method == "POST" and path in ("/v1/workorders", "/api/v2/work-orders", "/maximo/api/os/mxapisr?lean=1"):
+                if tid is not None:
+                    self.transaction_ids.add(tid)
                 n = len(self.cmms_orders) + 1
                 prio = doc.get("priority", doc.get("reportedpriority"))
                 alert = (doc.get("externalData") or {}).get("predmaintAlertId") or doc.get("externalrecid") \
                     or re.search(r"predmaint alert (\w+)", doc["description"]).group(1)
+                record = {"alert": alert, "priority": [prio], "created": _iso_now(),
+                          "description": doc.get("description_longdescription") or doc.get("description")}
                 if path.startswith("/maximo"):
                     wo = "/maximo/api/os/mxapisr/_" + base64.urlsafe_b64encode(f"SR/{n}".encode()).decode().rstrip("=")
-                    self.cmms_orders[wo] = {"alert": alert, "priority": [prio], "status": "NEW"}
+                    self.cmms_orders[wo] = dict(record, status="NEW")
                     href = self.url + wo
                     resp, hdrs, status = json.dumps({"ticketid": str(n), "href": href}), {"Location": href}, 201
+                    kind = "maximo"
                 elif path.startswith("/v1"):
                     wo = str(1000 + n)
-                    self.cmms_orders[wo] = {"alert": alert, "priority": [prio], "status": "OPEN"}
+                    self.cmms_orders[wo] = dict(record, status="OPEN")
                     resp, hdrs, status = json.dumps({"id": int(wo)}), {}, 201
+                    kind = "maintainx"
                 else:
                     wo = f"UK{n}"
-                    self.cmms_orders[wo] = {"alert": alert, "priority": [prio], "status": "open"}
+                    self.cmms_orders[wo] = dict(record, status="open")
                     resp, hdrs, status = json.dumps({"success": True, "result": {"id": wo}}), {}, 200
+                    kind = "upkeep"
+                if action == "noid":
+                    resp, hdrs = "{}", {}
+                if kind in self.hang_creates:
+                    self.hang_creates.discard(kind)
+                    self.hung.append(kind)
+                    hold = True
             else:
                 m = (re.fullmatch(r"/v1/workorders/(\d+)(/status)?", path)
                      or re.fullmatch(r"/api/v2/work-orders/(\w+)()", path)
@@ -250,14 +320,20 @@ class Receiver:
                     resp, hdrs, status = "{}", {}, 404
                 else:
                     wo = self.cmms_orders[m.group(1)]
+                    wo["requests"] = wo.get("requests", 0) + 1
                     if "status" in doc:
                         wo["status"] = doc["status"]
+                    if doc.get("description_longdescription") or doc.get("description"):
+                        wo["description"] = doc.get("description_longdescription") or doc.get("description")
                     p = doc.get("priority", doc.get("reportedpriority"))
                     if p is not None:
                         wo["priority"].append(p)
                     if path.startswith("/maximo") and "changeStatus" not in path:
                         assert h.headers.get("patchtype") == "MERGE"
                     resp, hdrs, status = "{}", {}, 200
+        if hold:
+            # Created, answer withheld: the client is killed (or times out) before it learns the id.
+            self.release.wait(30)
         self._send(h, status, resp.encode(), hdrs)
 
 
@@ -572,6 +648,340 @@ def test_cmms_targets_one_work_order_per_alert(secret_env):
         assert all(r[2].get("siteid") == "BEDFORD" for r in creates if r[1].startswith("/maximo"))
     finally:
         rcv.close()
+
+
+# --------------------------------------------------------------------------- CMMS: one work order across a crash
+
+KINDS = ("maintainx", "upkeep", "maximo")
+TARGET_NAMES = {"maintainx": "mx", "upkeep": "uk", "maximo": "max"}
+
+
+def cmms_targets(rcv, **kw):
+    common = {"secret_env": "PREDMAINT_TEST_API_KEY", "url": rcv.url, "timeout_s": 5.0, "max_attempts": 10,
+              "backoff_base_s": 0.02, "backoff_max_s": 0.1, **kw}
+    return [dict(common, name=TARGET_NAMES[k], kind=k, **({"defaults": {"siteid": "BEDFORD"}} if k == "maximo"
+                                                            else {})) for k in KINDS]
+
+
+def orders_of(rcv, kind):
+    test = {"maximo": lambda k: k.startswith("/maximo"), "maintainx": str.isdigit,
+            "upkeep": lambda k: k.startswith("UK")}[kind]
+    return {k: v for k, v in rcv.cmms_orders.items() if test(k)}
+
+
+def creates_per_alert(rcv, kind):
+    return collections.Counter(v["alert"] for v in orders_of(rcv, kind).values())
+
+
+def test_kill9_after_the_cmms_created_the_work_order_creates_no_second_one(tmp_path, secret_env):
+    """The notify_kill9 window on every CMMS kind, in a real process: created, answer lost, restarted."""
+    rcv = Receiver(cmms=True)
+    try:
+        outbox = tmp_path / "outbox.sqlite"
+        targets = cmms_targets(rcv)
+        events = []
+        for a in range(2):
+            aid = alert_id(90 + a, 1)
+            events += [make_event(aid, 1, "raised", f"k-{a}", "warning"),
+                       make_event(aid, 2, "escalated", f"k-{a}", "critical"),
+                       make_event(aid, 3, "cleared", f"k-{a}", "critical")]
+        ob = Outbox(outbox)
+        ob.ingest([IngestRecord(json.dumps(e).encode()) for e in events], list(TARGET_NAMES.values()))
+        rcv.hang_creates = set(KINDS)
+        p1 = spawn(outbox, targets)
+        assert wait_until(lambda: len(rcv.hung) == 3, 30), "the creates never reached the CMMS"
+        p1.send_signal(signal.SIGKILL)
+        p1.communicate(timeout=10)
+        assert p1.returncode == -signal.SIGKILL
+        rcv.release.set()  # the held answers go to a dead socket
+        # Killed with three work orders created and none recorded; each create was recorded as in flight first.
+        held = {k: next(v["alert"] for v in orders_of(rcv, k).values()) for k in KINDS}
+        for kind, aid in held.items():
+            assert ob.work_order(TARGET_NAMES[kind], aid) is None
+            assert ob.create_in_flight(TARGET_NAMES[kind], aid) is not None
+        requests_before = len(rcv.cmms_requests)
+
+        p2 = spawn(outbox, targets)
+        out2, err2 = p2.communicate(timeout=60)
+        assert p2.returncode == 0, err2.decode()[-2000:]
+        assert json.loads(out2) == []  # no dead letters
+        logs = err2.decode()
+        for kind in KINDS:
+            # One work order per alert on every kind, updated by the escalation and closed by the clear.
+            assert creates_per_alert(rcv, kind) == {alert_id(90, 1): 1, alert_id(91, 1): 1}, kind
+            closed = {"maintainx": "DONE", "upkeep": "complete", "maximo": "RESOLVED"}[kind]
+            prios = {"maintainx": ["LOW", "HIGH"], "upkeep": [1, 3], "maximo": [3, 1]}[kind]
+            for wo in orders_of(rcv, kind).values():
+                # An update in flight at the kill is sent again after it (at-least-once, same content): the
+                # history may repeat a priority, never reorder or skip one.
+                history = [p for i, p in enumerate(wo["priority"]) if i == 0 or p != wo["priority"][i - 1]]
+                assert (wo["status"], history) == (closed, prios), (kind, wo)
+            assert ob.create_in_flight(TARGET_NAMES[kind], held[kind]) is None
+            assert f"target {TARGET_NAMES[kind]}: work order" in logs and "not created again" in logs
+        # The restart looked each held work order up (a GET per kind) instead of creating it again.
+        lookups = [path for method, path, _ in rcv.cmms_requests[requests_before:] if method == "GET"]
+        assert len(lookups) >= 3 and {p.split("?")[0] for p in lookups} == {
+            "/v1/workorders", "/api/v2/work-orders", "/maximo/api/os/mxapisr"}
+        assert ob.counts() == {"delivered": 18}
+        assert API_KEY not in logs
+    finally:
+        rcv.release.set()
+        rcv.close()
+
+
+def cmms_target(rcv, kind, **kw):
+    return Target.from_config(next(t for t in cmms_targets(rcv, **kw) if t["kind"] == kind))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_attempt_adopts_the_work_order_its_lookup_finds(kind, secret_env):
+    rcv = Receiver(cmms=True)
+    try:
+        target = cmms_target(rcv, kind)
+        ev = make_event(alert_id(100, 1), 1, "raised", "a-100")
+        first = attempt(target, ev)  # the create whose answer the crash lost
+        assert not first.adopted and first.work_order_id
+        n = len(rcv.cmms_requests)
+        again = attempt(target, ev, lookup_since=time.time() - 5)
+        assert (again.adopted, again.work_order_id, again.action, again.status) == (True, first.work_order_id,
+                                                                                    "create", 200)
+        assert [m for m, _, _ in rcv.cmms_requests[n:]] == ["GET"]  # looked up, nothing created
+        assert creates_per_alert(rcv, kind) == {alert_id(100, 1): 1}
+        # Another alert's lookup finds nothing, and it is created.
+        other = make_event(alert_id(101, 1), 1, "raised", "a-101")
+        made = attempt(target, other, lookup_since=time.time() - 5)
+        assert not made.adopted and not made.lookup_truncated and made.work_order_id != first.work_order_id
+        assert [m for m, _, _ in rcv.cmms_requests[n + 1:]] == ["GET", "POST"]
+    finally:
+        rcv.close()
+
+
+def test_maintainx_lookup_only_reads_work_orders_created_since_the_create_began(secret_env):
+    rcv = Receiver(cmms=True)
+    try:
+        target = cmms_target(rcv, "maintainx")
+        ev = make_event(alert_id(102, 1), 1, "raised", "a-102")
+        attempt(target, ev)
+        # A create that began two hours after this work order was made cannot have made it (one hour of skew).
+        found = attempt(target, ev, lookup_since=time.time() + 7200)
+        assert not found.adopted and creates_per_alert(rcv, "maintainx") == {alert_id(102, 1): 2}
+    finally:
+        rcv.close()
+
+
+@pytest.mark.parametrize("kind", ["maintainx", "upkeep"])
+def test_lookup_reads_every_page_and_stops_at_the_page_limit(kind, secret_env, monkeypatch):
+    rcv = Receiver(cmms=True)
+    try:
+        target = cmms_target(rcv, kind)
+        for i in range(3):
+            attempt(target, make_event(alert_id(103, i), 1, "raised", "a-103"))
+        mine = make_event(alert_id(103, 2), 1, "raised", "a-103")
+        monkeypatch.setattr(cmms, "_MAINTAINX_PAGE", 1)
+        monkeypatch.setattr(cmms, "_UPKEEP_PAGE", 1)
+        n = len(rcv.cmms_requests)
+        # Third work order, third page: found there.
+        assert attempt(target, mine, lookup_since=time.time() - 5).adopted
+        assert [m for m, _, _ in rcv.cmms_requests[n:]] == ["GET"] * 3
+        # With two pages allowed it is not reached: created (a duplicate, reported as such).
+        monkeypatch.setattr(cmms, "LOOKUP_MAX_PAGES", 2)
+        n = len(rcv.cmms_requests)
+        made = attempt(target, mine, lookup_since=time.time() - 5)
+        assert (made.adopted, made.lookup_truncated) == (False, True)
+        assert [m for m, _, _ in rcv.cmms_requests[n:]] == ["GET", "GET", "POST"]
+    finally:
+        rcv.close()
+
+
+@pytest.mark.parametrize("fault,error,reason", [
+    ("500", RetryableDeliveryError, "work-order lookup: HTTP 500"),
+    ("429", RetryableDeliveryError, "work-order lookup: HTTP 429"),
+    ("drop", RetryableDeliveryError, "work-order lookup: connection dropped"),
+])
+def test_a_failed_lookup_is_classified_and_creates_nothing(fault, error, reason, secret_env):
+    rcv = Receiver(cmms=True)
+    try:
+        target = cmms_target(rcv, "upkeep")
+        rcv.inject(fault)
+        with pytest.raises(error) as ei:
+            attempt(target, make_event(alert_id(104, 1), 1, "raised", "a-104"), lookup_since=time.time())
+        assert ei.value.reason.startswith(reason) and ei.value.target == "uk"
+        assert not rcv.cmms_orders
+    finally:
+        rcv.close()
+
+
+def test_a_lookup_refused_for_good_is_permanent(secret_env, monkeypatch):
+    rcv = Receiver(cmms=True)
+    try:
+        monkeypatch.setenv("PREDMAINT_TEST_API_KEY", "wrong-key")
+        with pytest.raises(PermanentDeliveryError, match="work-order lookup: HTTP 401"):
+            attempt(cmms_target(rcv, "maintainx"), make_event(alert_id(105, 1), 1, "raised", "a"),
+                    lookup_since=time.time())
+        monkeypatch.setenv("PREDMAINT_TEST_API_KEY", API_KEY)
+        with pytest.raises(PermanentDeliveryError, match="cannot look up the work order.*maximo"):
+            attempt(cmms_target(rcv, "maximo"), make_event('ab"c', 1, "raised", "a"), lookup_since=time.time())
+        assert not rcv.cmms_orders
+    finally:
+        rcv.close()
+
+
+def test_maximo_refuses_a_repeated_create_and_the_409_is_retried(secret_env):
+    rcv = Receiver(cmms=True)
+    try:
+        target = cmms_target(rcv, "maximo")
+        ev = make_event(alert_id(106, 1), 1, "raised", "a-106")
+        attempt(target, ev)
+        # Without a lookup (none ran, or it ran before the first create committed) Maximo's guard holds.
+        with pytest.raises(RetryableDeliveryError, match="409 .transactionid already used") as ei:
+            attempt(target, ev)
+        assert ei.value.http_status == 409 and creates_per_alert(rcv, "maximo") == {alert_id(106, 1): 1}
+        # A 409 is "already created" only for a create that carried the id; to any other request it is
+        # a plain client error.
+        rcv.transaction_ids.add("predmaint-other")
+        ids = {**transport.event_ids(ev), "target": "max"}
+        with pytest.raises(PermanentDeliveryError) as ei:
+            transport._exchange(target, "POST", "/maximo/api/os/mxapisr?lean=1",
+                                {"apikey": API_KEY, "transactionid": "predmaint-other"}, b"{}", ids, str)
+        assert (ei.value.reason, ei.value.http_status) == ("HTTP 409", 409)
+    finally:
+        rcv.close()
+
+
+def test_deliverer_records_the_create_before_sending_it(secret_env):
+    rcv = Receiver(cmms=True)
+    try:
+        aid = alert_id(107, 1)
+        rcv.hang_creates = {"upkeep"}
+        (uk,) = [t for t in cmms_targets(rcv) if t["kind"] == "upkeep"]
+        with Deliverer([uk], ":memory:") as d:
+            d.submit(make_event(aid, 1, "raised", "a-107"))
+            d.pump(0.0)
+            assert wait_until(lambda: rcv.hung == ["upkeep"], 10)
+            # The CMMS holds the work order, the outbox knows a create is out and no id yet.
+            assert d.outbox.create_in_flight("uk", aid) is not None and d.outbox.work_order("uk", aid) is None
+            rcv.release.set()
+            assert d.drain(timeout_s=10) == []
+            assert d.outbox.create_in_flight("uk", aid) is None and d.outbox.work_order("uk", aid)[1] == "open"
+    finally:
+        rcv.release.set()
+        rcv.close()
+
+
+@pytest.mark.parametrize("state", ["raised", "escalated"])
+def test_an_adopted_work_order_gets_the_event_that_found_it(state, secret_env, caplog):
+    caplog.set_level(logging.WARNING, logger="predmaint.connectors.deliverer")
+    rcv = Receiver(cmms=True)
+    try:
+        aid = alert_id(108, 1)
+        (mx,) = [t for t in cmms_targets(rcv) if t["kind"] == "maintainx"]
+        made = attempt(Target.from_config(mx), make_event(aid, 1, "raised", "a-108", "warning"))
+        n = len(rcv.cmms_requests)
+        with Deliverer([mx], ":memory:") as d:
+            # As a restart finds it: the raise's create went out (and made the work order), its answer was lost.
+            assert d.outbox.begin_create("mx", aid, time.time() - 1) is None
+            d.submit(make_event(aid, 1 if state == "raised" else 2, state, "a-108", "critical"))
+            assert d.drain(timeout_s=10) == []
+            assert d.outbox.work_order("mx", aid) == (made.work_order_id, "open")
+            assert d.outbox.counts() == {"delivered": 1}
+        sent = [m for m, _, _ in rcv.cmms_requests[n:]]
+        # A raise found its own work order: done. A later event was a create only for want of the id: it
+        # becomes the update it would have been.
+        assert sent == (["GET"] if state == "raised" else ["GET", "PATCH"])
+        assert rcv.cmms_orders[made.work_order_id]["priority"] == (["LOW"] if state == "raised" else ["LOW", "HIGH"])
+        assert creates_per_alert(rcv, "maintainx") == {aid: 1}
+        assert f"work order {made.work_order_id} of asset a-108, alert {aid}" in caplog.text
+    finally:
+        rcv.close()
+
+
+def test_a_create_answered_without_an_id_is_looked_up_by_the_next_event(secret_env, caplog):
+    caplog.set_level(logging.WARNING, logger="predmaint.connectors.deliverer")
+    rcv = Receiver(cmms=True)
+    try:
+        aid = alert_id(109, 1)
+        (uk,) = [t for t in cmms_targets(rcv) if t["kind"] == "upkeep"]
+        rcv.inject("noid")
+        with Deliverer([uk], ":memory:") as d:
+            d.submit(make_event(aid, 1, "raised", "a-109", "warning"))
+            d.submit(make_event(aid, 2, "escalated", "a-109", "critical"))
+            d.submit(make_event(aid, 3, "cleared", "a-109", "critical"))
+            assert d.drain(timeout_s=10) == []
+            assert d.outbox.work_order("uk", aid)[1] == "closed"
+        assert "carried no id; later events of the alert look it up" in caplog.text
+        assert creates_per_alert(rcv, "upkeep") == {aid: 1}
+        (wo,) = orders_of(rcv, "upkeep").values()
+        assert (wo["status"], wo["priority"]) == ("complete", [1, 3])
+    finally:
+        rcv.close()
+
+
+def test_a_truncated_lookup_is_reported(secret_env, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="predmaint.connectors.deliverer")
+    rcv = Receiver(cmms=True)
+    try:
+        (mx,) = [t for t in cmms_targets(rcv) if t["kind"] == "maintainx"]
+        for i in (8, 9):  # more than the one page allowed
+            attempt(Target.from_config(mx), make_event(alert_id(110, i), 1, "raised", "o"))
+        monkeypatch.setattr(cmms, "_MAINTAINX_PAGE", 1)
+        monkeypatch.setattr(cmms, "LOOKUP_MAX_PAGES", 1)
+        aid = alert_id(110, 1)
+        with Deliverer([mx], ":memory:") as d:
+            d.outbox.begin_create("mx", aid, time.time() - 1)
+            d.submit(make_event(aid, 1, "raised", "a-110"))
+            assert d.drain(timeout_s=10) == []
+        assert "read 1 pages without finding it; created it, so it may now exist twice" in caplog.text
+    finally:
+        rcv.close()
+
+
+def test_a_clear_after_unconfirmed_creates_says_the_work_order_may_exist(secret_env, caplog):
+    caplog.set_level(logging.INFO, logger="predmaint.connectors.deliverer")
+    rcv = Receiver(cmms=True, default="500")
+    try:
+        aid = alert_id(111, 1)
+        (mx,) = [t for t in cmms_targets(rcv, max_attempts=2) if t["kind"] == "maintainx"]
+        with Deliverer([mx], ":memory:") as d:
+            d.submit(make_event(aid, 1, "raised", "a-111"))
+            d.submit(make_event(aid, 2, "cleared", "a-111"))
+            (dl,) = d.drain(timeout_s=10)  # the raise, given up after two 500s (either may have created)
+            assert dl["event_id"] == f"{aid}:1"
+            rows = d.outbox._db.execute("SELECT status, last_error FROM deliveries ORDER BY seq").fetchall()
+        assert rows[1]["status"] == "suppressed"
+        assert "a create was sent but never confirmed, so the CMMS may hold its work order open" in rows[1]["last_error"]
+    finally:
+        rcv.close()
+
+
+def test_the_chaos_cmms_double_lists_work_orders_as_maintainx_does(secret_env):
+    from predmaint.pipelines.chaos import FaultyTarget
+
+    double = FaultyTarget(SECRET, API_KEY)
+    try:
+        target = Target.from_config({"name": "cmms", "kind": "maintainx", "url": double.url,
+                                     "secret_env": "PREDMAINT_TEST_API_KEY", "timeout_s": 2.0})
+        events = [make_event(alert_id(120, i), 1, "raised", "c") for i in range(3)]
+        made = [attempt(target, e) for e in events]
+        # The lookup notify sends after an unconfirmed create finds the work order, and creates nothing.
+        again = attempt(target, events[1], lookup_since=time.time() - 5)
+        assert (again.adopted, again.work_order_id) == (True, made[1].work_order_id)
+        assert sum(double.creates.values()) == 3 and double.lookups == 1
+        # createdAt[gte] filters, limit and cursor page (as the MaintainX list documents them).
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        status, _, body = transport._http("GET", double.url + "/v1/workorders?createdAt%5Bgte%5D=2000-01-01T00"
+                                          "%3A00%3A00.000Z&limit=2", headers, None, 2.0)
+        doc = json.loads(body)
+        assert status == 200 and [w["id"] for w in doc["workOrders"]] == [int(m.work_order_id) for m in made[:2]]
+        status, _, body = transport._http("GET", double.url + "/v1/workorders?createdAt%5Bgte%5D=2000-01-01T00"
+                                          f"%3A00%3A00.000Z&limit=2&cursor={doc['nextCursor']}", headers, None, 2.0)
+        assert json.loads(body) == {"workOrders": [double.work_orders[2]], "nextCursor": None}
+        status, _, body = transport._http("GET", double.url + "/v1/workorders?createdAt%5Bgte%5D=2999-01-01T00"
+                                          "%3A00%3A00.000Z", headers, None, 2.0)
+        assert json.loads(body) == {"workOrders": [], "nextCursor": None}
+        assert transport._http("GET", double.url + "/v1/workorders", headers, None, 2.0)[0] == 400
+        assert transport._http("GET", double.url + "/v1/workorders", {}, None, 2.0)[0] == 401
+    finally:
+        double.down()
 
 
 # --------------------------------------------------------------------------- Kafka loop (fake consumer)

@@ -140,6 +140,56 @@ def test_work_order_map_written_with_delivery(ob):
     assert ob.pending(["cmms"]) == 0
 
 
+def test_create_in_flight_is_recorded_before_sending_and_kept_until_the_work_order_is_known(tmp_path):
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(path)
+    ob.ingest([rec(event("a", 1)), rec(event("b", 1, asset="p2"), offset=1)], ["cmms"])
+    # First create of the alert: nothing was sent before, create straight away.
+    assert ob.begin_create("cmms", "a", 10.0) is None
+    assert ob.create_in_flight("cmms", "a") == 10.0
+    # The process is killed before the answer is recorded; a restart reads the first start, not its own.
+    ob.close()
+    ob = Outbox(path)
+    assert ob.begin_create("cmms", "a", 20.0) == 10.0
+    assert ob.begin_create("cmms", "a", 30.0) == 10.0
+    # Per target and alert.
+    assert ob.create_in_flight("other", "a") is None and ob.create_in_flight("cmms", "b") is None
+    h = next(h for h in ob.heads(["cmms"]) if h["asset"] == "pump-03")
+    ob.mark_delivered(h["seq"], "cmms", 201, 40.0, work_order=("a", "WO-1", "open"))
+    assert ob.create_in_flight("cmms", "a") is None and ob.work_order("cmms", "a") == ("WO-1", "open")
+    # A delivery without a work order (webhook, or a create whose answer carried no id) keeps it.
+    assert ob.begin_create("cmms", "b", 50.0) is None
+    h = next(h for h in ob.heads(["cmms"]) if h["asset"] == "p2")
+    ob.mark_delivered(h["seq"], "cmms", 201, 60.0)
+    assert ob.create_in_flight("cmms", "b") == 50.0
+    ob.close()
+
+
+def test_adopting_a_looked_up_work_order_makes_the_event_due_again(ob):
+    ob.ingest([rec(event("a", 2, "escalated"))], ["cmms"])
+    (h,) = ob.heads(["cmms"])
+    ob.start_attempt(h["seq"], "cmms", 1.0)
+    ob.schedule_retry(h["seq"], "cmms", 500.0, "HTTP 503", 503)
+    assert ob.begin_create("cmms", "a", 1.0) is None
+    ob.adopt_work_order(h["seq"], "cmms", "a", "WO-9", 7.0)
+    assert ob.work_order("cmms", "a") == ("WO-9", "open") and ob.create_in_flight("cmms", "a") is None
+    (h,) = ob.heads(["cmms"])  # still pending, due now: sent next as an update of WO-9
+    assert (h["next_attempt_at"], h["attempts"]) == (7.0, 1)
+    assert ob.counts() == {"pending": 1}
+
+
+def test_an_outbox_written_before_create_intents_gains_the_table(tmp_path):
+    path = tmp_path / "old.sqlite"
+    ob = Outbox(path)
+    ob.ingest([rec(event("a", 1))], ["cmms"])
+    ob.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE create_intents")  # as written by the outbox of commit 98a3013
+    ob = Outbox(path)
+    assert ob.begin_create("cmms", "a", 1.0) is None and ob.counts() == {"pending": 1}
+    ob.close()
+
+
 def test_orphan_targets_reported(ob):
     ob.ingest([rec(event("a", 1))], ["old", "hook"])
     assert ob.pending_other_targets(["hook"]) == {"old": 1}
