@@ -17,7 +17,8 @@ The rest: :mod:`~predmaint.connectors.shelves`, :mod:`~predmaint.connectors.kafk
 :mod:`~predmaint.connectors.storage`, :mod:`~predmaint.connectors.storage_sink`,
 :mod:`~predmaint.connectors.fleet_simulator`, :mod:`~predmaint.connectors.local_services`,
 :mod:`~predmaint.connectors.metrics` (what ``predmaint run`` reports about itself)
-and :mod:`~predmaint.connectors.webhook_receiver`.
+and :mod:`~predmaint.connectors.webhook_receiver`; :mod:`~predmaint.connectors.faulty_target` is
+``predmaint chaos``'s webhook receiver and CMMS double, with faults on demand.
 """
 
 from predmaint._lazy import submodule_loader
@@ -27,6 +28,7 @@ __all__ = [
     "datasets",
     "deadletters",
     "deliverer",
+    "faulty_target",
     "fleet_simulator",
     "kafka_io",
     "local_services",

@@ -954,7 +954,7 @@ def test_a_clear_after_unconfirmed_creates_says_the_work_order_may_exist(secret_
 
 
 def test_the_chaos_cmms_double_lists_work_orders_as_maintainx_does(secret_env):
-    from predmaint.pipelines.chaos import FaultyTarget
+    from predmaint.connectors.faulty_target import FaultyTarget
 
     double = FaultyTarget(SECRET, API_KEY)
     try:
