@@ -14,6 +14,8 @@ __all__ = [
     "bench",
     "bench_runs",
     "chaos",
+    "chaos_harness",
+    "chaos_scenarios",
     "checks",
     "cli",
     "dataflow",

@@ -8,7 +8,8 @@ Layers, each importing only those below it (checked by import-linter in the
 test suite; see the README)::
 
     predmaint.pipelines.cli                      the command line
-    predmaint.pipelines.{runner,checks,bench,bench_runs,chaos,evaluate,scoreboard,report}, predmaint.dashboards
+    predmaint.pipelines.{runner,checks,bench,bench_runs,chaos,chaos_scenarios,chaos_harness,evaluate,
+                         scoreboard,report}, predmaint.dashboards
     predmaint.pipelines.dataflow                 the Bytewax wiring
     predmaint.connectors                         all I/O: Kafka, storage, notifier, local servers
     predmaint.pipelines.{intake,windows,steps,points,summary}  pure flow steps on domain types
