@@ -164,13 +164,7 @@ STARTUP_PROBE_TIMEOUT_S = 10.0
 
 
 def ensure_topics(kafka: KafkaSettings, topics: Iterable[str] | None = None) -> None:
-    """Create the pipeline's topics if they do not exist yet.
-
-    The brokers are probed first (:func:`probe`): an unreachable or refusing broker is said in one
-    line naming the setting within ``STARTUP_PROBE_TIMEOUT_S``, not after kafka-python's own
-    30 s of connection retries.
-    """
-    probe(kafka, timeout_s=STARTUP_PROBE_TIMEOUT_S)
+    """Create the pipeline's topics if they do not exist yet."""
     names = list(topics or (kafka.telemetry_topic, kafka.dead_letter_topic, kafka.alerts_topic))
     admin = kafka_python_client(kafka, KafkaAdminClient, "creating topics", client_id="predmaint-admin")
     try:
