@@ -56,12 +56,9 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from predmaint.connectors import kafka_io
     from predmaint.pipelines.runner import run_pipeline
 
     settings = _settings(args)
-    # One line naming kafka.bootstrap within 10 s, not kafka-python's 30 s of retries first.
-    kafka_io.probe(settings.kafka, timeout_s=kafka_io.STARTUP_PROBE_TIMEOUT_S)
     if args.no_recovery:
         settings = settings.replace(recovery=dataclasses.replace(settings.recovery, enabled=False))
     addresses = args.addresses.split(";") if args.addresses else None
