@@ -14,6 +14,7 @@ record and its InfluxDB point); they use :mod:`~predmaint.connectors.cmms`
 timing).
 
 The rest: :mod:`~predmaint.connectors.shelves`, :mod:`~predmaint.connectors.kafka_io`,
+:mod:`~predmaint.connectors.kafka_sink` (the dataflow's alert and dead-letter outputs),
 :mod:`~predmaint.connectors.storage`, :mod:`~predmaint.connectors.storage_sink`,
 :mod:`~predmaint.connectors.fleet_simulator`, :mod:`~predmaint.connectors.local_services`,
 :mod:`~predmaint.connectors.metrics` (what ``predmaint run`` reports about itself)
@@ -31,6 +32,7 @@ __all__ = [
     "faulty_target",
     "fleet_simulator",
     "kafka_io",
+    "kafka_sink",
     "local_services",
     "metrics",
     "notify",

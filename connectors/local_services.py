@@ -25,13 +25,56 @@ from typing import Self
 from predmaint.errors import ServiceError
 
 
-def free_ports(n: int = 1) -> list[int]:
-    """``n`` distinct free loopback ports (held open together so they differ)."""
-    socks = [socket.socket() for _ in range(n)]
+#: Where :func:`free_ports` looks when the kernel's ephemeral range cannot be read (Linux's default below).
+_EPHEMERAL_FALLBACK = (32768, 60999)
+_LOWEST_PORT = 10000
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return _EPHEMERAL_FALLBACK
+
+
+def free_ports(n: int = 1) -> list[int]:
+    """``n`` distinct free loopback ports, below the kernel's ephemeral range.
+
+    Not a port of the ephemeral range (what ``bind(0)`` hands out), because a
+    server of ours is halted and started again on its port (a broker or a
+    database restart): meanwhile any process's outgoing connection, or any
+    other ``bind(0)``, may be given an ephemeral port, and the restarted server
+    could then not bind its own. Below that range a port is only taken by
+    someone asking for it. Each port is held open until all are chosen, so
+    they differ.
+
+    Examples
+    --------
+    >>> a, b = free_ports(2)
+    >>> a != b and _LOWEST_PORT <= min(a, b) and max(a, b) < _ephemeral_range()[0]
+    True
+    """
+    import random
+
+    low = _ephemeral_range()[0]
+    if low - _LOWEST_PORT < 1000:  # a range that starts low: the kernel's own choice is all there is
+        candidates = [0] * (n + 100)
+    else:
+        candidates = random.sample(range(_LOWEST_PORT, low), min(low - _LOWEST_PORT, 50 * n + 100))
+    socks: list[socket.socket] = []
+    try:
+        for port in candidates:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            if len(socks) == n:
+                return [s.getsockname()[1] for s in socks]
+        raise ServiceError(f"no {n} free loopback port(s) between {_LOWEST_PORT} and {low}")
     finally:
         for s in socks:
             s.close()
@@ -55,7 +98,7 @@ class _Service:
         self.proc: subprocess.Popen | None = None
 
     def _spawn(self, argv: list[str]) -> None:
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab") as log:  # appended: a restart keeps what the server said before
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TypeGuard, cast
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream, operator
@@ -27,7 +27,8 @@ from bytewax.operators import KeyedStream
 from bytewax.operators import windowing as win
 from bytewax.outputs import Sink
 
-from predmaint.connectors.kafka_io import confluent_config, dead_letter_value, telemetry_source
+from predmaint.connectors.kafka_io import dead_letter_value, telemetry_source
+from predmaint.connectors.kafka_sink import DeliveredKafkaSink
 from predmaint.connectors.metrics import PipelineMetrics
 from predmaint.connectors.shelves import Suppressions
 from predmaint.connectors.storage_sink import StorageSink
@@ -161,9 +162,6 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
     """
     steps.check_registry(settings)
     k = settings.kafka
-    brokers = [k.bootstrap]
-    # TLS and SASL for the source and both sinks (built only when a Kafka client is).
-    kafka_config = functools.cache(lambda: confluent_config(k))
     flow = Dataflow("predmaint")
     if io.telemetry is None:
         kin = _kafka_input("telemetry_in", flow, telemetry_source(k, tail=tail))
@@ -214,7 +212,7 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
     window_points = op.flat_map("to_points", scored, lambda kv: points.to_points(settings, kv[1]))
     events = op.flat_map("alert_events", scored, lambda kv: [(e, kv[1].health_of(e.sensor)) for e in kv[1].events])
     op.output("alerts_out", op.map("alert_messages", events, functools.partial(_alert_message, settings)),
-              io.alerts or KafkaSink(brokers, k.alerts_topic, add_config=kafka_config()))
+              io.alerts or DeliveredKafkaSink(k, k.alerts_topic))
 
     # bytewax's branch narrows only its true side (TypeGuard); the false sides
     # hold only what the predicates reject, i.e. dead letters.
@@ -232,7 +230,7 @@ def build_flow(settings: Settings, *, tail: bool = True, io: FlowIO = FlowIO(),
         op.inspect("count_alert_events", events, lambda _step, item: m.alert_event(item[0].state))
         op.inspect("count_dead_letters", dead, lambda _step, d: m.dead_letter(d.step, d.partition, d.offset))
     op.output("dead_letters_out", op.map("dead_letter_messages", dead, _dead_letter_message),
-              io.dead_letters or KafkaSink(brokers, k.dead_letter_topic, add_config=kafka_config()))
+              io.dead_letters or DeliveredKafkaSink(k, k.dead_letter_topic))
     dead_points = op.map("dead_letter_points", dead, points.dead_letter_point)
     keyed_points = op.key_on("key_points", op.merge("all_points", window_points, dead_points),
                              lambda p: p.tags.get("asset") or p.measurement)

@@ -18,9 +18,10 @@ import confluent_kafka
 import kafka
 import pytest
 import yaml
-from bytewax.connectors.kafka import KafkaSink, KafkaSource
+from bytewax.connectors.kafka import KafkaSource
 
 from predmaint.connectors import kafka_io
+from predmaint.connectors.kafka_sink import DeliveredKafkaSink
 from predmaint.connectors.notify import run_notify
 from predmaint.errors import SettingsError
 from predmaint.pipelines.dataflow import build_flow
@@ -191,7 +192,9 @@ def test_the_probe_uses_the_configuration(plant, monkeypatch):
     assert calls[0].items() >= EXPECTED_CONFLUENT.items()
 
 
-def test_the_dataflow_source_and_sinks(plant):
+def test_the_dataflow_source_and_sinks(plant, monkeypatch):
+    import confluent_kafka
+
     settings = load_settings().replace(kafka=plant)
     flow = build_flow(settings)
     found = {}
@@ -201,16 +204,25 @@ def test_the_dataflow_source_and_sinks(plant):
         for s in subs.values() if isinstance(subs, dict) else subs:
             for attr in ("source", "sink"):
                 connector = getattr(s, attr, None)
-                if isinstance(connector, (KafkaSource, KafkaSink)):  # the telemetry source is a subclass
+                if isinstance(connector, (KafkaSource, DeliveredKafkaSink)):  # the telemetry source is a subclass
                     found[s.step_id] = connector
             walk(s)
 
     walk(flow)
     assert sorted(found) == ["predmaint.alerts_out", "predmaint.dead_letters_out",
                              "predmaint.telemetry_in.kafka_input"]
-    for step_id, connector in found.items():
-        assert connector._add_config.items() >= EXPECTED_CONFLUENT.items(), step_id
-        assert connector._add_config["ssl.ca.location"] == plant.ssl_cafile
+    source = found.pop("predmaint.telemetry_in.kafka_input")
+    assert source._add_config.items() >= EXPECTED_CONFLUENT.items()
+    assert source._add_config["ssl.ca.location"] == plant.ssl_cafile
+    # The sinks build their producer in each worker: what it is given is recorded there.
+    calls: list = []
+    monkeypatch.setattr(confluent_kafka, "Producer", recorder(calls))
+    for step_id, sink in found.items():
+        with pytest.raises(Recorded):
+            sink.build(step_id, 0, 1)
+        assert calls[-1].items() >= EXPECTED_CONFLUENT.items(), step_id
+        assert calls[-1]["ssl.ca.location"] == plant.ssl_cafile
+        assert calls[-1]["message.timeout.ms"] == 0, "librdkafka must not drop an alert on its own"
 
 
 def test_every_kafka_client_goes_through_the_builders():

@@ -83,6 +83,19 @@ def _wait_for(cond, what: str, proc: subprocess.Popen, limit_s: float = 240.0) -
         time.sleep(0.5)
 
 
+def _interrupt(proc: subprocess.Popen, log, broker: EmbeddedBroker) -> None:
+    """Ctrl-C the streaming run; if it has not stopped within 60 s, kill it and fail with what it and the broker said."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("predmaint run did not stop within 60 s of SIGINT:\n"
+                    + log.read_text(errors="replace")[-3000:]
+                    + f"\nbroker log {broker.log_path}:\n" + broker.log_path.read_text(errors="replace")[-2000:])
+
+
 def _run(config, *args: str, stderr) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "predmaint.pipelines.cli", "--config", str(config), "run",
                              *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
@@ -119,8 +132,7 @@ def test_run_reads_a_recreated_topic_from_its_start_while_streaming_and_when_res
                       "windows of the data produced after the topic was recreated", proc)
             time.sleep(2 * settings.recovery.snapshot_interval_s)
         finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=60)
+            _interrupt(proc, stream_log, own_broker)
 
     streaming_warnings = WARNING.findall(stream_log.read_text(errors="replace"))
     assert streaming_warnings, stream_log.read_text(errors="replace")[-3000:]

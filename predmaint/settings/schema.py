@@ -93,8 +93,14 @@ class KafkaSettings:
     ssl_key_password_env: str = ""
     #: Check that the broker's certificate names the host connected to (turn off only for tests).
     ssl_check_hostname: bool = True
+    #: While the broker does not take the pipeline's alerts or dead letters, the flow waits
+    #: (backpressure) this long; then it stops with the cause, and a restart writes them again.
+    retry_for_s: float = 300.0
 
     def __post_init__(self):
+        if isinstance(self.retry_for_s, bool) or not isinstance(self.retry_for_s, (int, float)) \
+                or not self.retry_for_s > 0:
+            raise SettingsError(f"kafka.retry_for_s: must be a number of seconds > 0, got {self.retry_for_s!r}")
         if self.security_protocol not in KAFKA_SECURITY_PROTOCOLS:
             raise SettingsError(f"kafka.security_protocol: {self.security_protocol!r} is not one of "
                                 f"{KAFKA_SECURITY_PROTOCOLS}")
