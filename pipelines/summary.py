@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Iterable, TypeGuard, cast
 
 from predmaint.domain import Point, PointReader
-from predmaint.features.vibration import strongest_defect_line
+from predmaint.features.diagnosis import diagnose
 from predmaint.models.alerting import SEVERITIES
 from predmaint.settings import AlertRuleSettings, Settings
 
@@ -169,7 +169,9 @@ class AssetSummary:
     health_min: float | None
     velocity_rms_mm_s: float | None
     iso_zone: str
-    defect_line: str
+    #: The fault the last vibration window's spectrum points to, with its line and ratio
+    #: (:func:`~predmaint.features.diagnosis.diagnose`); "-" when no line stands out of the noise.
+    fault_line: str
     temp_c: float | None
     current_imbalance_pct: float | None
     alerts_raised: int
@@ -190,7 +192,7 @@ def summarise(settings: Settings, reader: PointReader, truth: dict) -> list[Asse
             # Feature fields are all floats: pipelines.points.to_points writes them so.
             last[p.tags.get("kind")] = cast("dict[str, float]", p.fields)
         vib = last.get("vibration", {})
-        line = strongest_defect_line(vib) if vib else None
+        named = diagnose(vib) if vib else None
         raised = [p for p in reader.points("alerts", asset=asset.asset) if p.fields.get("state") == "raised"]
         zone = vib.get("iso_zone")
         out.append(AssetSummary(
@@ -199,7 +201,7 @@ def summarise(settings: Settings, reader: PointReader, truth: dict) -> list[Asse
             health_min=health_min,
             velocity_rms_mm_s=vib.get("velocity_rms_mm_s"),
             iso_zone=ZONE_LETTERS.get(round(zone), "?") if zone is not None else "?",
-            defect_line=f"{line[0].upper()} x{line[1]:.1f}" if line else "-",
+            fault_line=_fault_line(named),
             temp_c=last.get("temperature", {}).get("temp_level_c"),
             current_imbalance_pct=last.get("current", {}).get("current_imbalance_pct"),
             alerts_raised=len(raised),
@@ -207,6 +209,23 @@ def summarise(settings: Settings, reader: PointReader, truth: dict) -> list[Asse
             fault_start_ns=fault_start.get(asset.asset),
         ))
     return out
+
+
+def _fault_line(named: dict | None) -> str:
+    """``outer_race BPFO x40.0`` for a :func:`diagnose` item, ``-`` for none.
+
+    Examples
+    --------
+    >>> _fault_line(diagnose({"env_bpfo_ratio": 40.0, "env_bpfi_ratio": 2.3}))
+    'outer_race BPFO x40.0'
+    >>> _fault_line(diagnose({"env_bpfo_ratio": 2.0, "env_bpfi_ratio": 2.3}))  # noise-level lines: no fault
+    '-'
+    """
+    if named is None:
+        return "-"
+    line = str(named["feature"]).removeprefix("env_").removesuffix("_ratio").removeprefix("amp_")
+    return f"{named['fault']} {line.upper()} x{named['ratio']:.1f}" if named.get("ratio") is not None \
+        else f"{named['fault']} {line.upper()}"
 
 
 def _t(ns: int | None) -> str:
@@ -220,12 +239,12 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 def format_table(rows: list[AssetSummary]) -> str:
-    header = ("asset", "health", "min", "vel mm/s", "ISO", "defect line (ratio)", "temp C", "imbal %",
+    header = ("asset", "health", "min", "vel mm/s", "ISO", "fault (line, ratio)", "temp C", "imbal %",
               "alerts", "fault start", "first alert")
     lines = [header]
     for r in rows:
         lines.append((r.asset, _f(r.health_last, ".0f"), _f(r.health_min, ".0f"),
-                      _f(r.velocity_rms_mm_s, ".2f"), r.iso_zone, r.defect_line, _f(r.temp_c, ".1f"),
+                      _f(r.velocity_rms_mm_s, ".2f"), r.iso_zone, r.fault_line, _f(r.temp_c, ".1f"),
                       _f(r.current_imbalance_pct, ".2f"), str(r.alerts_raised), _t(r.fault_start_ns),
                       _t(r.first_alert_ns)))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]

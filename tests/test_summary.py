@@ -62,3 +62,14 @@ def test_summary_and_report_show_the_same_worst_health(store, tmp_path):
     page = render_report(settings, db, tmp_path / "report").read_text()
     cells = re.findall(r"<td>(.*?)</td>", re.search(rf"<tr><td><a href='#{asset}'>.*?</tr>", page).group(0))
     assert cells[2:4] == ["95", "20"]  # after the asset link and site / line
+
+
+def test_the_summary_names_a_fault_only_where_a_line_stands_out_of_the_noise(store):
+    settings, db, asset, quiet = store
+    vib = {"asset": asset, "sensor": "accel", "kind": "vibration"}
+    # The healthy demo pumps' strongest lines read 2.0-2.4 (noise); the faulty one's BPFO 40.
+    db.write([Point("features", vib, {"env_bpfo_ratio": 40.0, "env_bpfi_ratio": 2.3}, 6 * T),
+              Point("features", {**vib, "asset": quiet}, {"env_bpfo_ratio": 2.0, "env_bpfi_ratio": 2.3}, 6 * T)])
+    rows = {r.asset: r for r in summarise(settings, db, {})}
+    assert rows[asset].fault_line == "outer_race BPFO x40.0"
+    assert rows[quiet].fault_line == "-"
