@@ -244,6 +244,50 @@ def read_topic(kafka: KafkaSettings | str, topic: str, timeout_s: float = 30.0,
         consumer.close()
 
 
+def tail_values(kafka: KafkaSettings, topic: str, per_partition: int = 200, timeout_s: float = 15.0) -> list[bytes]:
+    """The values of the last ``per_partition`` messages of each partition of ``topic`` (none if it does not exist).
+
+    For a producer that resumes where it stopped (``predmaint simulate
+    --realtime`` after a restart): the newest event times are among them.
+    Reads from a little before each partition's high watermark to its end.
+    """
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({**confluent_config(kafka), "group.id": "predmaint-tail",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            return []
+        starts = []
+        for p in meta.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
+            if high > low:
+                starts.append(TopicPartition(topic, p, max(low, high - per_partition)))
+        if not starts:
+            return []
+        consumer.assign(starts)
+        out: list[bytes] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_end) < len(starts) and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition() or 0)
+                    continue
+                raise BrokerError(f"kafka: reading the end of topic {topic!r} on {kafka.bootstrap}: {error}")
+            value = msg.value()
+            if value is not None:
+                out.append(value)
+        return out
+    finally:
+        consumer.close()
+
+
 def dead_letter_value(reason: str, step: str, *, asset: str | None, sensor: str | None,
                       topic: str | None, partition: int | None, offset: int | None,
                       original: bytes | None) -> bytes:

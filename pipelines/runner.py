@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import bytewax.operators as op
@@ -22,10 +22,10 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from predmaint.connectors import fleet_simulator, kafka_io, metrics
 from predmaint.domain import Point
-from predmaint.errors import PredmaintError
+from predmaint.errors import InvalidMessage, PredmaintError
 from predmaint.pipelines.dataflow import FlowIO, build_flow
 from predmaint.settings import Settings
-from predmaint.telemetry import Reading, encode_reading
+from predmaint.telemetry import Reading, decode_reading, encode_reading
 
 log = logging.getLogger(__name__)
 
@@ -199,21 +199,46 @@ def simulate(settings: Settings, *, stop: threading.Event | None = None) -> dict
     return truth
 
 
+def newest_event_ms(settings: Settings) -> int | None:
+    """The newest ``ts_ms`` of the valid telemetry at the end of the telemetry topic, or ``None``."""
+    newest = None
+    for value in kafka_io.tail_values(settings.kafka, settings.kafka.telemetry_topic):
+        try:
+            ts = decode_reading(value).ts_ms
+        except InvalidMessage:
+            continue
+        newest = ts if newest is None else max(newest, ts)
+    return newest
+
+
 def _simulate_realtime(settings: Settings, stop: threading.Event) -> dict:
+    # A restarted simulator (compose restarts it on failure) goes on where the topic ends: sending its
+    # backfill again would give the pipeline hours of late readings, dead-lettered one by one.
+    start_ms = int(settings.simulator.start_time.timestamp() * 1000)
+    resume_after = newest_event_ms(settings)
+    if resume_after is not None and resume_after < start_ms:
+        resume_after = None  # older data (another run): the backfill is new
     truth = {**fleet_simulator.ground_truth(settings), "hours": None}  # None: until stopped
     path = Path(settings.simulator.ground_truth_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(truth, indent=2))
-    # The invalid messages first: the telemetry never ends.
-    bad = kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic,
-                           fleet_simulator.invalid_messages(settings))
+    # The invalid messages first: the telemetry never ends (once: a resumed simulator sent them before).
+    bad = 0 if resume_after is not None else kafka_io.produce(
+        settings.kafka, settings.kafka.telemetry_topic, fleet_simulator.invalid_messages(settings))
     faults = ", ".join(f"{f['asset']} {f['kind']} from {f['start']}" for f in truth["faults"]) or "none"
     # On stdout (docker compose logs): where the live data starts and when the fault begins.
-    print(f"simulate: realtime from {settings.simulator.start} ({settings.simulator.realtime_backfill_h:g} h "
-          f"of history at once, then live until stopped); faults: {faults}", flush=True)
+    if resume_after is None:
+        print(f"simulate: realtime from {settings.simulator.start} ({settings.simulator.realtime_backfill_h:g} h "
+              f"of history at once, then live until stopped); faults: {faults}", flush=True)
+    else:
+        resumed = datetime.fromtimestamp(resume_after / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+        print(f"simulate: realtime, resuming after {resumed} (the newest reading already in topic "
+              f"{settings.kafka.telemetry_topic}), live until stopped; faults: {faults}", flush=True)
+    messages = fleet_simulator.fleet_messages(settings, unbounded=True)
+    if resume_after is not None:
+        messages = (m for m in messages if m.ts_ms > resume_after)
     # The producer sends what it holds every linger_ms (20 ms), so each message leaves when it is due.
-    live = fleet_simulator.paced(fleet_simulator.fleet_messages(settings, unbounded=True),
-                                 now_ms=lambda: time.time_ns() // 1_000_000, stop=stop)
+    live = fleet_simulator.paced(messages, now_ms=lambda: time.time_ns() // 1_000_000, stop=stop)
     sent = kafka_io.produce(settings.kafka, settings.kafka.telemetry_topic, live)
     truth.update(messages=sent, invalid_messages=bad)
     path.write_text(json.dumps(truth, indent=2))
