@@ -4,9 +4,12 @@ For people without Grafana at hand (the demo, an e-mail attachment, a CI
 artefact): one fleet plot (each asset's health, the worst of its sensors,
 from the champion model), then per asset its health per sensor and the key
 features an analyst looks at first — velocity RMS against the asset's
-ISO 10816-3 zone boundaries, the envelope peak ratio at the outer-race
-defect frequency (BPFO), bearing temperature — with alert events marked
-(red: raised, escalated or re-notified; green: cleared). Health plots are
+ISO 10816-3 zone boundaries, the envelope ratio of every bearing defect line
+(BPFO, BPFI, BSF, 2xBSF, FTF: whichever line rises shows, with the ratio above
+which a fault is named), bearing temperature — with alert events marked
+(red: raised, escalated or re-notified; green: cleared). Each sensor's
+baseline (learning, health 100 by definition) is shaded grey, times are UTC
+with the year, and the alert table says which fault was named and why. Health plots are
 shaded with the bands of the configured health alert rule
 (:func:`predmaint.pipelines.summary.health_levels`); an asset's health is the worst of
 its sensors per window (:func:`predmaint.pipelines.summary.worst_health`).
@@ -19,6 +22,7 @@ matplotlib's Agg renderer (no display needed).
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from predmaint.domain import Point, PointReader
 from predmaint.errors import EmptyStoreError
+from predmaint.features.diagnosis import DEFECT_RATIO_MIN, LINE_FAULTS
 from predmaint.features.iso10816 import ZONE_BOUNDARIES_MM_S
 from predmaint.pipelines.summary import HealthLevels, health_levels, is_number, latest_and_lowest, worst_health
 from predmaint.settings import AssetSettings, Settings
@@ -39,9 +44,12 @@ OPEN_STATES = ("raised", "escalated", "renotified")
 #: Features plotted per asset: (field, sensor kind, axis label).
 KEY_FEATURES = (
     ("velocity_rms_mm_s", "vibration", "velocity RMS, mm/s"),
-    ("env_bpfo_ratio", "vibration", "envelope BPFO / floor"),
+    ("envelope", "vibration", "envelope line / floor"),
     ("temp_level_c", "temperature", "temperature, °C"),
 )
+#: The fields of the envelope panel: every defect line :mod:`predmaint.features.diagnosis` can name.
+ENVELOPE_FIELDS = tuple(f"env_{line}_ratio" for line in LINE_FAULTS)
+BASELINE_COLOUR = "#8e8e8e"
 ZONE_COLOURS = ("#73bf69", "#fade2a", "#ff9830", "#f2495c")  # A, B, C, D
 #: Shading of the health rule's bands (:data:`predmaint.pipelines.summary.BAND_LEVELS`); healthy is not shaded.
 BAND_COLOURS = {"critical": "#c4162a", "alarm": "#f2495c", "warning": "#ff9830", "clearing": "#fade2a"}
@@ -60,6 +68,8 @@ class AssetData:
     alerts: list[Point] = field(default_factory=list)
     #: The asset's :func:`predmaint.pipelines.summary.worst_health` (champion model).
     worst: list[tuple[int, float]] = field(default_factory=list)
+    #: sensor -> (first, last) time_ns of its baseline-phase health points.
+    baseline: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def raised(self) -> list[Point]:
@@ -73,9 +83,13 @@ def load(settings: Settings, reader: PointReader) -> list[AssetData]:
     for p in reader.points("health", model=settings.model.label):
         d = data.get(p.tags.get("asset", ""))
         if d is not None and is_number(p.fields.get("health")):
-            d.health.setdefault(p.tags.get("sensor", ""), []).append((p.time_ns, float(p.fields["health"])))
+            sensor = p.tags.get("sensor", "")
+            d.health.setdefault(sensor, []).append((p.time_ns, float(p.fields["health"])))
             health[d.asset.asset].append(p)
-    wanted = {name for name, _, _ in KEY_FEATURES}
+            if p.fields.get("phase") == "baseline":
+                lo, hi = d.baseline.get(sensor, (p.time_ns, p.time_ns))
+                d.baseline[sensor] = (min(lo, p.time_ns), max(hi, p.time_ns))
+    wanted = {name for name, _, _ in KEY_FEATURES} | set(ENVELOPE_FIELDS)
     for p in reader.points("features"):
         d = data.get(p.tags.get("asset", ""))
         if d is None:
@@ -143,6 +157,16 @@ def health_spans(levels: HealthLevels) -> list[tuple[float, float, str]]:
     return spans
 
 
+def _utc_time_axis(ax) -> None:
+    """Dates with the year, in UTC, said on the axis (matplotlib's default shows neither)."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(tz=timezone.utc)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc, show_offset=True))
+    ax.set_xlabel("time (UTC)")
+
+
 def _health_axes(ax, levels: HealthLevels) -> None:
     ax.set_ylim(*HEALTH_YLIM)
     ax.set_ylabel("health")
@@ -156,7 +180,7 @@ def plot_fleet(assets: list[AssetData], path: Path, levels: HealthLevels) -> Pat
 
     # Fixed margins: constrained layout would cost a third of the rendering time.
     fig = Figure(figsize=(11, 4), dpi=100)
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.1)
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.15)
     ax = fig.add_subplot()
     for d in assets:
         if d.worst:
@@ -166,6 +190,7 @@ def plot_fleet(assets: list[AssetData], path: Path, levels: HealthLevels) -> Pat
             # In the asset's colour, so a mark says which asset raised it.
             _mark_alerts(ax, d.raised, line.get_color())
     _health_axes(ax, levels)
+    _utc_time_axis(ax)
     ax.set_title("Fleet health (worst sensor per asset, champion model); dashed: alert raised, in the asset's colour")
     if any(d.health for d in assets):
         ax.legend(loc="lower left", ncols=min(6, len(assets)), fontsize="small")
@@ -177,27 +202,49 @@ def plot_asset(d: AssetData, path: Path, levels: HealthLevels) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 2.4 * (1 + len(KEY_FEATURES))), dpi=100)
-    fig.subplots_adjust(left=0.07, right=0.97, top=0.96, bottom=0.04, hspace=0.1)
+    fig.subplots_adjust(left=0.07, right=0.97, top=0.96, bottom=0.06, hspace=0.1)
     axes = fig.subplots(1 + len(KEY_FEATURES), 1, sharex=True)
     ax = axes[0]
     for sensor, series in sorted(d.health.items()):
         ax.plot([_dt(t) for t, _ in series], [h for _, h in series], label=sensor, linewidth=1.5)
+    if d.baseline:
+        # Health is 100 by definition while a model learns its baseline: shaded, so it is not read as "fine".
+        lo, hi = min(b[0] for b in d.baseline.values()), max(b[1] for b in d.baseline.values())
+        ax.axvspan(_dt(lo), _dt(hi), color=BASELINE_COLOUR, alpha=0.18, linewidth=0, label="baseline (learning)")
     _health_axes(ax, levels)
     ax.set_title(f"{d.asset.asset} ({d.asset.site} / {d.asset.line}): health per sensor and key features; "
                  "dashed: alert raised (red), cleared (green)")
     if d.health:
         ax.legend(loc="lower left", fontsize="small")
     for ax, (name, _, label) in zip(axes[1:], KEY_FEATURES):
-        for sensor, series in sorted(d.features.get(name, {}).items()):
-            ax.plot([_dt(t) for t, _ in series], [v for _, v in series], label=sensor, linewidth=1.2)
+        if name == "envelope":
+            _envelope_lines(ax, d)
+        else:
+            for sensor, series in sorted(d.features.get(name, {}).items()):
+                ax.plot([_dt(t) for t, _ in series], [v for _, v in series], label=sensor, linewidth=1.2)
         if name == "velocity_rms_mm_s":
             _zone_bands(ax, d.asset)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     for ax in axes:
         _mark_alerts(ax, d.alerts)
+    _utc_time_axis(axes[-1])
     fig.savefig(path)
     return path
+
+
+def _envelope_lines(ax, d: AssetData) -> None:
+    """Every defect line's envelope ratio, per vibration sensor, and the ratio above which a fault is named."""
+    plotted = False
+    for name in ENVELOPE_FIELDS:
+        line = name.removeprefix("env_").removesuffix("_ratio").upper()
+        for sensor, series in sorted(d.features.get(name, {}).items()):
+            ax.plot([_dt(t) for t, _ in series], [v for _, v in series], label=f"{sensor} {line}", linewidth=1.1)
+            plotted = True
+    if plotted:
+        ax.axhline(DEFECT_RATIO_MIN, color="#555555", linestyle=":", linewidth=1,
+                   label=f"fault named above {DEFECT_RATIO_MIN:g} x")
+        ax.legend(loc="upper left", fontsize="x-small", ncols=3)
 
 
 def _zone_bands(ax, asset: AssetSettings) -> None:
@@ -264,7 +311,8 @@ img {{ max-width: 100%; }}
 <h1>predmaint report</h1>
 <p>Generated {generated} from {html.escape(settings.storage.kind)} storage; health from the champion model
 <code>{html.escape(settings.model.label)}</code> (100 = like the sensor's own baseline, 0 = far outside it),
-the worst of the asset's sensors per window. Shaded in the health plots: {html.escape(levels.describe())}.</p>
+the worst of the asset's sensors per window. Shaded in the health plots: {html.escape(levels.describe())};
+grey: a model's baseline, while it learns what normal is (its health is 100 by definition). Times are UTC.</p>
 <table><tr><th>asset</th><th>site / line</th><th>latest health</th><th>lowest health</th>
 <th>alerts raised</th><th>first raised</th></tr>
 {''.join(rows)}
@@ -293,9 +341,42 @@ def _alert_table(alerts: list[Point]) -> str:
         rows.append(f"<tr><td>{_fmt(p.time_ns)}</td><td>{html.escape(p.tags.get('sensor', ''))}</td>"
                     f"<td>{html.escape(p.tags.get('rule', ''))}</td><td>{html.escape(p.tags.get('severity', ''))}</td>"
                     f"<td class='{css}'>{html.escape(state)}</td><td>{_num(_float(p.fields.get('health')))}</td>"
+                    f"<td>{html.escape(str(p.fields.get('fault') or '-'))}</td>"
+                    f"<td>{html.escape(alert_reason(p.fields.get('explanation')))}</td>"
                     f"<td><code>{html.escape(str(p.fields.get('alert_id', '')))}</code></td></tr>")
-    return ("<table><tr><th>time</th><th>sensor</th><th>rule</th><th>severity</th><th>state</th>"
-            "<th>health</th><th>alert id</th></tr>" + "".join(rows) + "</table>")
+    return ("<table><tr><th>time (UTC)</th><th>sensor</th><th>rule</th><th>severity</th><th>state</th>"
+            "<th>health</th><th>fault</th><th>why</th><th>alert id</th></tr>" + "".join(rows) + "</table>")
+
+
+def alert_reason(explanation) -> str:
+    """One line of why an alert was raised, from its stored explanation (JSON): the evidence, else the top feature.
+
+    Examples
+    --------
+    >>> alert_reason('[{"feature": "env_bpfo_ratio", "fault": "outer_race", '
+    ...              '"evidence": "envelope line at BPFO is 40.0 x the envelope floor"}]')
+    'envelope line at BPFO is 40.0 x the envelope floor'
+    >>> alert_reason('[{"feature": "current_rms_b", "value": 12.84, "z": 9.31}]')
+    'current_rms_b = 12.84 (z 9.3)'
+    >>> alert_reason(None)
+    '-'
+    """
+    try:
+        items = json.loads(explanation) if isinstance(explanation, str) else list(explanation or [])
+    except (ValueError, TypeError):
+        return "-"
+    for item in items:
+        if isinstance(item, dict) and item.get("evidence"):
+            return str(item["evidence"])
+    top = next((i for i in items if isinstance(i, dict) and i.get("feature")), None)
+    if top is None:
+        return "-"
+    text = f"{top['feature']}"
+    if is_number(top.get("value")):
+        text += f" = {float(top['value']):.4g}"
+    if is_number(top.get("z")):
+        text += f" (z {float(top['z']):.1f})"
+    return text
 
 
 def _float(v) -> float | None:

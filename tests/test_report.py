@@ -133,3 +133,29 @@ def test_health_bands_and_their_caption_follow_the_health_alert_rule(store, tmp_
     assert "alert rule health_strict: warning at or below 80, alarm at or below 60, clears above 90" in page
     page = render_report(settings.replace(alert_rules=(iso,)), db, tmp_path / "none").read_text()
     assert "no alert rule watches health" in page
+
+
+def test_the_report_shows_every_defect_line_each_baseline_and_why_an_alert_was_raised(store, tmp_path):
+    from predmaint.pipelines.report import ENVELOPE_FIELDS, load
+
+    settings, db, healthy, faulty = store
+    tags = {"site": "plant-1", "line": "line-a", "asset": faulty}
+    evidence = "envelope line at BPFI is 14.0 x the envelope floor"
+    db.write([
+        # An inner-race line: plotted beside BPFO, not left out because it is not BPFO.
+        Point("features", {**tags, "sensor": "de-accel", "kind": "vibration"}, {"env_bpfi_ratio": 14.0},
+              START_NS + 30 * WINDOW_NS),
+        Point("health", {**tags, "sensor": "de-accel", "model": settings.model.label},
+              {"health": 100.0, "raw_score": 0.0, "phase": "baseline"}, START_NS),
+        Point("alerts", {**tags, "sensor": "de-accel", "rule": "health_low", "severity": "warning"},
+              {"alert_id": "f" * 16, "event_id": "f" * 16 + ":0", "state": "raised", "health": 40.0,
+               "fault": "inner_race",
+               "explanation": f'[{{"feature": "env_bpfi_ratio", "fault": "inner_race", "evidence": "{evidence}"}}]'},
+              START_NS + 30 * WINDOW_NS)])
+    data = {d.asset.asset: d for d in load(settings, db)}
+    assert set(data[faulty].features) >= {"env_bpfo_ratio", "env_bpfi_ratio"} and "env_bpfi_ratio" in ENVELOPE_FIELDS
+    assert data[faulty].baseline == {"de-accel": (START_NS, START_NS)} and data[healthy].baseline == {}
+    page = render_report(settings, db, tmp_path / "report").read_text()
+    row = re.search(r"<tr><td>[^<]*</td><td>de-accel</td><td>health_low</td><td>warning</td>.*?</tr>", page).group(0)
+    assert "<td>inner_race</td>" in row and evidence in row
+    assert "<th>time (UTC)</th>" in page
