@@ -653,6 +653,11 @@ class Settings:
 
     def window_lengths(self) -> tuple[float, ...]:
         """Every distinct window length the fleet uses, shortest first (one windowing step each)."""
+        return self._window_lengths
+
+    # Asked for on every reading (the dedupe step's horizon): computed once, like the index above.
+    @functools.cached_property
+    def _window_lengths(self) -> tuple[float, ...]:
         lengths = {self.window.length_for(s.kind, s.window_s) for a in self.fleet for s in a.sensors}
         return tuple(sorted(lengths or {self.window.length_s}))
 
