@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -100,6 +101,7 @@ class PipelineMetrics:
                             registry=self.registry)
         self._newest: dict[str, float] = {}
         self._offsets: dict[str, int] = {}
+        self._children: dict[tuple[object, str], Any] = {}
         self._lock = threading.Lock()
         self.registry.register(_LagCollector(self))
         # A labelled counter exports nothing until a label value is used: start the expected
@@ -113,15 +115,22 @@ class PipelineMetrics:
 
     # --- called from the dataflow's inspect steps (worker threads) ---
 
+    def _child(self, metric, value: str):
+        """``metric.labels(value)``, looked up once: it is called for every reading, and ``labels`` takes a lock."""
+        child = self._children.get((metric, value))
+        if child is None:
+            child = self._children[(metric, value)] = metric.labels(value)
+        return child
+
     def reading(self, kind: str, partition: int | None, ts_ms: int, offset: int | None = None) -> None:
         """One valid reading of ``kind`` from ``partition`` (at ``offset``) with event time ``ts_ms``."""
-        self.readings.labels(kind).inc()
+        self._child(self.readings, kind).inc()
         key = "-" if partition is None else str(partition)
         t = ts_ms / 1000.0
         with self._lock:  # a max, not a last value: partitions are read by several threads
             if t > self._newest.get(key, float("-inf")):
                 self._newest[key] = t
-                self.newest.labels(key).set(t)
+                self._child(self.newest, key).set(t)
         self._consumed(partition, offset)
 
     def _consumed(self, partition: int | None, offset: int | None) -> None:
@@ -131,7 +140,7 @@ class PipelineMetrics:
         with self._lock:
             if offset > self._offsets.get(key, -1):
                 self._offsets[key] = offset
-                self.offset.labels(key).set(offset)
+                self._child(self.offset, key).set(offset)
 
     def window(self, kind: str) -> None:
         self.windows.labels(kind).inc()
