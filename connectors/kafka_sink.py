@@ -64,7 +64,8 @@ class _DeliveredPartition(StatelessSinkPartition[KafkaSinkMessage]):
                                            on_delivery=self._delivered)
                     break
                 except BufferError:  # librdkafka's queue is full: the broker is behind or away
-                    self._wait(started, self._producer.poll(_POLL_S))
+                    self._producer.poll(_POLL_S)
+                    self._wait(started, len(self._producer))
             self._producer.poll(0)
         self._wait_all(started)
 

@@ -11,6 +11,7 @@ production (docker-compose.yml runs Apache Kafka and InfluxDB 2.x).
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -55,8 +56,6 @@ def free_ports(n: int = 1) -> list[int]:
     >>> a != b and _LOWEST_PORT <= min(a, b) and max(a, b) < _ephemeral_range()[0]
     True
     """
-    import random
-
     low = _ephemeral_range()[0]
     if low - _LOWEST_PORT < 1000:  # a range that starts low: the kernel's own choice is all there is
         candidates = [0] * (n + 100)
