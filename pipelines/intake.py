@@ -54,7 +54,8 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
                  time_ns=time_ns)
     broker_ms = time_ns // 1_000_000 or None  # 0: the broker gave no usable timestamp
     try:
-        reading = decode_reading(msg.value, msg.key, broker_ts_ms=broker_ms)
+        reading = decode_reading(msg.value, msg.key, broker_ts_ms=broker_ms,
+                                 source=Source(msg.topic, msg.partition, msg.offset, time_ns, msg.value))
     except InvalidMessage as exc:
         return DeadLetter(exc.reason, "decode", exc.asset, exc.sensor, **where)
     asset = settings.asset(reading.asset)
@@ -94,7 +95,7 @@ def decode(settings: Settings, msg) -> Reading | DeadLetter:
         return DeadLetter(f"process value needs 1 channel in the registered unit {sensor.unit!r}, got "
                           f"{reading.channels} channel(s) in {reading.unit!r}", "decode",
                           reading.asset, reading.sensor, **where)
-    return dataclasses.replace(reading, source=Source(msg.topic, msg.partition, msg.offset, time_ns, msg.value))
+    return reading
 
 
 def _broker_time_ns(msg) -> int:
