@@ -63,7 +63,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="steady-state throughput vs the bare loop and a Quix Streams peer, "
                                      "scale-out, latency, costs (make bench)")
     p.add_argument("--assets", type=int, default=12, help="assets in the fleet (3 sensors each)")
-    p.add_argument("--hours", type=float, default=20.0, help="hours of event time produced")
+    p.add_argument("--hours", type=float, default=30.0,
+                   help="hours of event time produced (30: over 60 s of steady processing for one worker)")
     p.add_argument("--warmup-hours", type=float, default=2.5, help="event time not counted (models' baseline)")
     p.add_argument("--bare-hours", type=float, default=8.0, help="event time the bare loop runs over")
     p.add_argument("--latency-s", type=float, default=40.0, help="seconds of paced production for latency")
