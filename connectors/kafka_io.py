@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable, cast
+from typing import Any, Iterable, Iterator, cast
 
 from bytewax.connectors.kafka import KafkaSource
 from bytewax.inputs import StatefulSourcePartition
@@ -197,6 +197,39 @@ def produce(kafka: KafkaSettings, topic: str, messages: Iterable, *, flush_every
     return count
 
 
+def _reader(kafka: KafkaSettings, group: str):
+    """A consumer for reading with assigned partitions: no commits, an event at each partition's end."""
+    from confluent_kafka import Consumer
+
+    return Consumer({**confluent_config(kafka), "group.id": group,
+                     "enable.auto.commit": False, "enable.partition.eof": True})
+
+
+def _read_to_end(consumer, partitions: int, timeout_s: float, idle_s: float, reading: str) -> Iterator[Any]:
+    """The messages of the ``partitions`` assigned to ``consumer`` up to each one's end (at most ``timeout_s``).
+
+    Stops once every partition has reported its end and nothing arrived for
+    ``idle_s``; an error other than an end is a :class:`BrokerError` naming what was ``reading``.
+    """
+    from confluent_kafka import KafkaError
+
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    last_message = time.monotonic()
+    while time.monotonic() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is not None and (error := msg.error()) is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                raise BrokerError(f"kafka: {reading}: {error}")
+            at_end.add(msg.partition() or 0)
+        elif msg is not None:
+            last_message = time.monotonic()
+            yield msg
+            continue
+        if len(at_end) == partitions and time.monotonic() - last_message >= idle_s:
+            return
+
+
 def read_topic(kafka: KafkaSettings | str, topic: str, timeout_s: float = 30.0,
                idle_s: float = 1.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every message currently in ``topic``, read with assigned partitions (no consumer group).
@@ -206,40 +239,19 @@ def read_topic(kafka: KafkaSettings | str, topic: str, timeout_s: float = 30.0,
     nothing new arrived for ``idle_s``: Tansu's high watermarks are not
     reliable enough to stop at.
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import TopicPartition
 
     if isinstance(kafka, str):
         kafka = KafkaSettings(bootstrap=kafka)
-    bootstrap = kafka.bootstrap
-    consumer = Consumer({**confluent_config(kafka), "group.id": "predmaint-reader",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = _reader(kafka, "predmaint-reader")
     try:
         meta = consumer.list_topics(topic, timeout=10)
         if topic not in meta.topics or meta.topics[topic].error is not None:
-            raise BrokerError(f"kafka: reading topic {topic!r}: not found on {bootstrap}")
+            raise BrokerError(f"kafka: reading topic {topic!r}: not found on {kafka.bootstrap}")
         parts = list(meta.topics[topic].partitions)
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-        out: list[tuple[bytes | None, bytes | None]] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        last_message = time.monotonic()
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None:
-                if len(at_end) == len(parts) and time.monotonic() - last_message > idle_s:
-                    break
-                continue
-            error = msg.error()
-            if error:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    partition = msg.partition()
-                    assert partition is not None  # an end-of-partition event names its partition
-                    at_end.add(partition)
-                    continue
-                raise BrokerError(f"kafka: reading topic {topic!r} on {bootstrap}: {error}")
-            last_message = time.monotonic()
-            out.append((msg.key(), msg.value()))
-        return out
+        return [(msg.key(), msg.value()) for msg in _read_to_end(
+            consumer, len(parts), timeout_s, idle_s, f"reading topic {topic!r} on {kafka.bootstrap}")]
     finally:
         consumer.close()
 
@@ -251,10 +263,9 @@ def tail_values(kafka: KafkaSettings, topic: str, per_partition: int = 200, time
     --realtime`` after a restart): the newest event times are among them.
     Reads from a little before each partition's high watermark to its end.
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer({**confluent_config(kafka), "group.id": "predmaint-tail",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = _reader(kafka, "predmaint-tail")
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         if topic not in meta.topics or meta.topics[topic].error is not None:
@@ -267,23 +278,9 @@ def tail_values(kafka: KafkaSettings, topic: str, per_partition: int = 200, time
         if not starts:
             return []
         consumer.assign(starts)
-        out: list[bytes] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < len(starts) and time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition() or 0)
-                    continue
-                raise BrokerError(f"kafka: reading the end of topic {topic!r} on {kafka.bootstrap}: {error}")
-            value = msg.value()
-            if value is not None:
-                out.append(value)
-        return out
+        messages = _read_to_end(consumer, len(starts), timeout_s, 0.0,
+                                f"reading the end of topic {topic!r} on {kafka.bootstrap}")
+        return [value for msg in messages if (value := msg.value()) is not None]
     finally:
         consumer.close()
 
