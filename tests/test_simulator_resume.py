@@ -44,8 +44,9 @@ def _run_for(settings, seconds: float) -> dict:
 
 def test_a_restarted_realtime_simulator_sends_no_reading_twice_and_nothing_older(broker, tmp_path):
     base = load_settings()
-    kafka = dataclasses.replace(base.kafka, bootstrap=broker.bootstrap, telemetry_topic="resume.telemetry",
-                                dead_letter_topic="resume.deadletter", alerts_topic="resume.alerts")
+    kafka = dataclasses.replace(base.kafka, bootstrap=broker.bootstrap, telemetry_topic="simulator_resume.telemetry",
+                                dead_letter_topic="simulator_resume.deadletter",
+                                alerts_topic="simulator_resume.alerts")  # not test_end_to_end's "resume.*"
     sim = dataclasses.replace(base.simulator, mode="realtime", realtime_backfill_h=0.05, vibration_interval_s=2,
                               scalar_interval_s=1, ground_truth_path=str(tmp_path / "truth.json"))
     settings = base.replace(kafka=kafka, simulator=sim)
