@@ -39,7 +39,7 @@ def _check_readings(rec) -> list:
     readings = list(rec.stream())
     sensors = rec.sensors
     assert all(x.asset == rec.asset and x.kind == "vibration" and sensors[x.sensor]["reports"] == "features"
-               and x.samples.shape == (0,) and x.features and "mean" not in x.features for x in readings)
+               and x.samples.shape == (0,) and x.features and not {"mean", "rms"} & set(x.features) for x in readings)
     ts = np.array([x.ts_ms for x in readings])
     assert np.all(np.diff(ts) >= 0)
     return readings
@@ -54,7 +54,7 @@ def test_test2_run_with_spectral_features(data, test2):
         assert r.registry["rpm"] == 2000.0 and r.registry["bearing"]["n_elements"] == 16
         readings = _check_readings(r)
         assert len(readings) == 982  # snapshots 0-981: 982 and 983 were after the rig stopped
-        assert all(len(x.features) == 5 + 18 for x in readings)  # 6 + 18 statistics but the DC mean
+        assert all(len(x.features) == 4 + 18 for x in readings)  # 6 + 18 statistics but the DC mean and rms
         assert r.labels.file_index.tolist() == list(range(982))
     b1 = test2[0].labels
     assert (b1.run, b1.known, b1.failed, b1.fault, b1.failed_bearings) == ("test2", True, True, "outer_race", (1,))
@@ -68,7 +68,8 @@ def test_test2_values_and_units(test2):
     r = test2[0]
     assert r.sensors["ch1"]["unit"] == "g" and r.sensors["ch1"]["sample_rate_hz"] == 20480.0
     (at_700,) = [x for x in r.stream() if x.ts_ms == _ms("2004-02-17 07:12:39")]
-    assert at_700.features["rms"] == pytest.approx(0.1128, abs=5e-5)  # SOURCE.md: snapshot 700, RMS 0.1128
+    # SOURCE.md: snapshot 700, RMS 0.1128 (about zero); test 2's DC offset is small, so the AC RMS is close
+    assert at_700.features["std"] == pytest.approx(0.1128, abs=2e-3)
     assert at_700.features["kurt"] == pytest.approx(1.08, abs=5e-3)  # SOURCE.md: excess kurtosis 1.08
 
 
@@ -76,8 +77,8 @@ def test_after_stop_snapshots_on_request(data):
     (b1, *_) = load_ims([data / "ims_bearing_test2/features/test2_raw.csv"], include_after_stop=True)
     assert len(b1.registry["sensors"]) == 1 and b1.labels.dropped_after_stop == 0
     assert b1.labels.file_index[-1] == 983 and b1.labels.last_live_snapshot == 981
-    assert set(next(iter(b1.stream())).features) == {"rms", "std", "max", "kurt", "skew"}
-    last_rms = [x.features["rms"] for x in b1.stream()][-2:]
+    assert set(next(iter(b1.stream())).features) == {"std", "max", "kurt", "skew"}
+    last_rms = [x.features["std"] for x in b1.stream()][-2:]
     assert max(last_rms) < 0.005  # the rig had stopped
 
 
@@ -100,7 +101,20 @@ def test_test1_two_channels_and_real_gaps(test1):
     ts = sorted({x.ts_ms for x in test1[2].stream()})
     assert int(np.diff(ts).max()) == int(steps.max())  # the readings keep the gap
     last = [x for x in test1[2].stream() if x.sensor == "ch1"][-1]
-    assert last.features["rms"] == pytest.approx(0.594, abs=5e-4)  # SOURCE.md: bearing 3 ch1 RMS at the end
+    # SOURCE.md: bearing 3 ch1 RMS 0.594 at the end, about zero: with its DC mean removed, the std
+    assert last.features["std"] == pytest.approx(np.sqrt(0.594 ** 2 - 0.114 ** 2), abs=0.01)
+
+
+def test_rms_of_the_tables_carries_the_dc_offset(data, test1):
+    """Why the tables' ``rms`` is left out: a DC step moves it while the vibration (``std``) stays."""
+    from predmaint.connectors.datasets.ims import _join
+
+    _, _, _, cols = _join([data / "ims_bearing_test1/test1_raw.csv"])
+    rms, mean, std = (cols[f"Bearing4_ch2_{s}"] for s in ("rms", "mean", "std"))
+    assert np.allclose(rms ** 2, mean ** 2 + std ** 2, rtol=1e-6)
+    assert rms[885] - rms[880] > 0.04 and abs(std[885] - std[880]) < 0.002  # the offset stepped, not the vibration
+    b4_y = [x.features for x in test1[3].stream() if x.sensor == "ch2"]
+    assert b4_y[885]["std"] == pytest.approx(std[885]) and "rms" not in b4_y[885]
 
 
 def test_fingerprints():
