@@ -164,8 +164,10 @@ class SensorModel:
     (0.0, False, 'temp_level_c', 'level')
     """
 
-    # Recovery snapshots from before self-calibrated detectors have none of these.
+    # Recovery snapshots from before self-calibrated detectors (or before last_health) have none of these.
     calibrated = False
+    #: Health of the last window assessed (100 in the baseline): was the sensor healthy when it went silent?
+    last_health = 100.0
     sensor = ""
     field = "model.spec"
 
@@ -239,6 +241,7 @@ class SensorModel:
             if self.baseline is not getattr(self.detector, "baseline", None):
                 self.baseline.update(x)
         self.windows_seen += 1
+        self.last_health = health
         return Assessment(raw, health, phase, learn, explanation)
 
     def _assess_calibrated(self, x: dict[str, float]) -> Assessment:
@@ -255,6 +258,7 @@ class SensorModel:
         if learned and not hasattr(self.detector, "explain"):
             self.baseline.update(x)
         self.windows_seen += 1
+        self.last_health = health
         return Assessment(surprise, health, phase, learned, explanation)
 
     def _report_calibration(self) -> None:

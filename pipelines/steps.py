@@ -317,17 +317,26 @@ def silence_values(settings: Settings, state: AssetState, aw: AssetWindowFeature
 
 def rebaselined(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures,
                 last_end_ns: int | None, length_s: float) -> dict[str, SensorModel]:
-    """``models`` with a fresh model for each whose ``rebaseline_after_gap_s`` the sensor's silence exceeded.
+    """``models`` with a fresh model for each whose re-baseline gap the sensor's silence exceeded.
 
     The silence is the time between the end of the sensor's previous window
-    and the start of this one.
+    and the start of this one. The gap is ``rebaseline_after_gap_s``, or
+    ``rebaseline_healthy_after_gap_s`` if shorter and the model found the
+    sensor healthy in its last window before the silence (a sensor with a
+    fault open keeps the model that sees it).
     """
     if last_end_ns is None:
         return models
     silent_s = (w.end_ns - last_end_ns) / 1e9 - length_s
+
+    def gap_s(m: ModelSettings) -> float:
+        gap = m.rebaseline_after_gap_s.get(w.kind, math.inf)
+        if models[m.label].last_health >= models[m.label].learn_min_health:
+            gap = min(gap, m.rebaseline_healthy_after_gap_s.get(w.kind, math.inf))
+        return gap
+
     fresh = {m.label: new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
-             for where, m in model_fields(settings)
-             if m.label in models and silent_s > m.rebaseline_after_gap_s.get(w.kind, math.inf)}
+             for where, m in model_fields(settings) if m.label in models and silent_s > gap_s(m)}
     return {**models, **fresh} if fresh else models
 
 

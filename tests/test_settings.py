@@ -36,6 +36,9 @@ def test_defaults_describe_a_fleet_with_a_fault():
     (lambda d: d["fleet"][0]["lines"][0]["assets"][0].update(rpm="fast"), "assets[0](pump-01).rpm"),
     (lambda d: d["challengers"][0].update(scope="assets"), "challengers[0].scope: 'assets' is not one of"),
     (lambda d: d["asset_model"].update(kinds=["proces"]), "asset_model: kinds: ['proces'] given"),
+    (lambda d: d["model"].update(rebaseline_after_gap_s={"vibration": 0}), "rebaseline_after_gap_s: 'vibration': 0"),
+    (lambda d: d["model"].update(rebaseline_healthy_after_gap_s={"vibraton": 3600}),
+     "rebaseline_healthy_after_gap_s: 'vibraton': 3600 (a kind of"),
 ])
 def test_errors_name_the_file_and_field(tmp_path, mutate, message):
     path = write(tmp_path, mutate)

@@ -128,14 +128,44 @@ def _run_windows(settings, ends_s, values=lambda i: 0.07):
 
 
 def test_a_sensor_silent_longer_than_the_gap_starts_a_new_baseline():
-    settings = _overall_settings(rebaseline_after_gap_s={"vibration": 86400}, baseline_windows=4)
+    settings = _overall_settings(rebaseline_after_gap_s={"vibration": 86400}, rebaseline_healthy_after_gap_s={},
+                                 baseline_windows=4)
     steady = [300.0 * (i + 1) for i in range(6)]
     after_day = steady + [steady[-1] + 86400 + 300 + 300.0 * i for i in range(1, 6)]
     after_night = steady + [steady[-1] + 12 * 3600 + 300.0 * i for i in range(1, 6)]
     assert _run_windows(settings, after_day)[6:] == ["baseline"] * 4 + ["monitoring"]
     assert _run_windows(settings, after_night)[6:] == ["monitoring"] * 5
-    unlisted = _overall_settings(rebaseline_after_gap_s={"process": 1.0}, baseline_windows=4)
+    unlisted = _overall_settings(rebaseline_after_gap_s={"process": 1.0}, rebaseline_healthy_after_gap_s={},
+                                 baseline_windows=4)
     assert _run_windows(unlisted, after_day)[6:] == ["monitoring"] * 5
+
+
+def _health_before_and_phases_after(settings, silence_s, last_rms):
+    """60 steady windows (the last with ``last_rms``), ``silence_s`` of silence, 3 more: health, phases."""
+    rng = np.random.default_rng(7)
+    rms = [0.07 * (1 + 0.02 * rng.standard_normal()) for _ in range(59)] + [last_rms]
+    ends = [300.0 * (i + 1) for i in range(60)]
+    ends += [ends[-1] + 300 + silence_s + 300.0 * i for i in range(3)]
+    state, phases, health = None, [], []
+    for i, end_s in enumerate(ends):
+        w = windows.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9), {"rms": rms[min(i, 59)]})
+        state, scored = steps.assess(settings, None, state, windows.AssetWindowFeatures("rig-1", w.end_ns, (w,), (),
+                                                                                       300.0))
+        phases.append(scored.sensors[0].assessment.phase)
+        health.append(scored.sensors[0].assessment.health)
+    return health[59], phases[60:]
+
+
+def test_a_shorter_stop_starts_a_new_baseline_only_for_a_sensor_healthy_when_it_stopped():
+    settings = _overall_settings(rebaseline_after_gap_s={"vibration": 86400},
+                                 rebaseline_healthy_after_gap_s={"vibration": 43200})
+    healthy, after_13_h = _health_before_and_phases_after(settings, 13 * 3600, 0.07)
+    assert healthy == 100.0 and after_13_h == ["baseline"] * 3
+    assert _health_before_and_phases_after(settings, 11 * 3600, 0.07)[1] == ["monitoring"] * 3
+    # A fault open when it stopped is not forgotten overnight; after more than a day, it was likely repaired.
+    faulty, after_13_h = _health_before_and_phases_after(settings, 13 * 3600, 0.7)
+    assert faulty < 70 and after_13_h == ["monitoring"] * 3
+    assert _health_before_and_phases_after(settings, 25 * 3600, 0.7)[1] == ["baseline"] * 3
 
 
 def test_an_asset_health_rule_counts_the_sensors_it_watches():

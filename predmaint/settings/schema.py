@@ -292,12 +292,16 @@ class ModelSettings:
     #: afresh, baseline included (kinds not listed never do). A machine stopped for days was
     #: often worked on; after the restart its vibration signature is a new normal.
     rebaseline_after_gap_s: dict = field(default_factory=dict)
+    #: The same for a sensor this model found healthy (health at least ``learn_min_health``) in
+    #: its last window before the silence: it has no fault to forget, so a shorter stop may start
+    #: it afresh, while an unhealthy one keeps its model until ``rebaseline_after_gap_s``.
+    rebaseline_healthy_after_gap_s: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for kind, gap in self.rebaseline_after_gap_s.items():
-            if kind not in SENSOR_KINDS or not isinstance(gap, (int, float)) or isinstance(gap, bool) or gap <= 0:
-                raise SettingsError(f"rebaseline_after_gap_s: {kind!r}: {gap!r} (a kind of {SENSOR_KINDS} -> "
-                                    f"seconds > 0)")
+        for name in ("rebaseline_after_gap_s", "rebaseline_healthy_after_gap_s"):
+            for kind, gap in getattr(self, name).items():
+                if kind not in SENSOR_KINDS or not isinstance(gap, (int, float)) or isinstance(gap, bool) or gap <= 0:
+                    raise SettingsError(f"{name}: {kind!r}: {gap!r} (a kind of {SENSOR_KINDS} -> seconds > 0)")
         if not isinstance(self.params, dict) or any(not isinstance(v, (dict, type(None)))
                                                      for v in self.params.values()):
             raise SettingsError("params: expected a mapping of step name -> mapping of arguments")
