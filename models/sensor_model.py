@@ -168,6 +168,8 @@ class SensorModel:
     calibrated = False
     #: Health of the last window assessed (100 in the baseline): was the sensor healthy when it went silent?
     last_health = 100.0
+    #: Windows left in which a restart after a stop is checked (``pipelines.steps.restart_checked``).
+    restart_check_left = 0
     sensor = ""
     field = "model.spec"
 

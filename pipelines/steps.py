@@ -317,27 +317,54 @@ def silence_values(settings: Settings, state: AssetState, aw: AssetWindowFeature
 
 def rebaselined(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures,
                 last_end_ns: int | None, length_s: float) -> dict[str, SensorModel]:
-    """``models`` with a fresh model for each whose re-baseline gap the sensor's silence exceeded.
+    """``models`` with a fresh model for each whose ``rebaseline_after_gap_s`` the sensor's silence exceeded.
 
     The silence is the time between the end of the sensor's previous window
-    and the start of this one. The gap is ``rebaseline_after_gap_s``, or
-    ``rebaseline_healthy_after_gap_s`` if shorter and the model found the
-    sensor healthy in its last window before the silence (a sensor with a
-    fault open keeps the model that sees it).
+    and the start of this one. A model that found the sensor healthy in its
+    last window before a silence longer than ``rebaseline_healthy_after_gap_s``
+    (but not ``rebaseline_after_gap_s``) is kept and put on probation for the
+    next ``restart_check_windows`` windows (:func:`restart_checked`).
     """
     if last_end_ns is None:
         return models
     silent_s = (w.end_ns - last_end_ns) / 1e9 - length_s
-
-    def gap_s(m: ModelSettings) -> float:
-        gap = m.rebaseline_after_gap_s.get(w.kind, math.inf)
-        if models[m.label].last_health >= models[m.label].learn_min_health:
-            gap = min(gap, m.rebaseline_healthy_after_gap_s.get(w.kind, math.inf))
-        return gap
-
-    fresh = {m.label: new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
-             for where, m in model_fields(settings) if m.label in models and silent_s > gap_s(m)}
+    fresh = {}
+    for where, m in model_fields(settings):
+        model = models.get(m.label)
+        if model is None:
+            continue
+        if silent_s > m.rebaseline_after_gap_s.get(w.kind, math.inf):
+            fresh[m.label] = new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
+        elif silent_s > m.rebaseline_healthy_after_gap_s.get(w.kind, math.inf) and \
+                model.last_health >= model.learn_min_health:
+            model.restart_check_left = m.restart_check_windows
     return {**models, **fresh} if fresh else models
+
+
+def restart_checked(settings: Settings, models: dict[str, SensorModel], w: WindowFeatures,
+                    assessments: dict[str, Assessment]) -> tuple[dict[str, SensorModel], dict[str, Assessment]]:
+    """After a stop, a model that finds a sensor unhealthy that it found healthy before starts afresh.
+
+    A bearing does not wear while it stands still: a sensor that was healthy
+    when the machine stopped and looks different within the first windows of
+    the restart changed with the stop (reassembly, a new operating point, the
+    DAQ), so its restart is a new normal. One that looks as before keeps its
+    model and everything it knew, including a slow change it was following.
+    The window that shows the change is assessed by the fresh model (phase
+    ``baseline``), so the stop raises no alert.
+    """
+    fresh = {}
+    for where, m in model_fields(settings):
+        model = models.get(m.label)
+        if model is None or model.restart_check_left <= 0:
+            continue
+        model.restart_check_left -= 1
+        a = assessments[m.label]
+        if a.phase == "monitoring" and a.health < model.learn_min_health:
+            fresh[m.label] = new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
+    if not fresh:
+        return models, assessments
+    return {**models, **fresh}, {**assessments, **{label: assess_window(f, w.features) for label, f in fresh.items()}}
 
 
 def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
@@ -454,7 +481,12 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
             models = state.models[w.sensor] = _new_models(settings, w.kind, f"{w.asset}/{w.sensor}", "sensor")
         else:
             models = state.models[w.sensor] = rebaselined(settings, models, w, seen_before[w.sensor], aw.length_s)
-        scored.append(score_sensor(models, w, None if w.sensor in judged_jointly else settings.model.label))
+        one = score_sensor(models, w, None if w.sensor in judged_jointly else settings.model.label)
+        checked, by_model = restart_checked(settings, models, w, one.by_model)
+        if checked is not models:
+            state.models[w.sensor] = checked
+            one = ScoredWindow(w, by_model.get(one.champion) if one.champion else None, by_model, one.champion)
+        scored.append(one)
     joint = score_joint(settings, state, aw)
     if joint is not None:
         scored.append(joint)

@@ -39,6 +39,7 @@ def test_defaults_describe_a_fleet_with_a_fault():
     (lambda d: d["model"].update(rebaseline_after_gap_s={"vibration": 0}), "rebaseline_after_gap_s: 'vibration': 0"),
     (lambda d: d["model"].update(rebaseline_healthy_after_gap_s={"vibraton": 3600}),
      "rebaseline_healthy_after_gap_s: 'vibraton': 3600 (a kind of"),
+    (lambda d: d["model"].update(restart_check_windows=0), "restart_check_windows: 0 (windows: an integer >= 1)"),
 ])
 def test_errors_name_the_file_and_field(tmp_path, mutate, message):
     path = write(tmp_path, mutate)

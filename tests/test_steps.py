@@ -140,32 +140,44 @@ def test_a_sensor_silent_longer_than_the_gap_starts_a_new_baseline():
     assert _run_windows(unlisted, after_day)[6:] == ["monitoring"] * 5
 
 
-def _health_before_and_phases_after(settings, silence_s, last_rms):
-    """60 steady windows (the last with ``last_rms``), ``silence_s`` of silence, 3 more: health, phases."""
+def _across_a_stop(settings, silence_s, last_rms, after_rms):
+    """60 steady windows (the last with ``last_rms``), ``silence_s`` of silence, then ``after_rms``.
+
+    Returns the health of the last window before the stop and the (phase, health) of each after it.
+    """
     rng = np.random.default_rng(7)
-    rms = [0.07 * (1 + 0.02 * rng.standard_normal()) for _ in range(59)] + [last_rms]
+    rms = [0.07 * (1 + 0.02 * rng.standard_normal()) for _ in range(59)] + [last_rms] + list(after_rms)
     ends = [300.0 * (i + 1) for i in range(60)]
-    ends += [ends[-1] + 300 + silence_s + 300.0 * i for i in range(3)]
-    state, phases, health = None, [], []
-    for i, end_s in enumerate(ends):
-        w = windows.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9), {"rms": rms[min(i, 59)]})
+    ends += [ends[-1] + 300 + silence_s + 300.0 * i for i in range(len(after_rms))]
+    state, out = None, []
+    for end_s, value in zip(ends, rms):
+        w = windows.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9), {"rms": value})
         state, scored = steps.assess(settings, None, state, windows.AssetWindowFeatures("rig-1", w.end_ns, (w,), (),
                                                                                        300.0))
-        phases.append(scored.sensors[0].assessment.phase)
-        health.append(scored.sensors[0].assessment.health)
-    return health[59], phases[60:]
+        a = scored.sensors[0].assessment
+        out.append((a.phase, a.health))
+    return out[59][1], out[60:]
 
 
-def test_a_shorter_stop_starts_a_new_baseline_only_for_a_sensor_healthy_when_it_stopped():
+def test_a_sensor_healthy_when_it_stopped_starts_afresh_if_it_restarts_changed():
     settings = _overall_settings(rebaseline_after_gap_s={"vibration": 86400},
-                                 rebaseline_healthy_after_gap_s={"vibration": 43200})
-    healthy, after_13_h = _health_before_and_phases_after(settings, 13 * 3600, 0.07)
-    assert healthy == 100.0 and after_13_h == ["baseline"] * 3
-    assert _health_before_and_phases_after(settings, 11 * 3600, 0.07)[1] == ["monitoring"] * 3
+                                 rebaseline_healthy_after_gap_s={"vibration": 43200}, restart_check_windows=3)
+    steady, stepped = [0.07] * 4, [0.09] * 4
+    healthy, after = _across_a_stop(settings, 13 * 3600, 0.07, steady)
+    assert healthy == 100.0 and [p for p, _ in after] == ["monitoring"] * 4  # as before: the model is kept
+    # Changed across the stop: the first window that shows it is the new model's first (no alert).
+    after = _across_a_stop(settings, 13 * 3600, 0.07, stepped)[1]
+    assert [p for p, _ in after] == ["baseline"] * 4
+    # A shorter stop is not checked: the old model sees the step.
+    after = _across_a_stop(settings, 11 * 3600, 0.07, stepped)[1]
+    assert after[0][0] == "monitoring" and max(h for _, h in after) < 50
+    # A change after restart_check_windows windows is news, not the stop.
+    after = _across_a_stop(settings, 13 * 3600, 0.07, steady[:3] + stepped)[1]
+    assert [p for p, _ in after] == ["monitoring"] * 7 and after[3][1] < 50
     # A fault open when it stopped is not forgotten overnight; after more than a day, it was likely repaired.
-    faulty, after_13_h = _health_before_and_phases_after(settings, 13 * 3600, 0.7)
-    assert faulty < 70 and after_13_h == ["monitoring"] * 3
-    assert _health_before_and_phases_after(settings, 25 * 3600, 0.7)[1] == ["baseline"] * 3
+    faulty, after = _across_a_stop(settings, 13 * 3600, 0.7, [0.7] * 3)
+    assert faulty < 70 and [p for p, _ in after] == ["monitoring"] * 3
+    assert [p for p, _ in _across_a_stop(settings, 25 * 3600, 0.7, [0.7] * 3)[1]] == ["baseline"] * 3
 
 
 def test_an_asset_health_rule_counts_the_sensors_it_watches():

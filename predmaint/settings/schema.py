@@ -292,12 +292,18 @@ class ModelSettings:
     #: afresh, baseline included (kinds not listed never do). A machine stopped for days was
     #: often worked on; after the restart its vibration signature is a new normal.
     rebaseline_after_gap_s: dict = field(default_factory=dict)
-    #: The same for a sensor this model found healthy (health at least ``learn_min_health``) in
-    #: its last window before the silence: it has no fault to forget, so a shorter stop may start
-    #: it afresh, while an unhealthy one keeps its model until ``rebaseline_after_gap_s``.
+    #: Per sensor kind: a sensor this model found healthy (health at least ``learn_min_health``) in
+    #: its last window before a silence longer than this starts afresh if the model finds it
+    #: unhealthy in any of the next ``restart_check_windows`` windows: it changed with the stop, not
+    #: while running. One that looks as before, or was unhealthy when it stopped, keeps its model.
     rebaseline_healthy_after_gap_s: dict = field(default_factory=dict)
+    #: Windows after such a stop in which a change starts the model afresh.
+    restart_check_windows: int = 12
 
     def __post_init__(self):
+        if isinstance(self.restart_check_windows, bool) or not isinstance(self.restart_check_windows, int) \
+                or self.restart_check_windows < 1:
+            raise SettingsError(f"restart_check_windows: {self.restart_check_windows!r} (windows: an integer >= 1)")
         for name in ("rebaseline_after_gap_s", "rebaseline_healthy_after_gap_s"):
             for kind, gap in getattr(self, name).items():
                 if kind not in SENSOR_KINDS or not isinstance(gap, (int, float)) or isinstance(gap, bool) or gap <= 0:
