@@ -359,8 +359,9 @@ def restart_checked(settings: Settings, models: dict[str, SensorModel], w: Windo
         if model is None or model.restart_check_left <= 0:
             continue
         model.restart_check_left -= 1
-        a = assessments[m.label]
-        if a.phase == "monitoring" and a.health < model.learn_min_health:
+        # The model's own health, not the ISO-capped one: a zone the machine restarts in is the
+        # iso_severity rule's to report, not a sign that the stop changed it.
+        if assessments[m.label].phase == "monitoring" and model.last_health < model.learn_min_health:
             fresh[m.label] = new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
     if not fresh:
         return models, assessments

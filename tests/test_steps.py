@@ -140,7 +140,7 @@ def test_a_sensor_silent_longer_than_the_gap_starts_a_new_baseline():
     assert _run_windows(unlisted, after_day)[6:] == ["monitoring"] * 5
 
 
-def _across_a_stop(settings, silence_s, last_rms, after_rms):
+def _across_a_stop(settings, silence_s, last_rms, after_rms, iso_zone_after=None):
     """60 steady windows (the last with ``last_rms``), ``silence_s`` of silence, then ``after_rms``.
 
     Returns the health of the last window before the stop and the (phase, health) of each after it.
@@ -150,8 +150,9 @@ def _across_a_stop(settings, silence_s, last_rms, after_rms):
     ends = [300.0 * (i + 1) for i in range(60)]
     ends += [ends[-1] + 300 + silence_s + 300.0 * i for i in range(len(after_rms))]
     state, out = None, []
-    for end_s, value in zip(ends, rms):
-        w = windows.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9), {"rms": value})
+    for i, (end_s, value) in enumerate(zip(ends, rms)):
+        zone = {} if iso_zone_after is None or i < 60 else {"iso_zone": iso_zone_after}
+        w = windows.WindowFeatures("rig-1", "ch1", "vibration", int(end_s * 1e9), {"rms": value, **zone})
         state, scored = steps.assess(settings, None, state, windows.AssetWindowFeatures("rig-1", w.end_ns, (w,), (),
                                                                                        300.0))
         a = scored.sensors[0].assessment
@@ -174,6 +175,9 @@ def test_a_sensor_healthy_when_it_stopped_starts_afresh_if_it_restarts_changed()
     # A change after restart_check_windows windows is news, not the stop.
     after = _across_a_stop(settings, 13 * 3600, 0.07, steady[:3] + stepped)[1]
     assert [p for p, _ in after] == ["monitoring"] * 7 and after[3][1] < 50
+    # The ISO zone caps health (here to 30) but is the iso_severity rule's: the model itself sees no change.
+    after = _across_a_stop(settings, 13 * 3600, 0.07, steady, iso_zone_after=4.0)[1]
+    assert after == [("monitoring", 30.0)] * 4
     # A fault open when it stopped is not forgotten overnight; after more than a day, it was likely repaired.
     faulty, after = _across_a_stop(settings, 13 * 3600, 0.7, [0.7] * 3)
     assert faulty < 70 and [p for p, _ in after] == ["monitoring"] * 3
