@@ -13,7 +13,9 @@ estimators fitted on the baseline) and :mod:`~predmaint.models.spec` (a detector
 from its config spec).
 
 Per sensor: :mod:`~predmaint.models.sensor_model` (baseline, score then learn,
-health, explanation), :mod:`~predmaint.models.health` (what health means),
+health, explanation), :mod:`~predmaint.models.transition_novelty` (``TransitionNovelty``: a
+process value's move between bands never seen before, the ``novelty`` alert metric),
+:mod:`~predmaint.models.health` (what health means),
 :mod:`~predmaint.models.baseline` (running mean baselines for explanations) and
 :mod:`~predmaint.models.alerting` (raise, escalate, clear).
 
@@ -33,6 +35,7 @@ EXPORTS = {
     "RobustReference": "reference",
     "SensorModel": "sensor_model",
     "TailCalibration": "tail_calibration",
+    "TransitionNovelty": "transition_novelty",
 }
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "sklearn_adapter",
     "spec",
     "tail_calibration",
+    "transition_novelty",
 ]
 
 __getattr__ = submodule_loader(__name__, [n for n in __all__ if n not in EXPORTS], EXPORTS)

@@ -26,6 +26,7 @@ logged warning naming the model's config field and the sensor.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from predmaint.models.feature_deviation import FeatureDeviation
 from predmaint.models.health import HealthCalibration, health_from_surprise, surprise_for_health
 from predmaint.models.sklearn_adapter import BaselineFitted
 from predmaint.models.spec import build_detector
+from predmaint.models.transition_novelty import TransitionNovelty
 
 __all__ = ["DEFAULT_LEARN_MIN_HEALTH", "Assessment", "SensorModel", "is_self_calibrated", "needs_calibration"]
 
@@ -74,6 +76,9 @@ class Assessment:
     phase: str  # "baseline" while learning what normal is, then "monitoring"
     learned: bool
     explanation: list[dict] = field(default_factory=list)
+    #: 1.0 if the watched feature moved between bands in a way never seen (``SensorModel``'s
+    #: ``novelty``), 0.0 if not, NaN if nothing is watched.
+    novelty: float = math.nan
 
 
 def is_self_calibrated(detector) -> bool:
@@ -138,6 +143,14 @@ class SensorModel:
         The sensor this model watches (warnings name it).
     params_field
         Config field of ``params``; default: ``field``'s parent + ``.params``.
+    novelty
+        ``{"feature": name, "bins": b, "warmup_windows": w, "below_health": h}``: also watch that
+        feature with a :class:`~predmaint.models.transition_novelty.TransitionNovelty` (it learns
+        every window, healthy or not). A novel move in a window whose health is below ``h`` (100:
+        the detector finds the value at least unusual, p < 0.01) is :attr:`Assessment.novelty`
+        1.0 and leads the window's explanation; a novel move of a value the detector finds
+        ordinary is learned but not reported (on healthy noise most novel moves are a new
+        extreme of a few noise levels). ``None``: not watched (``novelty`` stays NaN).
 
     Examples
     --------
@@ -172,9 +185,14 @@ class SensorModel:
     restart_check_left = 0
     sensor = ""
     field = "model.spec"
+    #: The novelty watch (``novelty`` argument); recovery snapshots from before it have none.
+    novelty: TransitionNovelty | None = None
+    novelty_feature = ""
+    novelty_below_health = 100.0
 
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float | None,
-                 field: str = "model.spec", sensor: str = "", params_field: str | None = None):
+                 field: str = "model.spec", sensor: str = "", params_field: str | None = None,
+                 novelty: dict | None = None):
         self.spec = spec
         self.params = params
         self.baseline_windows = baseline_windows
@@ -216,6 +234,11 @@ class SensorModel:
         shared = getattr(self.detector, "baseline", None)
         self.baseline = shared if isinstance(shared, FeatureBaseline) else FeatureBaseline()
         self.windows_seen = 0
+        if novelty is not None:
+            self.novelty_feature = str(novelty["feature"])
+            self.novelty = TransitionNovelty(bins=novelty.get("bins", 8),
+                                             warmup=novelty.get("warmup_windows", 100))
+            self.novelty_below_health = float(novelty.get("below_health", 100.0))
 
     @property
     def in_baseline(self) -> bool:
@@ -223,6 +246,17 @@ class SensorModel:
 
     def assess(self, features: dict[str, float]) -> Assessment:
         x = {k: float(v) for k, v in features.items() if math.isfinite(v)}
+        a = self._assess(x)
+        if self.novelty is None or self.novelty_feature not in x:
+            return a
+        value = x[self.novelty_feature]
+        novel = self.novelty.score_one(value) if a.health < self.novelty_below_health else 0.0  # before it learns
+        row = {"feature": self.novelty_feature, "stat": "novelty", "value": value,
+               **self.novelty.explain(value)} if novel else None
+        self.novelty.learn_one(value)
+        return dataclasses.replace(a, novelty=novel, explanation=[row, *a.explanation] if row else a.explanation)
+
+    def _assess(self, x: dict[str, float]) -> Assessment:
         if self.windows_seen == self.baseline_windows:
             self._report_calibration()
         if self.calibrated:

@@ -109,8 +109,8 @@ def recording_settings(settings: Settings, rec: Recording) -> Settings:
 
 
 def health_rules(settings: Settings) -> set[str]:
-    """The alert rules on the champion's health: their raised events are the detections."""
-    return {r.name for r in settings.alert_rules if r.metric == "health"}
+    """The alert rules on the champion's verdict (its health, its novelty watch): their raised events are the detections."""
+    return {r.name for r in settings.alert_rules if r.metric in ("health", steps.NOVELTY)}
 
 
 def _ms(iso: str) -> int:

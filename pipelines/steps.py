@@ -133,6 +133,8 @@ STATE_VERSION = 3
 
 #: The alert metric counting the windows of event time since a sensor last sent a reading.
 SILENCE = "silence"
+#: The alert metric of the champion's novelty watch (``model.novelty``): 1.0 on a never-seen move.
+NOVELTY = "novelty"
 
 
 def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None,
@@ -149,7 +151,8 @@ def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | No
     def build(k: str | None) -> SensorModel:
         overrides = bool(k and m.kind_params.get(k))
         return SensorModel(m.spec, m.params_for(k), bw, m.learn_min_health, field=f"{where}.spec", sensor=sensor,
-                           params_field=f"{where}.kind_params.{k}" if overrides else None)
+                           params_field=f"{where}.kind_params.{k}" if overrides else None,
+                           novelty=m.novelty.get(k) if k else None)
 
     model = build(kind)
     if kind is None:
@@ -380,8 +383,11 @@ def rule_value(rule, w: WindowFeatures, champion: Assessment | None) -> float | 
     """The value ``rule`` watches in this window, or None if the rule does not apply here."""
     if not rule.applies_to(w.asset, w.kind):
         return None
-    if rule.metric == "health":
-        return champion.health if champion is not None and champion.phase == "monitoring" else None
+    if rule.metric in ("health", NOVELTY):
+        if champion is None or champion.phase != "monitoring":
+            return None
+        verdict = champion.health if rule.metric == "health" else champion.novelty
+        return verdict if math.isfinite(verdict) else None
     value = w.features.get(rule.metric)
     return value if value is not None and math.isfinite(value) else None
 

@@ -299,6 +299,11 @@ class ModelSettings:
     rebaseline_healthy_after_gap_s: dict = field(default_factory=dict)
     #: Windows after such a stop in which a change starts the model afresh.
     restart_check_windows: int = 12
+    #: Per sensor kind: ``{feature, bins, warmup_windows, below_health}``, a feature whose moves
+    #: between ``bins`` bands of its range so far are watched for one never seen before
+    #: (:class:`~predmaint.models.transition_novelty.TransitionNovelty`), reported in windows whose
+    #: health is below ``below_health``: the alert metric ``novelty``. Kinds not listed are not watched.
+    novelty: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.restart_check_windows, bool) or not isinstance(self.restart_check_windows, int) \
@@ -320,6 +325,8 @@ class ModelSettings:
                 if not isinstance(kwargs, dict):
                     raise SettingsError(f"kind_params.{kind}.{step}: expected a mapping of arguments, got "
                                         f"{kwargs!r}")
+        for kind, watch in self.novelty.items():
+            _check_novelty(kind, watch)
         if isinstance(self.baseline_windows, bool) or self.baseline_windows < 0:
             raise SettingsError(f"baseline_windows: must be a whole number >= 0, got {self.baseline_windows!r}")
         if self.learn_min_health is not None and not 0.0 <= self.learn_min_health <= 100.0:
@@ -335,6 +342,27 @@ class ModelSettings:
         for step, kwargs in self.kind_params.get(kind, {}).items() if kind else ():
             merged[step] = {**merged.get(step, {}), **kwargs}
         return merged
+
+
+def _check_novelty(kind: str, watch) -> None:
+    """Fail naming ``novelty.<kind>.<key>`` where a novelty watch is not what it must be."""
+    if kind not in SENSOR_KINDS:
+        raise SettingsError(f"novelty: {kind!r} is not one of {SENSOR_KINDS}")
+    if not isinstance(watch, dict) or not isinstance(watch.get("feature"), str) or not watch["feature"]:
+        raise SettingsError(f"novelty.{kind}: expected {{feature: <feature name>, bins: 8, warmup_windows: 100, "
+                            f"below_health: 100}}, got {watch!r}")
+    unknown = set(watch) - {"feature", "bins", "warmup_windows", "below_health"}
+    if unknown:
+        raise SettingsError(f"novelty.{kind}: unknown keys {sorted(unknown)} "
+                            f"(feature, bins, warmup_windows, below_health)")
+    health = watch.get("below_health", 100.0)
+    if isinstance(health, bool) or not isinstance(health, (int, float)) or not 0.0 < health <= 100.0:
+        raise SettingsError(f"novelty.{kind}.below_health: {health!r} (a health in (0, 100])")
+    for key, low, high in (("bins", 2, 64), ("warmup_windows", 1, None)):
+        value = watch.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+            bound = f"{low}-{high}" if high else f">= {low}"
+            raise SettingsError(f"novelty.{kind}.{key}: {value!r} (a whole number {bound})")
 
 
 @dataclass(frozen=True)
