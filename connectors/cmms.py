@@ -253,6 +253,13 @@ def description(event: Mapping[str, Any], max_features: int = 5) -> str:
     Top contributing features:
     - env_bpfo = 0.9 (baseline 0.1, z = 8.1)
     predmaint alert 00ff00ff00ff00ff, event 00ff00ff00ff00ff:1
+
+    A row that states its own evidence (a named fault, a never-seen move) is given as it says:
+
+    >>> print(description({"explanation": [{"feature": "value_mean", "value": 0.0, "stat": "novelty",
+    ...     "evidence": "value_mean moved from 4.89-6.14 to -0.08-1.17, a move not seen in 526 readings"}]})
+    ...       .splitlines()[3])
+    - value_mean = 0: value_mean moved from 4.89-6.14 to -0.08-1.17, a move not seen in 526 readings
     """
     lines = [
         f"Alert {event.get('state')} ({event.get('severity')}) on asset {event.get('asset')} "
@@ -265,10 +272,9 @@ def description(event: Mapping[str, Any], max_features: int = 5) -> str:
     if expl:
         lines.append("Top contributing features:")
         for item in list(expl)[:max_features]:
-            lines.append(
-                f"- {item.get('feature')} = {_fmt_num(item.get('value'))} "
-                f"(baseline {_fmt_num(item.get('baseline_mean'))}, z = {_fmt_num(item.get('z'))})"
-            )
+            head = f"- {item.get('feature')} = {_fmt_num(item.get('value'))}"
+            lines.append(f"{head}: {item['evidence']}" if item.get("evidence") else
+                         f"{head} (baseline {_fmt_num(item.get('baseline_mean'))}, z = {_fmt_num(item.get('z'))})")
     lines.append(f"predmaint alert {event.get('alert_id')}, event {event.get('event_id')}")
     return "\n".join(lines)
 

@@ -124,6 +124,7 @@ def test_a_novel_move_of_an_unusual_value_is_reported_first_in_the_explanation()
     row = a.explanation[0]
     assert (row["feature"], row["stat"], row["value"], row["readings"]) == ("value_mean", "novelty", 0.0, 526)
     assert row["to_band"][0] <= 0.0 <= row["to_band"][1] and row["from_band"][0] <= 5.0 <= row["from_band"][1]
+    assert row["evidence"].startswith("value_mean moved from ") and row["evidence"].endswith("not seen in 526 readings")
 
 
 def test_a_novel_move_of_an_ordinary_value_is_learned_not_reported():
