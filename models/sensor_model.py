@@ -42,8 +42,7 @@ from predmaint.models.sklearn_adapter import BaselineFitted
 from predmaint.models.spec import build_detector
 from predmaint.models.transition_novelty import TransitionNovelty
 
-__all__ = ["DEFAULT_LEARN_MIN_HEALTH", "Assessment", "SensorModel", "is_self_calibrated", "needs_calibration",
-           "novel_move_evidence"]
+__all__ = ["DEFAULT_LEARN_MIN_HEALTH", "Assessment", "SensorModel", "is_self_calibrated", "needs_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +79,6 @@ class Assessment:
     #: 1.0 if the watched feature moved between bands in a way never seen (``SensorModel``'s
     #: ``novelty``), 0.0 if not, NaN if nothing is watched.
     novelty: float = math.nan
-
-
-def novel_move_evidence(feature: str, move: dict) -> str:
-    """What a never-seen move was, in words (alerts, work orders and the report show it).
-
-    >>> novel_move_evidence("value_mean", {"from_band": [4.894, 6.137], "to_band": [-0.076, 1.166], "readings": 526})
-    'value_mean moved from 4.89..6.14 to -0.076..1.17, a move not seen in 526 readings'
-    """
-    def band(edges) -> str:
-        return f"{edges[0]:.3g}..{edges[1]:.3g}" if edges else "?"
-    return (f"{feature} moved from {band(move.get('from_band'))} to {band(move.get('to_band'))}, "
-            f"a move not seen in {move.get('readings')} readings")
 
 
 def is_self_calibrated(detector) -> bool:
@@ -264,11 +251,8 @@ class SensorModel:
             return a
         value = x[self.novelty_feature]
         novel = self.novelty.score_one(value) if a.health < self.novelty_below_health else 0.0  # before it learns
-        row = None
-        if novel:
-            move = self.novelty.explain(value)
-            row = {"feature": self.novelty_feature, "stat": "novelty", "value": value, **move,
-                   "evidence": novel_move_evidence(self.novelty_feature, move)}
+        row = {"feature": self.novelty_feature, "stat": "novelty", "value": value,
+               **self.novelty.explain(value, self.novelty_feature)} if novel else None
         self.novelty.learn_one(value)
         return dataclasses.replace(a, novelty=novel, explanation=[row, *a.explanation] if row else a.explanation)
 

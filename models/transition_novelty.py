@@ -46,8 +46,13 @@ A value swinging between its floor and its ceiling, then stopping halfway:
 ...     m.learn_one(v)
 >>> scores
 [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
->>> m.score_one(2.0), m.explain(2.0)
-(1.0, {'from_band': [3.0, 4.0], 'to_band': [2.0, 3.0], 'readings': 8})
+>>> m.score_one(2.0)
+1.0
+>>> move = m.explain(2.0, "load")
+>>> move["from_band"], move["to_band"], move["readings"]
+([3.0, 4.0], [2.0, 3.0], 8)
+>>> move["evidence"]
+'load moved from 3..4 to 2..3, a move not seen in 8 readings'
 >>> m.learn_one(2.0); m.score_one(0.0)  # the way down from the middle is new too
 1.0
 """
@@ -122,9 +127,12 @@ class TransitionNovelty:
         width = (hi - lo) / self.bins
         return [float(lo + b * width), float(lo + (b + 1) * width)]
 
-    def explain(self, value: float) -> dict:
-        """The move ``value`` would make: the bands' value ranges and the values learned so far."""
+    def explain(self, value: float, feature: str) -> dict:
+        """The move ``value`` of ``feature`` would make: the bands' value ranges, the values learned
+        so far and the same in words (``evidence``, which alerts, work orders and the report show).
+        Only for a value that has a previous one (``score_one`` can call its move novel)."""
         lo, hi = self._range_with(value)
-        b = self.band(value)
-        return {"from_band": self._edges(self.last_band, lo, hi) if self.last_band >= 0 else None,
-                "to_band": self._edges(b, lo, hi), "readings": self.n_learned}
+        before, after = self._edges(self.last_band, lo, hi), self._edges(self.band(value), lo, hi)
+        words = (f"{feature} moved from {before[0]:.3g}..{before[1]:.3g} to {after[0]:.3g}..{after[1]:.3g}, "
+                 f"a move not seen in {self.n_learned} readings")
+        return {"from_band": before, "to_band": after, "readings": self.n_learned, "evidence": words}

@@ -108,8 +108,8 @@ def recording_settings(settings: Settings, rec: Recording) -> Settings:
     return settings.replace(fleet=parse_fleet(doc, f"{rec.corpus} {rec.name}: registry"))
 
 
-def health_rules(settings: Settings) -> set[str]:
-    """The alert rules on the champion's verdict (its health, its novelty watch): their raised events are the detections."""
+def detection_rules(settings: Settings) -> set[str]:
+    """The alert rules on the champion's verdict (its health, its novelty): their raised events are the detections."""
     return {r.name for r in settings.alert_rules if r.metric in ("health", steps.NOVELTY)}
 
 
@@ -136,7 +136,7 @@ class Replayed:
 def replay_recording(settings: Settings, rec: Recording) -> Replayed:
     s = recording_settings(settings, rec)
     out: Replay = replay(s, rec.stream())
-    rules = health_rules(s)
+    rules = detection_rules(s)
     events = [a for a in out.alerts if a["rule"] in rules]
     detections = tuple(_ms(a["time"]) for a in events if a["state"] in DETECTION_STATES)
     opened: dict[str, int] = {}
