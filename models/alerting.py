@@ -15,7 +15,13 @@ A rule watches one metric of each window (the champion's ``health``, the
 * **flood limit**: at most ``flood_limit_per_hour`` notified events per asset and
   rule and hour of event time; more are recorded with ``notify=False``;
 * **suppression**: events inside a maintenance window or a shelf are recorded
-  with ``notify=False`` and the reason.
+  with ``notify=False`` and the reason;
+* **absorption**: a raise while an alert of one of the rule's ``absorbed_by`` rules
+  is open on the same asset opens nothing: it is part of that episode (one work
+  order), whose explanation already carries it. A novel move of a process value
+  while its health alert is open is the same anomaly seen a second way; the
+  alert a team acts on is already open. Only the raise is absorbed: an alert
+  opened before the other one runs its own lifecycle.
 
 The pipeline keeps one state per asset and rule and feeds it the worst value
 over the asset's sensors, so at most one alert per asset and rule is open; the
@@ -119,6 +125,15 @@ class AlertState:
     >>> cleared = [e for i, h in enumerate((45, 45, 80, 80)) for e in s.update("p", "s", i * m, h, [])][-1]
     >>> cleared.state, cleared.time_ns // m, cleared.recovered_ns // m
     ('cleared', 3, 2)
+
+    Absorbed by another rule's open alert, a breach opens nothing; once that alert
+    has closed, a breach that still holds raises:
+
+    >>> s = AlertState(rule)
+    >>> [e.state for e in s.update("p", "s", 0, 45, [], absorbed_by="health_low")]
+    []
+    >>> [e.state for e in s.update("p", "s", m, 45, [])]
+    ['raised']
     """
 
     # Recovery snapshots from before the attribute existed.
@@ -141,7 +156,8 @@ class AlertState:
         return confirmed[-1] if confirmed else None
 
     def update(self, asset: str, sensor: str, time_ns: int, value: float, explanation: list[dict],
-               suppressed_by: str = "") -> list[AlertEvent]:
+               suppressed_by: str = "", absorbed_by: str = "") -> list[AlertEvent]:
+        """Advance one window; ``absorbed_by``: the name of a rule whose alert is open and takes a raise in."""
         r = self.rule
         breached = set(breached_severities(r, value))
         for sev in SEVERITIES:
@@ -153,6 +169,8 @@ class AlertState:
 
         state = None
         if self.open_id is None and confirmed:
+            if absorbed_by:
+                return []
             self.open_id = alert_id(asset, r.name, time_ns)
             self.seq, self.open_severity, self.open_sensor, state = 0, confirmed, sensor, "raised"
         elif self.open_id is not None:

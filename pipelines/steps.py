@@ -501,7 +501,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     explanations = {s.window.sensor: explained(s) for s in scored}
     events: list[AlertEvent] = []
     other_health: dict[str, float] = {}
-    for rule_state in state.alerts.values():
+    # Rules that others can absorb advance last, so a raise in the same window finds the other's alert open.
+    for rule_state in sorted(state.alerts.values(), key=lambda st: bool(st.rule.absorbed_by)):
         rule = rule_state.rule
         recent = state.recent.setdefault(rule.name, {})
         candidates = []
@@ -537,7 +538,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         if rule.metric == "health":
             value = asset_health(value, watched_sensors(settings, aw.asset, rule))
         suppressed_by = suppressions.reason(aw.asset, rule.name, aw.end_ns) if suppressions else ""
-        events.extend(rule_state.update(aw.asset, sensor, aw.end_ns, value, explanation, suppressed_by))
+        absorbing = next((n for n in rule.absorbed_by if n in state.alerts and state.alerts[n].open_id is not None), "")
+        events.extend(rule_state.update(aw.asset, sensor, aw.end_ns, value, explanation, suppressed_by, absorbing))
     return state, ScoredAssetWindow(aw.asset, aw.end_ns, tuple(scored), tuple(events), other_health)
 
 

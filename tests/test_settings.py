@@ -40,6 +40,13 @@ def test_defaults_describe_a_fleet_with_a_fault():
     (lambda d: d["model"].update(rebaseline_healthy_after_gap_s={"vibraton": 3600}),
      "rebaseline_healthy_after_gap_s: 'vibraton': 3600 (a kind of"),
     (lambda d: d["model"].update(restart_check_windows=0), "restart_check_windows: 0 (windows: an integer >= 1)"),
+    (lambda d: d["alert_rules"][1].update(name=d["alert_rules"][0]["name"]),
+     "rule names must differ; given more than once: ['health_low']"),
+    (lambda d: d["alert_rules"][2].update(absorbed_by=["health_low_scaler"]),
+     "novel_pattern.absorbed_by: ['health_low_scaler'] name no alert rule"),
+    (lambda d: d["alert_rules"][2].update(absorbed_by=["novel_pattern"]),
+     "alert_rules[2]: absorbed_by: rule 'novel_pattern' cannot be absorbed by itself"),
+    (lambda d: d["alert_rules"][2].update(absorbed_by="health_low_scalar"), "absorbed_by: expected a list"),
 ])
 def test_errors_name_the_file_and_field(tmp_path, mutate, message):
     path = write(tmp_path, mutate)

@@ -84,6 +84,25 @@ def test_an_asset_rule_watches_the_worst_sensor_and_opens_one_alert():
     assert len({e.alert_id for e in events}) == 1
 
 
+def test_a_raise_while_an_absorbing_rule_is_open_is_part_of_its_episode():
+    from predmaint.settings import AlertRuleSettings
+
+    # "news" is listed first: it still advances after "high", so a raise in the same window is absorbed.
+    news = AlertRuleSettings(name="news", metric="temp_level_c", direction="above", warning=55.0, clear_at=52.0,
+                             on_delay_windows=1, off_delay_windows=1, absorbed_by=("high",))
+    high = AlertRuleSettings(name="high", metric="temp_level_c", direction="above", warning=60.0, clear_at=55.0,
+                             on_delay_windows=1, off_delay_windows=1)
+    settings = replace(SETTINGS, alert_rules=(news, high))
+    state, events = None, []
+    for i, v in enumerate([50.0, 70.0, 58.0, 50.0, 58.0, 50.0]):
+        w = windows.WindowFeatures("pump-01", "t", "temperature", (i + 1) * 300_000_000_000, {"temp_level_c": v})
+        state, scored = steps.assess(settings, None, state, windows.AssetWindowFeatures("pump-01", w.end_ns, (w,)))
+        events += [(i, e.rule, e.state) for e in scored.events]
+    # 70: "high" opens and takes in the raise of "news" in the same window (rules that can be absorbed
+    # advance last); 58 while "high" is still open is absorbed too; 58 with nothing open raises "news".
+    assert events == [(1, "high", "raised"), (3, "high", "cleared"), (4, "news", "raised"), (5, "news", "cleared")]
+
+
 def _overall_settings(**model):
     fleet = parse_fleet([{"site": "s", "lines": [{"line": "l", "assets": [{
         "asset": "rig-1", "rpm": 2000,

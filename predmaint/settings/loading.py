@@ -160,6 +160,15 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
                                 *([settings.asset_model.model] if settings.asset_model.model else []))]
     if len(set(labels)) != len(labels):
         raise SettingsError(f"{src}: model/challengers/asset_model: model names must differ, got {labels}")
+    names = [r.name for r in settings.alert_rules]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # each rule keeps one state per asset under its name
+        raise SettingsError(f"{src}: alert_rules: rule names must differ; given more than once: {twice}")
+    for r in settings.alert_rules:
+        unknown = sorted(set(r.absorbed_by) - set(names))
+        if unknown:
+            raise SettingsError(f"{src}: alert_rules: {r.name}.absorbed_by: {unknown} name no alert rule; "
+                                f"the rules are {names}")
     for fault in settings.simulator.faults:
         if settings.asset(fault.asset) is None:
             raise SettingsError(f"{src}: simulator.faults: asset {fault.asset!r} is not in the fleet")

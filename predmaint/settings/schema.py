@@ -414,8 +414,13 @@ class AlertRuleSettings:
     #: Limit the rule to these sensor kinds / assets (empty: all).
     kinds: tuple[str, ...] = ()
     assets: tuple[str, ...] = ()
+    #: Rules whose open alert on the same asset takes this rule's raise in: one episode, one work
+    #: order (novel_pattern in health_low_scalar's; :mod:`predmaint.models.alerting`).
+    absorbed_by: tuple[str, ...] = ()
 
     def __post_init__(self):
+        if self.name in self.absorbed_by:
+            raise SettingsError(f"absorbed_by: rule {self.name!r} cannot be absorbed by itself")
         if self.direction not in ("below", "above"):
             raise SettingsError(f"direction: {self.direction!r} is not 'below' or 'above'")
         if self.metric == "silence" and self.direction != "above":
