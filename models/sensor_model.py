@@ -146,11 +146,11 @@ class SensorModel:
     novelty
         ``{"feature": name, "bins": b, "warmup_windows": w, "below_health": h}``: also watch that
         feature with a :class:`~predmaint.models.transition_novelty.TransitionNovelty` (it learns
-        every window, healthy or not). A novel move in a window whose health is below ``h`` (100:
-        the detector finds the value at least unusual, p < 0.01) is :attr:`Assessment.novelty`
+        every window, healthy or not). A novel move in a window whose health is below ``h`` (the
+        default 80: the detector finds the value unusual, p < 10**-2.8) is :attr:`Assessment.novelty`
         1.0 and leads the window's explanation; a novel move of a value the detector finds
-        ordinary is learned but not reported (on healthy noise most novel moves are a new
-        extreme of a few noise levels). ``None``: not watched (``novelty`` stays NaN).
+        ordinary is learned but not reported (on healthy noise a novel move is a rare hop
+        between tail bands or a new extreme). ``None``: not watched (``novelty`` stays NaN).
 
     Examples
     --------
@@ -188,7 +188,7 @@ class SensorModel:
     #: The novelty watch (``novelty`` argument); recovery snapshots from before it have none.
     novelty: TransitionNovelty | None = None
     novelty_feature = ""
-    novelty_below_health = 100.0
+    novelty_below_health = 80.0
 
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float | None,
                  field: str = "model.spec", sensor: str = "", params_field: str | None = None,
@@ -238,7 +238,7 @@ class SensorModel:
             self.novelty_feature = str(novelty["feature"])
             self.novelty = TransitionNovelty(bins=novelty.get("bins", 8),
                                              warmup=novelty.get("warmup_windows", 100))
-            self.novelty_below_health = float(novelty.get("below_health", 100.0))
+            self.novelty_below_health = float(novelty.get("below_health", 80.0))
 
     @property
     def in_baseline(self) -> bool:

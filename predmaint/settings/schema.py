@@ -350,12 +350,12 @@ def _check_novelty(kind: str, watch) -> None:
         raise SettingsError(f"novelty: {kind!r} is not one of {SENSOR_KINDS}")
     if not isinstance(watch, dict) or not isinstance(watch.get("feature"), str) or not watch["feature"]:
         raise SettingsError(f"novelty.{kind}: expected {{feature: <feature name>, bins: 8, warmup_windows: 100, "
-                            f"below_health: 100}}, got {watch!r}")
+                            f"below_health: 80}}, got {watch!r}")
     unknown = set(watch) - {"feature", "bins", "warmup_windows", "below_health"}
     if unknown:
         raise SettingsError(f"novelty.{kind}: unknown keys {sorted(unknown)} "
                             f"(feature, bins, warmup_windows, below_health)")
-    health = watch.get("below_health", 100.0)
+    health = watch.get("below_health", 80.0)
     if isinstance(health, bool) or not isinstance(health, (int, float)) or not 0.0 < health <= 100.0:
         raise SettingsError(f"novelty.{kind}.below_health: {health!r} (a health in (0, 100])")
     for key, low, high in (("bins", 2, 64), ("warmup_windows", 1, None)):
