@@ -55,9 +55,48 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+#: After Ctrl-C, ``predmaint run`` gives the dataflow this long to stop before it exits anyway.
+STOP_GRACE_S = 30.0
+
+
+def _exit_if_stuck(grace_s: float) -> None:
+    """Ctrl-C stops the dataflow as usual (``KeyboardInterrupt``); a process still running ``grace_s``
+    later prints every thread's stack and exits with 130, as a second Ctrl-C does at once.
+
+    Why: a client library can block while it closes a connection to a broker that went away
+    (seen once under load in ``tests/test_recreated_topic.py``: no exit within 60 s of SIGINT, and
+    nothing said), and a Ctrl-C that does nothing is worse than one that exits. Exiting at any
+    moment loses nothing: it is what recovery is built for (``kill -9`` in ``make chaos``), and the
+    next run resumes from the last snapshot.
+    """
+    import faulthandler
+    import signal
+    import threading
+
+    stopping = threading.Event()
+
+    def exit_now(why: str) -> None:
+        print(f"predmaint run: {why}; exiting now (the next run resumes from the last snapshot); "
+              "where each thread was:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        os._exit(130)
+
+    def on_interrupt(signum, frame):
+        if stopping.is_set():
+            exit_now("Ctrl-C again while stopping")
+        stopping.set()
+        timer = threading.Timer(grace_s, exit_now, args=(f"the dataflow did not stop within {grace_s:g} s of Ctrl-C",))
+        timer.daemon = True
+        timer.start()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+
+
 def cmd_run(args) -> int:
     from predmaint.pipelines.runner import run_pipeline
 
+    _exit_if_stuck(STOP_GRACE_S)
     settings = _settings(args)
     if args.no_recovery:
         settings = settings.replace(recovery=dataclasses.replace(settings.recovery, enabled=False))

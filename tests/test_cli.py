@@ -209,3 +209,55 @@ def test_bench_refuses_a_workload_that_measures_nothing(capsys, fleet_config, op
 def test_dashboards_build_without_out_is_a_configuration_error_of_the_cli(capsys, fleet_config):
     assert cli.main(["dashboards", "build", "--config", str(fleet_config)]) == 2
     assert capsys.readouterr().err.startswith("predmaint dashboards: configuration error: --out: give the folder")
+
+
+# ----------------------------------------------------------------------------
+# Ctrl-C of predmaint run: a flow that does not stop is stopped anyway
+# ----------------------------------------------------------------------------
+
+STUCK = """
+import sys, time
+from predmaint.pipelines.cli import _exit_if_stuck
+_exit_if_stuck(float(sys.argv[1]))
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    if sys.argv[2] == "stuck":
+        time.sleep(60)  # a shutdown that never ends
+"""
+
+
+def _interrupted(grace_s: float, behaviour: str, signals: int = 1):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", STUCK, str(grace_s), behaviour], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    for _ in range(signals):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
+def test_a_flow_that_does_not_stop_after_ctrl_c_exits_after_the_grace_naming_where_it_was():
+    rc, err = _interrupted(0.5, "stuck")
+    assert rc == 130
+    assert "did not stop within 0.5 s of Ctrl-C" in err and "most recent call first" in err
+
+
+def test_a_second_ctrl_c_exits_at_once():
+    rc, err = _interrupted(30.0, "stuck", signals=2)
+    assert rc == 130 and "Ctrl-C again while stopping" in err
+
+
+def test_a_flow_that_stops_is_not_cut_short():
+    rc, err = _interrupted(30.0, "stops")
+    assert rc == 0 and "exiting now" not in err
