@@ -18,10 +18,11 @@ A rule watches one metric of each window (the champion's ``health``, the
   with ``notify=False`` and the reason;
 * **absorption**: a raise while an alert of one of the rule's ``absorbed_by`` rules
   is open on the same asset opens nothing: it is part of that episode (one work
-  order), whose explanation already carries it. A novel move of a process value
-  while its health alert is open is the same anomaly seen a second way; the
-  alert a team acts on is already open. Only the raise is absorbed: an alert
-  opened before the other one runs its own lifecycle.
+  order, not two for one anomaly). A novel move of a process value while its
+  health alert is open is the same anomaly seen a second way, and the alert a
+  team acts on is already open (a novel move in the window that raises it
+  leads its explanation). Only the raise is absorbed: an alert opened before
+  the other one runs its own lifecycle.
 
 The pipeline keeps one state per asset and rule and feeds it the worst value
 over the asset's sensors, so at most one alert per asset and rule is open; the

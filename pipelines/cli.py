@@ -63,9 +63,10 @@ def _exit_if_stuck(grace_s: float) -> None:
     """Ctrl-C stops the dataflow as usual (``KeyboardInterrupt``); a process still running ``grace_s``
     later prints every thread's stack and exits with 130, as a second Ctrl-C does at once.
 
-    Why: a client library can block while it closes a connection to a broker that went away
-    (seen once under load in ``tests/test_recreated_topic.py``: no exit within 60 s of SIGINT, and
-    nothing said), and a Ctrl-C that does nothing is worse than one that exits. Exiting at any
+    Why: a run once did not stop within 60 s of SIGINT and said nothing (under load, in
+    ``tests/test_recreated_topic.py``, after its broker had restarted empty; the cause was not
+    found, perhaps a client library closing a connection), and a Ctrl-C that does nothing is worse
+    than one that exits; the stacks say where it hung. Exiting at any
     moment loses nothing: it is what recovery is built for (``kill -9`` in ``make chaos``), and the
     next run resumes from the last snapshot.
     """
