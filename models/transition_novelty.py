@@ -127,7 +127,8 @@ class TransitionNovelty:
     def _cell(self, value: float, lo: float, hi: float) -> int:
         if not hi > lo:
             return 0
-        return min(self.fine - 1, int((value - lo) / (hi - lo) * self.fine))
+        # Halved, so that a range from -1e308 to 1e308 does not overflow to inf (inf / inf is NaN).
+        return min(self.fine - 1, int((value / 2 - lo / 2) / (hi / 2 - lo / 2) * self.fine))
 
     def band(self, value: float) -> int:
         """The band of ``value`` in the range seen so far, widened to hold it."""
@@ -138,9 +139,11 @@ class TransitionNovelty:
         """The moves learned, on the grid of the range ``lo..hi`` (which holds the range so far)."""
         if (lo, hi) == (self.lo, self.hi) or not self.seen.any():
             return self.seen
-        width = (self.hi - self.lo) / self.fine  # 0 while every value so far was equal
-        centres = self.lo + (np.arange(self.fine) + 0.5) * width
-        cell = np.minimum(self.fine - 1, ((centres - lo) / (hi - lo) * self.fine).astype(np.int64))
+        # The old cells' centres as fractions of the new range (halved, as in _cell: no overflow).
+        old_lo, old_half = self.lo / 2, self.hi / 2 - self.lo / 2  # 0 while every value so far was equal
+        centres = old_lo + (np.arange(self.fine) + 0.5) / self.fine * old_half
+        frac = (centres - lo / 2) / (hi / 2 - lo / 2)
+        cell = np.clip((frac * self.fine).astype(np.int64), 0, self.fine - 1)
         rows, cols = np.nonzero(self.seen)
         out = np.zeros_like(self.seen)
         out[cell[rows], cell[cols]] = True

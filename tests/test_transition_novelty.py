@@ -83,6 +83,14 @@ def test_nan_is_neither_scored_nor_learned():
     assert m.n_learned == 2 and (m.lo, m.hi) == (0.0, 1.0)
 
 
+def test_the_largest_finite_values_neither_crash_it_nor_lose_the_bands():
+    m = TransitionNovelty(bins=8, warmup=1)
+    values = [1.0, 2.0, 1.7e308, -1.7e308, 3.0, 5e-324, 1.7e308]
+    out = scores(m, values)  # a range of 3.4e308 overflows a float: it must not become NaN
+    assert out[1:5] == [1.0, 1.0, 1.0, 1.0] and out[5] == 0.0  # 3 -> 5e-324: the middle band again
+    assert (m.band(-1.7e308), m.band(0.0), m.band(1.7e308)) == (0, 4, 7)
+
+
 @pytest.mark.parametrize("kwargs, field", [({"bins": 1}, "bins"), ({"bins": 65}, "bins"), ({"bins": True}, "bins"),
                                            ({"bins": 2.5}, "bins"), ({"warmup": 0}, "warmup")])
 def test_bad_arguments_name_the_argument(kwargs, field):
