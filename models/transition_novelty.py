@@ -30,7 +30,8 @@ Why each choice:
   move was seen if any fine move between the two bands was.
 * **Transitions, not values.** Novel is a pair (band of the previous window,
   band of this one) never seen before. Longer contexts (three bands,
-  measured 2026-12-03 on NAB) found nothing the pairs did not.
+  measured 2026-12-03 on NAB beside the health rule, before the re-binning)
+  found nothing the pairs did not; not measured since.
 * **A warm-up.** In the first ``warmup`` values almost every pair is new:
   nothing is reported before.
 * **No probability.** A novel pair is not a p-value, and it does not move the
