@@ -131,7 +131,7 @@ class AlertState:
     has closed, a breach that still holds raises:
 
     >>> s = AlertState(rule)
-    >>> [e.state for e in s.update("p", "s", 0, 45, [], absorbed_by="health_low")]
+    >>> [e.state for e in s.update("p", "s", 0, 45, [], absorbed=True)]
     []
     >>> [e.state for e in s.update("p", "s", m, 45, [])]
     ['raised']
@@ -157,8 +157,8 @@ class AlertState:
         return confirmed[-1] if confirmed else None
 
     def update(self, asset: str, sensor: str, time_ns: int, value: float, explanation: list[dict],
-               suppressed_by: str = "", absorbed_by: str = "") -> list[AlertEvent]:
-        """Advance one window; ``absorbed_by``: the name of a rule whose alert is open and takes a raise in."""
+               suppressed_by: str = "", absorbed: bool = False) -> list[AlertEvent]:
+        """Advance one window; ``absorbed``: an alert of one of the rule's ``absorbed_by`` rules is open."""
         r = self.rule
         breached = set(breached_severities(r, value))
         for sev in SEVERITIES:
@@ -170,7 +170,7 @@ class AlertState:
 
         state = None
         if self.open_id is None and confirmed:
-            if absorbed_by:
+            if absorbed:
                 return []
             self.open_id = alert_id(asset, r.name, time_ns)
             self.seq, self.open_severity, self.open_sensor, state = 0, confirmed, sensor, "raised"

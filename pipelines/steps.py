@@ -254,7 +254,7 @@ def carry_over(settings: Settings, state: AssetState, asset: str) -> AssetState:
         if not hasattr(state, name):  # a snapshot from before the attribute existed
             setattr(state, name, {})
     state.version = STATE_VERSION
-    rules = {r.name: r for r in settings.alert_rules}
+    rules = settings.alert_rules_by_name
     if list(state.alerts) != list(rules) or any(s.rule != rules[n] for n, s in state.alerts.items()):
         alerts = {}
         for name, rule in rules.items():
@@ -473,7 +473,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     ``below``, highest for ``above``), so one alert per asset and rule is open.
     """
     if state is None:
-        state = AssetState({}, {r.name: AlertState(r) for r in settings.alert_rules}, version=STATE_VERSION)
+        state = AssetState({}, {}, version=STATE_VERSION)  # carry_over adds the rules' states
     state = carry_over(settings, state, aw.asset)
     state.first_end.setdefault(aw.length_s, aw.end_ns)
     seen_before = {w.sensor: state.last_seen.get(w.sensor) for w in aw.windows}
@@ -501,8 +501,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
     explanations = {s.window.sensor: explained(s) for s in scored}
     events: list[AlertEvent] = []
     other_health: dict[str, float] = {}
-    # Rules that others can absorb advance last, so a raise in the same window finds the other's alert open.
-    for rule_state in sorted(state.alerts.values(), key=lambda st: bool(st.rule.absorbed_by)):
+    for rule_state in state.alerts.values():  # in settings.alert_rules_by_name's order (carry_over)
         rule = rule_state.rule
         recent = state.recent.setdefault(rule.name, {})
         candidates = []
@@ -538,8 +537,8 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         if rule.metric == "health":
             value = asset_health(value, watched_sensors(settings, aw.asset, rule))
         suppressed_by = suppressions.reason(aw.asset, rule.name, aw.end_ns) if suppressions else ""
-        absorbing = next((n for n in rule.absorbed_by if n in state.alerts and state.alerts[n].open_id is not None), "")
-        events.extend(rule_state.update(aw.asset, sensor, aw.end_ns, value, explanation, suppressed_by, absorbing))
+        absorbed = any(state.alerts[n].open_id is not None for n in rule.absorbed_by if n in state.alerts)
+        events.extend(rule_state.update(aw.asset, sensor, aw.end_ns, value, explanation, suppressed_by, absorbed))
     return state, ScoredAssetWindow(aw.asset, aw.end_ns, tuple(scored), tuple(events), other_health)
 
 

@@ -694,6 +694,12 @@ class Settings:
     def _asset_index(self) -> dict[str, AssetSettings]:
         return {a.asset: a for a in self.fleet}
 
+    @functools.cached_property
+    def alert_rules_by_name(self) -> dict[str, AlertRuleSettings]:
+        """The alert rules by name, in the order they advance each window: rules that others can absorb
+        (``absorbed_by``) last, so that a raise in the same window finds the absorbing alert open."""
+        return {r.name: r for r in sorted(self.alert_rules, key=lambda r: bool(r.absorbed_by))}
+
     def window_lengths(self) -> tuple[float, ...]:
         """Every distinct window length the fleet uses, shortest first (one windowing step each)."""
         return self._window_lengths
