@@ -41,6 +41,7 @@ from predmaint.models.health import HealthCalibration, health_from_surprise, sur
 from predmaint.models.sklearn_adapter import BaselineFitted
 from predmaint.models.spec import build_detector
 from predmaint.models.transition_novelty import TransitionNovelty
+from predmaint.settings import NOVELTY_DEFAULTS
 
 __all__ = ["DEFAULT_LEARN_MIN_HEALTH", "Assessment", "SensorModel", "is_self_calibrated", "needs_calibration"]
 
@@ -188,7 +189,7 @@ class SensorModel:
     #: The novelty watch (``novelty`` argument); recovery snapshots from before it have none.
     novelty: TransitionNovelty | None = None
     novelty_feature = ""
-    novelty_below_health = 80.0
+    novelty_below_health = NOVELTY_DEFAULTS["below_health"]
 
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float | None,
                  field: str = "model.spec", sensor: str = "", params_field: str | None = None,
@@ -236,9 +237,9 @@ class SensorModel:
         self.windows_seen = 0
         if novelty is not None:
             self.novelty_feature = str(novelty["feature"])
-            self.novelty = TransitionNovelty(bins=novelty.get("bins", 8),
-                                             warmup=novelty.get("warmup_windows", 100))
-            self.novelty_below_health = float(novelty.get("below_health", 80.0))
+            watch = {**NOVELTY_DEFAULTS, **novelty}
+            self.novelty = TransitionNovelty(bins=watch["bins"], warmup=watch["warmup_windows"])
+            self.novelty_below_health = float(watch["below_health"])
 
     @property
     def in_baseline(self) -> bool:

@@ -131,10 +131,12 @@ class TransitionNovelty:
         # Halved, so that a range from -1e308 to 1e308 does not overflow to inf (inf / inf is NaN).
         return min(self.fine - 1, int((value / 2 - lo / 2) / (hi / 2 - lo / 2) * self.fine))
 
+    def _band(self, value: float, lo: float, hi: float) -> int:
+        return self._cell(value, lo, hi) * self.bins // self.fine
+
     def band(self, value: float) -> int:
         """The band of ``value`` in the range seen so far, widened to hold it."""
-        lo, hi = self._range_with(value)
-        return self._cell(value, lo, hi) * self.bins // self.fine
+        return self._band(value, *self._range_with(value))
 
     def _seen_in(self, lo: float, hi: float) -> np.ndarray:
         """The moves learned, on the grid of the range ``lo..hi`` (which holds the range so far)."""
@@ -152,9 +154,8 @@ class TransitionNovelty:
 
     def _move_seen(self, value: float) -> bool:
         lo, hi = self._range_with(value)
-        k = self.fine // self.bins
-        a = self._cell(self.last_value, lo, hi) // k * k
-        b = self._cell(value, lo, hi) // k * k
+        k = self.fine // self.bins  # fine cells per band
+        a, b = self._band(self.last_value, lo, hi) * k, self._band(value, lo, hi) * k
         return bool(self._seen_in(lo, hi)[a:a + k, b:b + k].any())
 
     def score_one(self, value: float) -> float:
@@ -184,8 +185,8 @@ class TransitionNovelty:
         so far and the same in words (``evidence``, which alerts, work orders and the report show).
         Only for a value that has a previous one (``score_one`` can call its move novel)."""
         lo, hi = self._range_with(value)
-        before = self._edges(self._cell(self.last_value, lo, hi) * self.bins // self.fine, lo, hi)
-        after = self._edges(self.band(value), lo, hi)
+        before = self._edges(self._band(self.last_value, lo, hi), lo, hi)
+        after = self._edges(self._band(value, lo, hi), lo, hi)
         words = (f"{feature} moved from {before[0]:.3g}..{before[1]:.3g} to {after[0]:.3g}..{after[1]:.3g}, "
                  f"a move not seen in {self.n_learned} readings")
         return {"from_band": before, "to_band": after, "readings": self.n_learned, "evidence": words}

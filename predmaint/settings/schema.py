@@ -344,18 +344,21 @@ class ModelSettings:
         return merged
 
 
+#: A novelty watch's keys other than ``feature``, and their values when left out (``model.novelty``).
+NOVELTY_DEFAULTS = {"bins": 8, "warmup_windows": 100, "below_health": 80.0}
+
+
 def _check_novelty(kind: str, watch) -> None:
     """Fail naming ``novelty.<kind>.<key>`` where a novelty watch is not what it must be."""
     if kind not in SENSOR_KINDS:
         raise SettingsError(f"novelty: {kind!r} is not one of {SENSOR_KINDS}")
     if not isinstance(watch, dict) or not isinstance(watch.get("feature"), str) or not watch["feature"]:
-        raise SettingsError(f"novelty.{kind}: expected {{feature: <feature name>, bins: 8, warmup_windows: 100, "
-                            f"below_health: 80}}, got {watch!r}")
-    unknown = set(watch) - {"feature", "bins", "warmup_windows", "below_health"}
+        shape = ", ".join(f"{k}: {v:g}" for k, v in NOVELTY_DEFAULTS.items())
+        raise SettingsError(f"novelty.{kind}: expected {{feature: <feature name>, {shape}}}, got {watch!r}")
+    unknown = set(watch) - {"feature", *NOVELTY_DEFAULTS}
     if unknown:
-        raise SettingsError(f"novelty.{kind}: unknown keys {sorted(unknown)} "
-                            f"(feature, bins, warmup_windows, below_health)")
-    health = watch.get("below_health", 80.0)
+        raise SettingsError(f"novelty.{kind}: unknown keys {sorted(unknown)} (feature, {', '.join(NOVELTY_DEFAULTS)})")
+    health = watch.get("below_health", NOVELTY_DEFAULTS["below_health"])
     if isinstance(health, bool) or not isinstance(health, (int, float)) or not 0.0 < health <= 100.0:
         raise SettingsError(f"novelty.{kind}.below_health: {health!r} (a health in (0, 100])")
     for key, low, high in (("bins", 2, 64), ("warmup_windows", 1, None)):
