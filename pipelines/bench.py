@@ -4,8 +4,13 @@ more workers and processes, and its latency at half load; one JSON line at the e
 Workload (``workload_settings``): the default fleet's assets repeated up to
 ``--assets`` (12), each with a vibration sensor (a 4,096-sample snapshot a
 minute), a bearing temperature and a 3-phase current (a reading each 10 s),
-``--hours`` (20) of event time: 5-minute windows with 5 snapshots and 30 + 30
-readings per asset, scored by the default champion and challenger.
+``--hours`` of event time: 5-minute windows with 5 snapshots and 30 + 30
+readings per asset, scored by the default champion and challenger. Without
+``--hours`` the event time is sized to the machine (``sized_hours``): the bare
+loop first runs a short probe, and the workload is made long enough for about
+``--steady-s`` (60) seconds of steady processing at that speed, so that
+start-up weighs little on a fast machine as on a slow one (a fixed 30 h gave
+28 s of steady phase on a machine 2.8 x as fast as the one it was chosen on).
 
 Runs, all in one ``make bench`` on the same bytes in the same embedded broker:
 
@@ -66,8 +71,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="steady-state throughput vs the bare loop and a Quix Streams peer, "
                                      "scale-out, latency, costs (make bench)")
     p.add_argument("--assets", type=int, default=12, help="assets in the fleet (3 sensors each)")
-    p.add_argument("--hours", type=float, default=30.0,
-                   help="hours of event time produced (30: over 60 s of steady processing for one worker)")
+    p.add_argument("--hours", type=float, default=None,
+                   help="hours of event time produced (default: sized to this machine, see --steady-s)")
+    p.add_argument("--steady-s", type=float, default=60.0,
+                   help="without --hours: produce enough event time for about this many seconds of steady "
+                        "processing at the bare loop's speed on this machine, measured first on a short probe")
     p.add_argument("--warmup-hours", type=float, default=2.5, help="event time not counted (models' baseline)")
     p.add_argument("--bare-hours", type=float, default=None,
                    help="event time the bare loop runs over (default: all of --hours, as the pipeline)")
@@ -251,7 +259,7 @@ def check_arguments(args) -> None:
     """Refuse, naming the option, a workload that cannot measure anything (before any server starts).
 
     >>> import argparse
-    >>> check_arguments(argparse.Namespace(assets=0, hours=16.0, warmup_hours=2.5, bare_hours=8.0,
+    >>> check_arguments(argparse.Namespace(assets=0, hours=16.0, steady_s=60.0, warmup_hours=2.5, bare_hours=8.0,
     ...                                    latency_s=40.0, partitions=6))
     Traceback (most recent call last):
     ...
@@ -261,28 +269,68 @@ def check_arguments(args) -> None:
         raise ConfigurationError(f"--assets: must be at least 1, got {args.assets}")
     if args.partitions < 1:
         raise ConfigurationError(f"--partitions: must be at least 1, got {args.partitions}")
-    if not args.hours > 0:
-        raise ConfigurationError(f"--hours: must be > 0, got {args.hours:g}")
-    if not 0 <= args.warmup_hours < args.hours:
-        raise ConfigurationError(f"--warmup-hours: must be >= 0 and below --hours ({args.hours:g}), so that some "
-                                 f"windows are measured; got {args.warmup_hours:g}")
-    if args.bare_hours is not None and not 0 < args.bare_hours <= args.hours:
-        raise ConfigurationError(f"--bare-hours: must be > 0 and at most --hours ({args.hours:g}), got "
-                                 f"{args.bare_hours:g}")
+    if not args.steady_s > 0:
+        raise ConfigurationError(f"--steady-s: must be > 0, got {args.steady_s:g}")
+    if not args.warmup_hours >= 0:
+        raise ConfigurationError(f"--warmup-hours: must be >= 0, got {args.warmup_hours:g}")
+    if args.hours is not None:
+        if not args.hours > args.warmup_hours:
+            raise ConfigurationError(f"--hours: must be above --warmup-hours ({args.warmup_hours:g}), so that some "
+                                     f"windows are measured; got {args.hours:g}")
+        if args.bare_hours is not None and not 0 < args.bare_hours <= args.hours:
+            raise ConfigurationError(f"--bare-hours: must be > 0 and at most --hours ({args.hours:g}), got "
+                                     f"{args.bare_hours:g}")
+    elif args.bare_hours is not None and not args.bare_hours > 0:
+        raise ConfigurationError(f"--bare-hours: must be > 0, got {args.bare_hours:g}")
     if not args.latency_s > 0:
         raise ConfigurationError(f"--latency-s: must be > 0, got {args.latency_s:g}")
+
+
+#: Event time of the sizing probe after the warm-up, and how much faster than on the probe a run's
+#: steady phase may go (over 30 h the bare loop ran 1.26 x as fast as over its first 8 h: the rolling
+#: references refresh on every update while they fill, 2026-12-02).
+PROBE_STEADY_HOURS = 1.5
+STEADY_SPEED_MARGIN = 1.3
+
+
+def hours_for(windows_per_s: float, steady_s: float, sensors: int, window_s: float, warmup_hours: float) -> float:
+    """Event time whose steady phase lasts about ``steady_s`` at ``windows_per_s`` (x the margin), whole hours.
+
+    The pipeline is at most as fast as the bare loop it is compared with, so a
+    workload sized on the bare loop's speed gives it at least ``steady_s``.
+
+    >>> hours_for(500.0, 60.0, 36, 300.0, 2.5)  # 39,000 windows / 432 per hour of event time
+    93.0
+    """
+    windows = steady_s * windows_per_s * STEADY_SPEED_MARGIN
+    return float(math.ceil(warmup_hours + windows / (sensors * 3600 / window_s)))
+
+
+def sized_hours(base: Settings, args) -> tuple[float, float]:
+    """``--hours`` if given, else sized to this machine by the bare loop on a short probe: (hours, probe windows/s)."""
+    if args.hours is not None:
+        return args.hours, 0.0
+    probe = workload_settings(base, args.assets, args.warmup_hours + PROBE_STEADY_HOURS)
+    warmup_end_ns = int((probe.simulator.start_time.timestamp() + args.warmup_hours * 3600) * 1e9)
+    rate = bare_loop(probe, list(fleet_messages(probe)), warmup_end_ns).steady.per_s
+    sensors = sum(len(a.sensors) for a in probe.fleet)
+    hours = hours_for(rate, args.steady_s, sensors, probe.window.length_s, args.warmup_hours)
+    print(f"bench: the bare loop ran {rate:.0f} windows/s on a {PROBE_STEADY_HOURS:g} h probe: {hours:g} h of event "
+          f"time for about {args.steady_s:g} s of steady processing", flush=True)
+    return hours, rate
 
 
 def main(args) -> int:
     check_arguments(args)
     workdir = Path(tempfile.mkdtemp(prefix="predmaint-bench-"))
     base = load_settings(args.config)
-    settings = workload_settings(base, args.assets, args.hours)
+    hours, probe_rate = sized_hours(base, args)
+    settings = workload_settings(base, args.assets, hours)
     warmup_end_ns = int((settings.simulator.start_time.timestamp() + args.warmup_hours * 3600) * 1e9)
     t_gen = time.perf_counter()
     messages = list(fleet_messages(settings))
     gen_s = time.perf_counter() - t_gen
-    bare_hours = args.hours if args.bare_hours is None else args.bare_hours
+    bare_hours = hours if args.bare_hours is None else min(args.bare_hours, hours)
     bare_cut_ms = int((settings.simulator.start_time.timestamp() + bare_hours * 3600) * 1000)
     bare_messages = [m for m in messages if m.ts_ms < bare_cut_ms]
     result: dict = {}
@@ -296,7 +344,7 @@ def main(args) -> int:
         kafka_io.ensure_topics(settings.kafka)
         t_produce = time.perf_counter()
         produce_all(settings.kafka, settings.kafka.telemetry_topic, messages)
-        print(f"bench: {len(messages)} messages ({args.assets} assets, {args.hours:g} h) generated in {gen_s:.0f} s, "
+        print(f"bench: {len(messages)} messages ({args.assets} assets, {hours:g} h) generated in {gen_s:.0f} s, "
               f"produced in {time.perf_counter() - t_produce:.0f} s; running ...", flush=True)
 
         bare_before = bare_loop(settings, bare_messages, warmup_end_ns)
@@ -339,7 +387,8 @@ def main(args) -> int:
     expected = expected_windows(settings)
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "assets": args.assets, "sensors": 3 * args.assets, "hours": args.hours, "messages": len(messages),
+        "assets": args.assets, "sensors": 3 * args.assets, "hours": hours,
+        "probe_bare_windows_per_s": round(probe_rate, 1) if probe_rate else None, "messages": len(messages),
         "windows": round(expected), "windows_stored": stored,
         "steady_windows": w1_steady.windows, "steady_s": round(w1_steady.seconds, 1),
         "pipeline_windows_per_s": round(w1_steady.per_s, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 
 import pytest
 
@@ -68,3 +69,35 @@ def test_a_tiny_bench_prints_every_field(capsys):
         assert math.isfinite(r[name]) and r[name] > 0, name
     assert set(r["stage_us_per_window"]) == {"decode", "snapshot_features", "window", "assess", "points", "storage"}
     assert 0 < r["latency_p50_s"] <= r["latency_p99_s"]
+
+
+def test_without_hours_the_workload_is_sized_by_the_bare_loop_on_a_probe(capsys):
+    from predmaint.pipelines import bench
+
+    args = bench.parse(["--assets", "1", "--warmup-hours", "0.25", "--steady-s", "0.5"])
+    hours, rate = bench.sized_hours(SETTINGS, args)
+    assert rate > 0
+    # The probe's speed, not a constant, decides: sized from the measured rate, above the warm-up.
+    assert hours == bench.hours_for(rate, 0.5, 3, SETTINGS.window.length_s, 0.25) > 0.25
+    assert f"{rate:.0f} windows/s" in capsys.readouterr().out
+    given = bench.parse(["--hours", "7", "--warmup-hours", "0.25"])
+    assert bench.sized_hours(SETTINGS, given) == (7.0, 0.0)
+    # Twice the speed, twice the steady event time (whole hours, rounded up).
+    assert abs(bench.hours_for(1000.0, 60, 36, 300.0, 0) - 2 * bench.hours_for(500.0, 60, 36, 300.0, 0)) <= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steady-s", "0"], "--steady-s: must be > 0"),
+    (["--warmup-hours", "-1"], "--warmup-hours: must be >= 0"),
+    (["--hours", "2", "--warmup-hours", "2"], "--hours: must be above --warmup-hours (2)"),
+    (["--hours", "4", "--bare-hours", "5"], "--bare-hours: must be > 0 and at most --hours (4)"),
+    (["--bare-hours", "0"], "--bare-hours: must be > 0, got 0"),
+    (["--latency-s", "0"], "--latency-s: must be > 0"),
+    (["--partitions", "0"], "--partitions: must be at least 1"),
+])
+def test_a_workload_that_measures_nothing_is_refused_naming_the_option(argv, message):
+    from predmaint.errors import ConfigurationError
+    from predmaint.pipelines import bench
+
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        bench.check_arguments(bench.parse(argv))
