@@ -15,6 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
+
 from predmaint.domain import DeadLetter
 from predmaint.features.bearing import bearing_multipliers
 from predmaint.features.vibration import vibration_features
@@ -169,6 +171,13 @@ def reading_digest(r: Reading) -> bytes:
 
     Computed from the decoded reading, so a copy re-serialised differently
     (other JSON spacing, another sample encoding of the same values) is still a copy.
+    It runs on every reading, so it is kept cheap (``make bench``'s profile, 2026-12-04:
+    8 % of the pipeline's time was this digest): SHA-256, which OpenSSL computes with the
+    CPU's SHA instructions at twice BLAKE2b's speed here, over the samples' own buffer
+    (no copy) and a header formatted without ``repr`` of a tuple or ``str`` of a dtype.
+    The first 12 bytes are kept: only readings of one sensor at one event time are ever
+    compared. (A copy that straddles an upgrade from a version with another digest is
+    not recognised: the dedupe state holds minutes of event time.)
 
     Examples
     --------
@@ -178,12 +187,13 @@ def reading_digest(r: Reading) -> bytes:
     True
     >>> reading_digest(a) == reading_digest(dataclasses.replace(a, samples=np.array([61.6, 24.0], np.float32)))
     False
+    >>> reading_digest(a) == reading_digest(dataclasses.replace(a, samples=a.samples.astype(np.float64)))
+    False
     """
-    h = hashlib.blake2b(digest_size=12)
-    h.update(repr((r.sensor, r.kind, r.ts_ms, r.sample_rate_hz, r.unit, r.channels, r.rpm,
-                   str(r.samples.dtype), r.samples.shape, r.features)).encode())
-    h.update(r.samples.tobytes())
-    return h.digest()
+    h = hashlib.sha256(f"{r.sensor}\x1f{r.kind}\x1f{r.ts_ms}\x1f{r.sample_rate_hz!r}\x1f{r.unit}\x1f{r.channels}"
+                       f"\x1f{r.rpm!r}\x1f{r.samples.dtype.str}\x1f{r.samples.shape}\x1f{r.features!r}".encode())
+    h.update(np.ascontiguousarray(r.samples))
+    return h.digest()[:12]
 
 
 def dedupe(settings: Settings, state: SeenReadings | None,
