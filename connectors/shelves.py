@@ -8,6 +8,7 @@ of event time, so a replay of the same data with the same file decides the same.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +52,24 @@ class Suppressions:
     ''
     """
 
-    def __init__(self, settings: SuppressionSettings):
+    def __init__(self, settings: SuppressionSettings, recheck_s: float = 1.0):
         self.settings = settings
+        # The shelves file is looked at (a stat) at most once per recheck_s of wall time: reason()
+        # is asked for every rule of every window, and a shelf a second late withholds the same.
+        self.recheck_s = recheck_s
         self.fixed = _ranges(settings.maintenance_windows, "maintenance") + _ranges(settings.shelves, "shelved")
         self.path = Path(settings.shelves_path) if settings.shelves_path else None
         self._mtime: float | None = None
         self._shelved: list[_Range] = []
+        self._next_check = float("-inf")
 
     def _reload(self) -> None:
         if self.path is None:
             return
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.recheck_s
         try:
             mtime = os.stat(self.path).st_mtime
         except FileNotFoundError:
@@ -79,10 +88,10 @@ class Suppressions:
 
     def __getstate__(self):
         # Rebuilt from settings on resume; the file is re-read.
-        return {"settings": self.settings}
+        return {"settings": self.settings, "recheck_s": self.recheck_s}
 
     def __setstate__(self, state):
-        type(self).__init__(self, state["settings"])
+        type(self).__init__(self, state["settings"], state.get("recheck_s", 1.0))
 
 
 def read_shelves(path: Path) -> list[SuppressionWindow]:

@@ -1,5 +1,7 @@
 """Alert lifecycle: on-delay, escalation, hysteresis, off-delay, re-notify, flood limit, suppression."""
 
+import pickle
+
 import pytest
 
 from predmaint.connectors.shelves import Suppressions, add_shelf
@@ -82,7 +84,7 @@ def test_suppressions_from_config_and_shelves_file(tmp_path):
     s = Suppressions(SuppressionSettings(
         maintenance_windows=(SuppressionWindow("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", asset="fan-02",
                                                reason="regrease"),),
-        shelves_path=str(shelves)))
+        shelves_path=str(shelves)), recheck_s=0.0)
     t = parse_instant("2026-01-01T00:30:00Z", "t")
     assert s.reason("fan-02", "health_low", t) == "maintenance: regrease"
     assert s.reason("fan-02", "health_low", parse_instant("2026-01-01T01:00:00Z", "t")) == ""
@@ -95,11 +97,27 @@ def test_suppressions_from_config_and_shelves_file(tmp_path):
         add_shelf(shelves, asset="pump-03", rule="", until="2026-01-02T00:00:00", reason="")
 
 
+def test_the_shelves_file_is_looked_at_once_per_recheck_interval(tmp_path, monkeypatch):
+    shelves = tmp_path / "shelves.yaml"
+    clock = [1000.0]
+    monkeypatch.setattr("predmaint.connectors.shelves.time.monotonic", lambda: clock[0])
+    s = Suppressions(SuppressionSettings(shelves_path=str(shelves)), recheck_s=1.0)
+    t = parse_instant("2026-01-01T00:30:00Z", "t")
+    assert s.reason("pump-03", "health_low", t) == ""
+    add_shelf(shelves, asset="pump-03", rule="", until="2999-01-01T00:00:00Z", reason="on order")
+    clock[0] += 0.5
+    assert s.reason("pump-03", "health_low", t) == ""  # not looked at again yet
+    clock[0] += 0.6
+    assert s.reason("pump-03", "health_low", t) == "shelved: on order"
+    again = pickle.loads(pickle.dumps(s))
+    assert again.recheck_s == 1.0 and again.reason("pump-03", "health_low", t) == "shelved: on order"
+
+
 def test_a_shelf_without_start_covers_event_times_before_it_was_added(tmp_path):
     # Alerts are judged in event time: a backlog replayed after the shelf was added carries older
     # stamps, and "shelved until Y" must withhold those too (a wall-clock "now" start would not).
     shelves = tmp_path / "shelves.yaml"
-    s = Suppressions(SuppressionSettings(shelves_path=str(shelves)))
+    s = Suppressions(SuppressionSettings(shelves_path=str(shelves)), recheck_s=0.0)
     add_shelf(shelves, asset="pump-03", rule="", until="2999-01-01T00:00:00Z", reason="bearing on order")
     assert s.reason("pump-03", "health_low", parse_instant("2026-01-01T00:30:00Z", "t")) == "shelved: bearing on order"
     assert s.reason("pump-03", "health_low", parse_instant("2999-01-01T00:00:00Z", "t")) == ""
