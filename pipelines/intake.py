@@ -208,7 +208,9 @@ def dedupe(settings: Settings, state: SeenReadings | None,
     with the state of its snapshot, so it is not judged a copy of itself.
     """
     state = state if state is not None else SeenReadings()
-    seen = state.sensors.setdefault(reading.sensor, OrderedDict())
+    seen = state.sensors.get(reading.sensor)
+    if seen is None:  # not setdefault: its default would be built for every reading
+        seen = state.sensors[reading.sensor] = OrderedDict()
     key = (reading.ts_ms, reading_digest(reading))
     src = reading.source or Source(time_ns=reading.ts_ms * 1_000_000)
     first = seen.get(key)
