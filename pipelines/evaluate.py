@@ -58,6 +58,7 @@ from predmaint.connectors.datasets import (
 )
 from predmaint.connectors.datasets.base import Recording
 from predmaint.errors import ConfigurationError, EvaluationError
+from predmaint.models.alerting import ROUTINE_REASON
 from predmaint.models.nab_corpus import score_corpus, score_published
 from predmaint.models.skab_scoring import changepoint_score, changepoints_from_outliers, outlier_score, published_table
 from predmaint.pipelines import steps
@@ -137,7 +138,8 @@ def replay_recording(settings: Settings, rec: Recording) -> Replayed:
     s = recording_settings(settings, rec)
     out: Replay = replay(s, rec.stream())
     rules = detection_rules(s)
-    events = [a for a in out.alerts if a["rule"] in rules]
+    # A routine (the alert rules' routine_days) is recorded but not news: no one is told, nothing is detected.
+    events = [a for a in out.alerts if a["rule"] in rules and not a.get("suppressed_by", "").startswith(ROUTINE_REASON)]
     detections = tuple(_ms(a["time"]) for a in events if a["state"] in DETECTION_STATES)
     opened: dict[str, int] = {}
     intervals: list[tuple[int, int | None]] = []

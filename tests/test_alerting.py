@@ -1,11 +1,18 @@
 """Alert lifecycle: on-delay, escalation, hysteresis, off-delay, re-notify, flood limit, suppression."""
 
+import dataclasses
 import pickle
 
 import pytest
 
 from predmaint.connectors.shelves import Suppressions, add_shelf
-from predmaint.models.alerting import AlertState, breached_severities
+from predmaint.models.alerting import (
+    ROUTINE_MAX_KEPT,
+    ROUTINE_REASON,
+    ROUTINE_TOLERANCE_NS,
+    AlertState,
+    breached_severities,
+)
 from predmaint.settings import AlertRuleSettings, SettingsError, SuppressionSettings, SuppressionWindow, parse_utc
 
 MIN5 = 300_000_000_000
@@ -139,3 +146,52 @@ def test_a_cleared_event_says_when_the_value_came_back_and_the_message_carries_i
     assert "recovered_at" not in raised and cleared["recovered_at"] == "1970-01-01T00:30:00Z"
     point = points.alert_point({"asset": "pump-01"}, events[1], 90.0)
     assert point.fields["recovered_at"] == "1970-01-01T00:30:00Z"
+
+
+def test_a_raise_at_the_time_of_day_of_raises_on_two_of_the_last_three_days_is_a_routine():
+    rule = AlertRuleSettings(name="r", warning=50, clear_at=70, on_delay_windows=1, off_delay_windows=1,
+                             routine_days=2)
+    s = AlertState(rule)
+    hour, day = 3_600_000_000_000, 86_400_000_000_000
+
+    def episode(t_ns):  # one bad window, then one healthy window clears it
+        return s.update("p", "x", t_ns, 10.0, []) + s.update("p", "x", t_ns + hour // 12, 90.0, [])
+
+    days = [episode(d * day + 3 * hour + (d % 2) * hour // 4) for d in range(4)]  # 03:00 or 03:15 each day
+    assert [[(e.state, e.notify) for e in ev] for ev in days[:2]] == [[("raised", True), ("cleared", True)]] * 2
+    for ev in days[2:]:  # the third and fourth day: recorded, every event withheld with the reason
+        assert [(e.state, e.notify) for e in ev] == [("raised", False), ("cleared", False)]
+        assert all(e.suppressed_by.startswith(ROUTINE_REASON) for e in ev), ev
+    assert "on 2 of the last 3 days" in days[2][0].suppressed_by
+    assert "on 3 of the last 3 days" in days[3][0].suppressed_by
+    # Another time of day on the same day is news.
+    other = episode(3 * day + 9 * hour)
+    assert [(e.state, e.notify, e.suppressed_by) for e in other] == [("raised", True, ""), ("cleared", True, "")]
+    # Off (the default): the same days all notify.
+    off = AlertState(dataclasses.replace(rule, routine_days=0))
+    assert all(e.notify for d in range(4) for e in off.update("p", "x", d * day + 3 * hour, 10.0, [])
+               + off.update("p", "x", d * day + 3 * hour + hour // 12, 90.0, []))
+    # Only three days of raises are kept, at most ROUTINE_MAX_KEPT.
+    assert all(t >= 3 * day + 3 * hour - 3 * day - ROUTINE_TOLERANCE_NS for t in s.raised_ns)
+    many = AlertState(rule)
+    for i in range(3 * ROUTINE_MAX_KEPT):
+        many.update("p", "x", i * hour // 12, 10.0 if i % 2 == 0 else 90.0, [])
+    assert len(many.raised_ns) <= ROUTINE_MAX_KEPT
+
+
+def test_a_rule_state_pickled_before_routines_existed_resumes():
+    rule = AlertRuleSettings(name="r", warning=50, clear_at=70, on_delay_windows=1, off_delay_windows=1,
+                             routine_days=2)
+    s = AlertState(rule)
+    old = s.__dict__.copy()
+    del old["raised_ns"], old["open_routine"]
+    resumed = AlertState.__new__(AlertState)
+    resumed.__dict__.update(old)
+    assert [e.state for e in resumed.update("p", "x", 0, 10.0, [])] == ["raised"]
+    assert resumed.raised_ns == (0,) and resumed.open_routine == ""
+
+
+@pytest.mark.parametrize("days", [-1, 4])
+def test_routine_days_is_0_to_3(days):
+    with pytest.raises(SettingsError, match="routine_days"):
+        AlertRuleSettings(name="r", warning=50, routine_days=days)

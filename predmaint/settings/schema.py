@@ -420,8 +420,14 @@ class AlertRuleSettings:
     #: Rules whose open alert on the same asset takes this rule's raise in: one episode, one work
     #: order (novel_pattern in health_low_scalar's; :mod:`predmaint.models.alerting`).
     absorbed_by: tuple[str, ...] = ()
+    #: A raise at the time of day (within 30 min) of raises of this rule on the same asset on at
+    #: least this many of the 3 days before is a routine (a nightly batch, a shift start): recorded,
+    #: not notified. 0: never (:mod:`predmaint.models.alerting`).
+    routine_days: int = 0
 
     def __post_init__(self):
+        if not 0 <= self.routine_days <= 3:
+            raise SettingsError(f"routine_days: {self.routine_days!r} is not 0 (off) to 3 (of the last 3 days)")
         if self.name in self.absorbed_by:
             raise SettingsError(f"absorbed_by: rule {self.name!r} cannot be absorbed by itself")
         if self.direction not in ("below", "above"):
