@@ -30,7 +30,8 @@ A rule watches one metric of each window (the champion's ``health``, the
   the same way every day, and a team told of it every morning stops reading
   the alerts. Its events are recorded with ``notify=False`` and the reason (it
   is still in the alerts measurement and on the dashboards), and it still counts
-  as a raise for the days after. A daily spike in NAB's
+  as a raise for the days after; should it escalate, the escalation and the
+  events after it are notified (worse than the routine is news). A daily spike in NAB's
   ``ec2_cpu_utilization_c6585a`` raised an alert on each of 14 days; of the
   default's raises after NAB's probation (2026-12-04, at 562abcc), 45 of the 249
   false detections were such repeats, against 2 of the 64 first detections of
@@ -222,6 +223,7 @@ class AlertState:
         elif self.open_id is not None:
             if confirmed and SEVERITIES.index(confirmed) > SEVERITIES.index(self.open_severity):
                 self.seq, self.open_severity, state = self.seq + 1, confirmed, "escalated"
+                self.open_routine = ""  # a routine is routine at its severity: worse than that is news
             elif self.clear_run >= r.off_delay_windows:
                 self.seq, state = self.seq + 1, "cleared"
             elif r.renotify_s > 0 and time_ns - self.last_notified_ns >= r.renotify_s * 1e9:

@@ -149,8 +149,8 @@ def test_a_cleared_event_says_when_the_value_came_back_and_the_message_carries_i
 
 
 def test_a_raise_at_the_time_of_day_of_raises_on_two_of_the_last_three_days_is_a_routine():
-    rule = AlertRuleSettings(name="r", warning=50, clear_at=70, on_delay_windows=1, off_delay_windows=1,
-                             routine_days=2)
+    rule = AlertRuleSettings(name="r", warning=50, critical=20, clear_at=70, on_delay_windows=1,
+                             off_delay_windows=1, routine_days=2)
     s = AlertState(rule)
     hour, day = 3_600_000_000_000, 86_400_000_000_000
 
@@ -167,12 +167,17 @@ def test_a_raise_at_the_time_of_day_of_raises_on_two_of_the_last_three_days_is_a
     # Another time of day on the same day is news.
     other = episode(3 * day + 9 * hour)
     assert [(e.state, e.notify, e.suppressed_by) for e in other] == [("raised", True, ""), ("cleared", True, "")]
+    # A routine that gets worse than it was raised at is news from its escalation on.
+    worse = s.update("p", "x", 4 * day + 3 * hour, 45.0, []) + s.update("p", "x", 4 * day + 3 * hour + 1, 10.0, []) \
+        + s.update("p", "x", 4 * day + 3 * hour + 2, 90.0, [])
+    assert [(e.state, e.severity, e.notify) for e in worse] == [
+        ("raised", "warning", False), ("escalated", "critical", True), ("cleared", "critical", True)]
     # Off (the default): the same days all notify.
     off = AlertState(dataclasses.replace(rule, routine_days=0))
     assert all(e.notify for d in range(4) for e in off.update("p", "x", d * day + 3 * hour, 10.0, [])
                + off.update("p", "x", d * day + 3 * hour + hour // 12, 90.0, []))
-    # Only three days of raises are kept, at most ROUTINE_MAX_KEPT.
-    assert all(t >= 3 * day + 3 * hour - 3 * day - ROUTINE_TOLERANCE_NS for t in s.raised_ns)
+    # Only three days of raises are kept (day 0's is gone by day 4), at most ROUTINE_MAX_KEPT.
+    assert min(s.raised_ns) >= 4 * day + 3 * hour - 3 * day - ROUTINE_TOLERANCE_NS and len(s.raised_ns) == 5
     many = AlertState(rule)
     for i in range(3 * ROUTINE_MAX_KEPT):
         many.update("p", "x", i * hour // 12, 10.0 if i % 2 == 0 else 90.0, [])
