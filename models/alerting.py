@@ -194,7 +194,7 @@ class AlertState:
         self.notified_ns: list[int] = []
         #: Times of this rule's recent raises (``routine_days``), oldest first.
         self.raised_ns: tuple[int, ...] = ()
-        #: Why the open alert is a routine ("" if it is not): every event of it is withheld.
+        #: Why the open alert is a routine ("" if it is not): its events are withheld until it escalates.
         self.open_routine = ""
 
     def _confirmed(self) -> str | None:
