@@ -274,9 +274,11 @@ def check_arguments(args) -> None:
     if not args.warmup_hours >= 0:
         raise ConfigurationError(f"--warmup-hours: must be >= 0, got {args.warmup_hours:g}")
     if args.hours is not None:
-        if not args.hours > args.warmup_hours:
-            raise ConfigurationError(f"--hours: must be above --warmup-hours ({args.warmup_hours:g}), so that some "
-                                     f"windows are measured; got {args.hours:g}")
+        if not args.hours > 0:
+            raise ConfigurationError(f"--hours: must be > 0, got {args.hours:g}")
+        if not args.warmup_hours < args.hours:
+            raise ConfigurationError(f"--warmup-hours: must be >= 0 and below --hours ({args.hours:g}), so that "
+                                     f"some windows are measured; got {args.warmup_hours:g}")
         if args.bare_hours is not None and not 0 < args.bare_hours <= args.hours:
             raise ConfigurationError(f"--bare-hours: must be > 0 and at most --hours ({args.hours:g}), got "
                                      f"{args.bare_hours:g}")

@@ -192,7 +192,7 @@ def reading_digest(r: Reading) -> bytes:
     """
     h = hashlib.sha256(f"{r.sensor}\x1f{r.kind}\x1f{r.ts_ms}\x1f{r.sample_rate_hz!r}\x1f{r.unit}\x1f{r.channels}"
                        f"\x1f{r.rpm!r}\x1f{r.samples.dtype.str}\x1f{r.samples.shape}\x1f{r.features!r}".encode())
-    h.update(np.ascontiguousarray(r.samples))
+    h.update(np.ascontiguousarray(r.samples).data)
     return h.digest()[:12]
 
 

@@ -89,7 +89,8 @@ def test_without_hours_the_workload_is_sized_by_the_bare_loop_on_a_probe(capsys)
 @pytest.mark.parametrize("argv, message", [
     (["--steady-s", "0"], "--steady-s: must be > 0"),
     (["--warmup-hours", "-1"], "--warmup-hours: must be >= 0"),
-    (["--hours", "2", "--warmup-hours", "2"], "--hours: must be above --warmup-hours (2)"),
+    (["--hours", "0"], "--hours: must be > 0, got 0"),
+    (["--hours", "2", "--warmup-hours", "2"], "--warmup-hours: must be >= 0 and below --hours (2)"),
     (["--hours", "4", "--bare-hours", "5"], "--bare-hours: must be > 0 and at most --hours (4)"),
     (["--bare-hours", "0"], "--bare-hours: must be > 0, got 0"),
     (["--latency-s", "0"], "--latency-s: must be > 0"),

@@ -219,8 +219,8 @@ STUCK = """
 import sys, time
 from predmaint.pipelines.cli import _exit_if_stuck
 _exit_if_stuck(float(sys.argv[1]))
-print("ready", flush=True)
-try:
+try:  # "ready" inside: a Ctrl-C that comes at once (under load) must not land before the try
+    print("ready", flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     if sys.argv[2] == "stuck":
