@@ -102,3 +102,45 @@ def test_a_workload_that_measures_nothing_is_refused_naming_the_option(argv, mes
 
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         bench.check_arguments(bench.parse(argv))
+
+
+CHILD_OF_A_KILLED_BENCH = """
+import sys, time
+from predmaint.pipelines import bench_runs
+bench_runs.exit_cleanly_on_sigterm()
+proc, _ = bench_runs.start("tests.test_bench:sleep_for", seconds=60)
+print(proc.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def sleep_for(seconds: float) -> None:
+    """A run's stand-in in a spawned process (bench_runs.start calls it by name)."""
+    import time
+
+    time.sleep(seconds)
+
+
+def test_a_killed_bench_ends_the_run_it_had_started():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.pipeline_runs import REPO
+
+    bench = subprocess.Popen([sys.executable, "-c", CHILD_OF_A_KILLED_BENCH], stdout=subprocess.PIPE, text=True,
+                             cwd=REPO)
+    child = int(bench.stdout.readline())
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail(f"the bench's child process {child} outlived it")
