@@ -324,7 +324,6 @@ def sized_hours(base: Settings, args) -> tuple[float, float]:
 
 def main(args) -> int:
     check_arguments(args)
-    bench_runs.exit_cleanly_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="predmaint-bench-"))
     base = load_settings(args.config)
     hours, probe_rate = sized_hours(base, args)

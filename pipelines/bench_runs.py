@@ -20,20 +20,6 @@ from predmaint.settings import Settings
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def exit_cleanly_on_sigterm() -> None:
-    """A ``kill`` (SIGTERM) of the bench exits it as Ctrl-C would: servers stopped, runs' processes ended.
-
-    Why: SIGTERM's default ends the process at once, without ``finally`` blocks or the
-    interpreter's exit hooks, so the spawned pipeline of the run in progress (a daemon process,
-    which multiprocessing ends only at a normal exit) lived on: one did for 50 minutes on
-    2026-12-04, holding the metrics port and a share of a core through the next benches.
-    """
-    import signal
-    import sys
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
 def _child(target: str, kwargs: dict, results) -> None:
     import importlib
 

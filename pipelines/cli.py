@@ -131,13 +131,9 @@ def cmd_demo(args) -> int:
     from predmaint.pipelines.runner import run_pipeline, simulate
     from predmaint.pipelines.summary import format_table, summarise, verdict
 
-    import signal
-
     settings = _settings(args)
     workdir = Path(args.workdir)
     _reset_demo_workdir(workdir, force=args.force)
-    # SIGTERM unwinds like Ctrl-C, so the embedded broker below is stopped on the way out.
-    signal.signal(signal.SIGTERM, _interrupted)
     storage = settings.storage
     if not os.environ.get("PREDMAINT_STORAGE_URL"):
         storage = dataclasses.replace(storage, kind="sqlite", sqlite_path=str(workdir / "store.sqlite"))
@@ -207,6 +203,20 @@ def _reset_demo_workdir(workdir: Path, *, force: bool) -> None:
 
 def _interrupted(*_) -> None:
     raise KeyboardInterrupt
+
+
+#: Commands that a SIGTERM unwinds like Ctrl-C (``finally`` blocks and exit hooks run, exit 130): they
+#: start servers or processes of their own that must not outlive them (demo's embedded broker; bench's
+#: broker, InfluxDB and spawned runs: one of those lived on for 50 minutes after a ``kill``). Commands
+#: that stop on SIGTERM in their own way set their own handlers.
+UNWIND_ON_SIGTERM = ("demo", "bench")
+
+
+def unwind_on_sigterm() -> None:
+    """From now on a SIGTERM raises ``KeyboardInterrupt`` in the main thread, as Ctrl-C does."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def cmd_check_config(args) -> int:
@@ -499,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     # The one place errors become messages and exit codes (predmaint.errors):
     # 2 when a setting or argument must change, 1 for other failures. Anything
     # else is a bug and keeps its traceback.
+    if args.command in UNWIND_ON_SIGTERM:
+        unwind_on_sigterm()
     try:
         services = _services(args)
         if services is not None:
@@ -512,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "configuration error" if isinstance(exc, ConfigurationError) else type(exc).__name__
         print(f"predmaint {args.command}: {kind}: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where a command turns it into one (demo)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM for the commands of UNWIND_ON_SIGTERM
         print(f"predmaint {args.command}: interrupted", file=sys.stderr)
         return 130
 
