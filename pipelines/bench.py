@@ -279,11 +279,10 @@ def check_arguments(args) -> None:
         if not args.warmup_hours < args.hours:
             raise ConfigurationError(f"--warmup-hours: must be >= 0 and below --hours ({args.hours:g}), so that "
                                      f"some windows are measured; got {args.warmup_hours:g}")
-        if args.bare_hours is not None and not 0 < args.bare_hours <= args.hours:
-            raise ConfigurationError(f"--bare-hours: must be > 0 and at most --hours ({args.hours:g}), got "
-                                     f"{args.bare_hours:g}")
-    elif args.bare_hours is not None and not args.bare_hours > 0:
-        raise ConfigurationError(f"--bare-hours: must be > 0, got {args.bare_hours:g}")
+    # Without --hours, a --bare-hours longer than the sized workload is cut to it (main).
+    if args.bare_hours is not None and not 0 < args.bare_hours <= (args.hours or math.inf):
+        at_most = "" if args.hours is None else f" and at most --hours ({args.hours:g})"
+        raise ConfigurationError(f"--bare-hours: must be > 0{at_most}, got {args.bare_hours:g}")
     if not args.latency_s > 0:
         raise ConfigurationError(f"--latency-s: must be > 0, got {args.latency_s:g}")
 
@@ -308,13 +307,17 @@ def hours_for(windows_per_s: float, steady_s: float, sensors: int, window_s: flo
     return float(math.ceil(warmup_hours + windows / (sensors * 3600 / window_s)))
 
 
+def hours_in(settings: Settings, hours: float) -> int:
+    """The event time (epoch ns) ``hours`` into the workload: the warm-up's end, the bare loop's cut."""
+    return int((settings.simulator.start_time.timestamp() + hours * 3600) * 1e9)
+
+
 def sized_hours(base: Settings, args) -> tuple[float, float]:
     """``--hours`` if given, else sized to this machine by the bare loop on a short probe: (hours, probe windows/s)."""
     if args.hours is not None:
         return args.hours, 0.0
     probe = workload_settings(base, args.assets, args.warmup_hours + PROBE_STEADY_HOURS)
-    warmup_end_ns = int((probe.simulator.start_time.timestamp() + args.warmup_hours * 3600) * 1e9)
-    rate = bare_loop(probe, list(fleet_messages(probe)), warmup_end_ns).steady.per_s
+    rate = bare_loop(probe, list(fleet_messages(probe)), hours_in(probe, args.warmup_hours)).steady.per_s
     sensors = sum(len(a.sensors) for a in probe.fleet)
     hours = hours_for(rate, args.steady_s, sensors, probe.window.length_s, args.warmup_hours)
     print(f"bench: the bare loop ran {rate:.0f} windows/s on a {PROBE_STEADY_HOURS:g} h probe: {hours:g} h of event "
@@ -328,12 +331,12 @@ def main(args) -> int:
     base = load_settings(args.config)
     hours, probe_rate = sized_hours(base, args)
     settings = workload_settings(base, args.assets, hours)
-    warmup_end_ns = int((settings.simulator.start_time.timestamp() + args.warmup_hours * 3600) * 1e9)
+    warmup_end_ns = hours_in(settings, args.warmup_hours)
     t_gen = time.perf_counter()
     messages = list(fleet_messages(settings))
     gen_s = time.perf_counter() - t_gen
     bare_hours = hours if args.bare_hours is None else min(args.bare_hours, hours)
-    bare_cut_ms = int((settings.simulator.start_time.timestamp() + bare_hours * 3600) * 1000)
+    bare_cut_ms = hours_in(settings, bare_hours) // 1_000_000
     bare_messages = [m for m in messages if m.ts_ms < bare_cut_ms]
     result: dict = {}
     with EmbeddedBroker() as broker, LocalInfluxDB() as influx:
