@@ -56,7 +56,7 @@ from predmaint.connectors.datasets import (
     load_nab_published,
     load_skab,
 )
-from predmaint.connectors.datasets.base import Recording
+from predmaint.connectors.datasets.base import Recording, natural_key
 from predmaint.errors import ConfigurationError, EvaluationError
 from predmaint.models.alerting import ROUTINE_REASON
 from predmaint.models.nab_corpus import score_corpus, score_published
@@ -296,12 +296,14 @@ def score_ims(replayed: list[Replayed]) -> dict[str, Any]:
         lab = r.recording.labels
         run = runs.setdefault(lab.run, {"bearings": {}, "failed": list(lab.failed_bearings or ())})
         first = min(r.detections_ms) if r.detections_ms else None
-        quiet = [t for t in r.detections_ms if lab.quiet_before_ts_ms is not None and t < lab.quiet_before_ts_ms]
+        # A run without ground truth (not in IMS_RUNS) has no quiet period and no failing bearing to count from.
+        quiet = None if lab.quiet_before_ts_ms is None else \
+            sum(t < lab.quiet_before_ts_ms for t in r.detections_ms)
         run["bearings"][lab.bearing] = {
             "failed": lab.failed, "fault": lab.fault, "alerts": len(r.detections_ms),
             "first_alert_snapshot": None if first is None else _snapshot_at(lab, first),
             "lead_h": None if first is None else round((lab.last_live_ts_ms - first) / 3.6e6, 1),
-            "quiet_alerts": len(quiet), "_first_ms": first,
+            "quiet_alerts": quiet, "_first_ms": first,
             CURVE_KEY: _health_curve(r),
         }
     for run in runs.values():
@@ -309,8 +311,8 @@ def score_ims(replayed: list[Replayed]) -> dict[str, Any]:
         earliest_failed = min(failed_firsts) if failed_firsts else None
         for b in run["bearings"].values():
             first = b.pop("_first_ms")
-            b["before_failed_bearing"] = bool(not b["failed"] and first is not None and
-                                              (earliest_failed is None or first < earliest_failed))
+            b["before_failed_bearing"] = None if b["failed"] is None else \
+                bool(not b["failed"] and first is not None and (earliest_failed is None or first < earliest_failed))
     return runs
 
 
@@ -383,11 +385,18 @@ def evaluate_corpus(settings: Settings, corpus: str, data: Path, *, series: str 
 
 
 def _ims_folders(data: Path) -> list[Path]:
-    """An IMS run folder, or a folder of runs (the shared data holds one folder per test)."""
+    """An IMS run folder, or a folder of runs: one folder per test, the shared ones first.
+
+    Every other folder whose name holds ``ims`` and that holds a table is a run too (a third
+    test put beside the shared two is evaluated, not skipped); its labels are those of
+    :data:`~predmaint.connectors.datasets.ims.IMS_RUNS` if its fingerprint is known, else unknown.
+    """
     if any(data.glob("*.csv")) or (data / "features").is_dir():
         return [data]
-    runs = [data / name for name in CORPUS_FOLDERS["ims"] if (data / name).is_dir()]
-    return runs or [data]
+    shared = [data / name for name in CORPUS_FOLDERS["ims"] if (data / name).is_dir()]
+    others = sorted((p for p in data.iterdir() if p.is_dir() and p not in shared and "ims" in p.name.lower()
+                     and any(p.rglob("*.csv"))), key=lambda p: natural_key(p.name))
+    return shared + others or [data]
 
 
 # ----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ def targets_met(corpus: str, result: dict[str, Any], goal: dict[str, Any]) -> di
             if not isinstance(run, dict) or "bearings" not in run:
                 continue
             for number, b in run["bearings"].items():
+                if b["failed"] is None:
+                    continue  # a run without ground truth is reported, not judged
                 if b["failed"]:
                     met[f"{run_name} bearing {number} lead >= {goal['lead_h_min']} h"] = \
                         b["lead_h"] is not None and b["lead_h"] >= goal["lead_h_min"]
@@ -76,9 +78,12 @@ def format_result(result: dict[str, Any]) -> str:
         for run_name, run in result.items():
             if isinstance(run, dict) and "bearings" in run:
                 for number, b in sorted(run["bearings"].items()):
-                    lines.append(f"{run_name} bearing {number} ({'failed: ' + b['fault'] if b['failed'] else 'healthy'})"
-                                 f": first alert at snapshot {b['first_alert_snapshot']}, lead {b['lead_h']} h, "
-                                 f"{b['alerts']} alerts, {b['quiet_alerts']} in the quiet period")
+                    state = "unknown: no ground truth" if b["failed"] is None else \
+                        "failed: " + b["fault"] if b["failed"] else "healthy"
+                    quiet = "no quiet period known" if b["quiet_alerts"] is None else \
+                        f"{b['quiet_alerts']} in the quiet period"
+                    lines.append(f"{run_name} bearing {number} ({state}): first alert at snapshot "
+                                 f"{b['first_alert_snapshot']}, lead {b['lead_h']} h, {b['alerts']} alerts, {quiet}")
     elif corpus == "cwru":
         for fault, r in result.items():
             if isinstance(r, dict) and "auc" in r:

@@ -104,6 +104,9 @@ def test_cwru_reports_auc_and_fault_naming_per_fault(runs):
      {"test2 bearing 1 lead >= 48 h": True, "test2 bearing 1 no alert in the quiet period": True,
       "test2 bearing 2 no alert before the failing bearing's": False,
       "test2 bearing 2 no alert in the quiet period": False}),
+    # A run without ground truth (not in IMS_RUNS) is reported, not judged.
+    ("ims", {"test3": {"bearings": {1: {"failed": None, "lead_h": 3.0, "quiet_alerts": None,
+                                          "before_failed_bearing": None}}}}, {}),
     ("cwru", {"ball": {"auc": 0.995, "fault_type_share": 0.5}},
      {"ball auc >= 0.99": True, "ball fault type >= 0.9": False}),
 ])
@@ -154,6 +157,40 @@ def test_a_new_corpus_folder_of_the_same_format_evaluates_without_configuration(
     r = json.loads(out)["nab"]
     assert r["files"] == 1 and r["windows"] == 1 and math.isfinite(r["score"]["standard"])
     assert r["detections"] >= 1  # a 12-sigma level shift is seen
+
+
+def _ims_table(folder, run: str, snapshots: int, seed: int) -> None:
+    """A synthetic IMS feature table of two bearings, one channel each, every 10 minutes (no known fingerprint)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    stats = ("rms", "std", "max", "kurt")
+    header = ["file_index", "timestamp"] + [f"Bearing{b}_ch1_{s}" for b in (1, 2) for s in stats]
+    rows = [",".join(header)]
+    for i in range(snapshots):
+        t = f"2005-01-0{1 + i // 144} {(i % 144) // 6:02d}:{(i % 6) * 10:02d}:00"
+        values = [abs(rng.normal(v, 0.05 * v)) for _ in (1, 2) for v in (0.08, 0.08, 0.4, 0.3)]
+        rows.append(",".join([str(i), t] + [f"{v:.5f}" for v in values]))
+    (folder / f"{run}_raw.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_every_ims_run_beside_the_shared_ones_is_evaluated_and_an_unknown_one_is_not_judged(tmp_path):
+    """A data folder holding two runs (``ims_*`` folders) and an unrelated folder: both runs are replayed;
+    their fingerprints are not in IMS_RUNS, so they are reported without ground truth and judged on nothing."""
+    _ims_table(tmp_path / "ims_bearing_test3", "test3", 60, 1)
+    _ims_table(tmp_path / "IMS_extra" / "features", "extra", 40, 2)
+    _ims_table(tmp_path / "pumps", "pumps", 30, 3)  # not an IMS folder: not read
+    rc, out, err = cli("evaluate", "ims", "--data", str(tmp_path), "--json", "--check", "--plot", str(tmp_path))
+    assert rc == 0, err
+    r = json.loads(out)["ims"]
+    assert sorted(k for k in r if isinstance(r[k], dict) and "bearings" in r[k]) == ["extra", "test3"]
+    for run in ("test3", "extra"):
+        for b in r[run]["bearings"].values():
+            assert b["failed"] is None and b["fault"] == "unknown"
+            assert b["quiet_alerts"] is None and b["before_failed_bearing"] is None
+    assert r["targets_met"] == {}
+    assert "test3 bearing 1 (unknown: no ground truth)" in err and "no quiet period known" in err
 
 
 def test_recordings_replayed_in_parallel_give_what_one_process_gives():
