@@ -178,19 +178,19 @@ def _ims_table(folder, run: str, snapshots: int, seed: int) -> None:
 def test_every_ims_run_beside_the_shared_ones_is_evaluated_and_an_unknown_one_is_not_judged(tmp_path):
     """A data folder holding two runs (``ims_*`` folders) and an unrelated folder: both runs are replayed;
     their fingerprints are not in IMS_RUNS, so they are reported without ground truth and judged on nothing."""
-    _ims_table(tmp_path / "ims_bearing_test3", "test3", 60, 1)
+    _ims_table(tmp_path / "ims_bearing_test9", "test9", 60, 1)
     _ims_table(tmp_path / "IMS_extra" / "features", "extra", 40, 2)
     _ims_table(tmp_path / "pumps", "pumps", 30, 3)  # not an IMS folder: not read
     rc, out, err = cli("evaluate", "ims", "--data", str(tmp_path), "--json", "--check", "--plot", str(tmp_path))
     assert rc == 0, err
     r = json.loads(out)["ims"]
-    assert sorted(k for k in r if isinstance(r[k], dict) and "bearings" in r[k]) == ["extra", "test3"]
-    for run in ("test3", "extra"):
+    assert sorted(k for k in r if isinstance(r[k], dict) and "bearings" in r[k]) == ["extra", "test9"]
+    for run in ("test9", "extra"):
         for b in r[run]["bearings"].values():
             assert b["failed"] is None and b["fault"] == "unknown"
             assert b["quiet_alerts"] is None and b["before_failed_bearing"] is None
     assert r["targets_met"] == {}
-    assert "test3 bearing 1 (unknown: no ground truth)" in err and "no quiet period known" in err
+    assert "test9 bearing 1 (unknown: no ground truth)" in err and "no quiet period known" in err
 
 
 def test_recordings_replayed_in_parallel_give_what_one_process_gives():

@@ -90,7 +90,7 @@ IMS_NOT_VIBRATION = ("mean", "rms")
 #: The snapshots' sample rate (ims_bearing_test2/SOURCE.md: the data fit 20.48 kHz, not the readme's 20 kHz).
 IMS_SAMPLE_RATE_HZ = 20480.0
 
-#: The rig (both runs): shaft speed and Rexnord ZA-2115 geometry (ims_bearing_test2/SOURCE.md,
+#: The rig (every run): shaft speed and Rexnord ZA-2115 geometry (ims_bearing_test2/SOURCE.md,
 #: from Qiu et al. 2006: pitch 2.815 in, roller 0.331 in, 16 rollers per row, 15.17 deg).
 IMS_RIG: dict[str, Any] = {
     "rpm": 2000.0,
@@ -162,6 +162,26 @@ IMS_RUNS: dict[str, ImsRunFacts] = {
                                      "issue sets the expectation at snapshot 1,000 of 2,156 (no bearing "
                                      "degrades measurably before; the failing bearings' RMS rises in the last "
                                      "quarter), which this table adopts",
+        },
+    ),
+    # Not in the shared data: known so that the run, when it is evaluated, is judged on its facts
+    # (its first snapshot, the failed bearing, the rig's stop) instead of reported as unknown.
+    "2004.03.04.09.27.46": ImsRunFacts(
+        run="test3",
+        first_snapshot="2004.03.04.09.27.46",
+        failed={3: "outer_race"},
+        last_live_snapshot=6322,
+        quiet_before_snapshot=4448,
+        sources={
+            "failed": "IMS readme (Set No. 3): recorded from 2004-03-04 09:27:46; at the end of the test an "
+                      "outer-race failure occurred in bearing 3; bearings 1, 2 and 4 did not fail",
+            "last_live_snapshot": "fatemeh-studio/nasa-bearing-anomaly data/README.md 'The post-shutdown tail' "
+                                  "(commit 5fca28c): the shipped run has 6,324 snapshots (the readme's 4,448 end on "
+                                  "2004-04-04, the files go on to 2004-04-18); 6323 was recorded after the rig stopped "
+                                  "(RMS ~0.002-0.004 on every bearing), so the last live snapshot is 6322",
+            "quiet_before_snapshot": "the same README and Ben Yagoub & Ziani (2025) Table 10: bearing 3 is normal at "
+                                     "snapshot 4,448 (the readme's end, 1.1x its early RMS) and suspect from 6,093 "
+                                     "(2004-04-16); no alert is acceptable before 4,448",
         },
     ),
 }

@@ -118,7 +118,7 @@ def test_rms_of_the_tables_carries_the_dc_offset(data, test1):
 
 
 def test_fingerprints():
-    assert {f.run for f in IMS_RUNS.values()} == {"test1", "test2"}
+    assert {f.run for f in IMS_RUNS.values()} == {"test1", "test2", "test3"}
     assert all(key == f.first_snapshot and set(f.sources) >= {"failed", "last_live_snapshot",
                                                             "quiet_before_snapshot"} for key, f in IMS_RUNS.items())
     assert ims_column("Bearing2_ch1_env_bpfo_energy") == (2, "ch1_env_bpfo_energy", "env_bpfo_energy")
@@ -128,11 +128,11 @@ def test_an_unknown_run_still_loads(tmp_path):
     lines = ["file_index,timestamp,Bearing1_ch1_rms,Bearing1_ch1_kurt,Bearing2_ch1_rms,Bearing2_ch1_kurt"]
     times = ["2005-01-01 00:00:00", "2005-01-01 00:10:00", "2005-01-01 06:10:00", "2005-01-01 06:20:00"]
     lines += [f"{i},{t},{0.1 + i / 100},{0.2},{0.3},{0.4}" for i, t in enumerate(times)]
-    (tmp_path / "test3_raw.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "test9_raw.csv").write_text("\n".join(lines) + "\n")
     recs = load_ims(tmp_path)
-    assert [r.asset for r in recs] == ["ims-test3-bearing1", "ims-test3-bearing2"]
+    assert [r.asset for r in recs] == ["ims-test9-bearing1", "ims-test9-bearing2"]
     lab = recs[0].labels
-    assert (lab.run, lab.known, lab.failed, lab.fault, lab.failed_bearings) == ("test3", False, None, "unknown", None)
+    assert (lab.run, lab.known, lab.failed, lab.fault, lab.failed_bearings) == ("test9", False, None, "unknown", None)
     assert (lab.last_live_snapshot, lab.last_live_ts_ms, lab.quiet_before_snapshot) == (3, _ms(times[-1]), None)
     ts = [x.ts_ms for x in recs[0].stream() if x.sensor == "ch1"]
     assert np.diff(ts).tolist() == [600_000, 21_600_000, 600_000]  # the 6 h gap is kept
@@ -156,3 +156,29 @@ def test_registry_entries_validate_in_the_settings(test1, test2, tmp_path):
     a = settings.asset("ims-test2-bearing1")
     assert a.rpm == 2000.0 and a.bearing.n_elements == 16 and a.bearing.contact_angle_deg == 15.17
     assert [(s.kind, s.reports) for s in a.sensors] == [("vibration", "features")]
+
+
+def test_test_3_is_known_by_its_first_snapshot_and_judged_on_its_facts(tmp_path):
+    """Test 3 is not in the shared data; a table of it (here a synthetic one, its rows' file names as the
+    run's) is labelled from IMS_RUNS: bearing 3 failed (outer race), snapshot 6323 after the stop is
+    dropped, the quiet period ends at 4,448."""
+    index = [0, 1, 4448, 6322, 6323]
+    names = ["2004.03.04.09.27.46", "2004.03.04.09.37.46", "2004.04.04.19.01.57", "2004.04.18.02.32.55",
+             "2004.04.18.02.42.55"]
+    header = ["file_index", "timestamp", "filename"] + [f"Bearing{b}_ch1_{s}" for b in range(1, 5)
+                                                        for s in ("rms", "std", "kurt")]
+    lines = [",".join(header)]
+    for i, name in zip(index, names):
+        when = datetime.strptime(name, "%Y.%m.%d.%H.%M.%S").strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(",".join([str(i), when, name] + ["0.07,0.07,0.1"] * 4))
+    (tmp_path / "test3_raw.csv").write_text("\n".join(lines) + "\n")
+    recs = load_ims(tmp_path)
+    assert [r.name for r in recs] == [f"test3/bearing{b}" for b in range(1, 5)]
+    labels = [r.labels for r in recs]
+    assert all(lab.known and lab.run == "test3" and lab.failed_bearings == (3,) for lab in labels)
+    assert [(lab.failed, lab.fault) for lab in labels] == [(False, "none"), (False, "none"), (True, "outer_race"),
+                                                           (False, "none")]
+    lab = labels[2]
+    assert (lab.last_live_snapshot, lab.dropped_after_stop, lab.file_index.tolist()) == (6322, 1, index[:-1])
+    assert lab.quiet_before_ts_ms == _ms("2004-04-04 19:01:57") and lab.quiet_before_snapshot == 4448
+    assert len([x for x in recs[2].stream()]) == 4  # one reading per live snapshot
