@@ -159,19 +159,28 @@ def test_a_new_corpus_folder_of_the_same_format_evaluates_without_configuration(
     assert r["detections"] >= 1  # a 12-sigma level shift is seen
 
 
-def _ims_table(folder, run: str, snapshots: int, seed: int) -> None:
-    """A synthetic IMS feature table of two bearings, one channel each, every 10 minutes (no known fingerprint)."""
+def _ims_table(folder, run: str, snapshots: int, seed: int, drift: float = 0.0) -> None:
+    """A synthetic IMS feature table of two healthy bearings, one channel each, every 10 minutes (no known
+    fingerprint): levels as IMS test 2's healthy bearings (std 0.08 g with AR(1) noise of 1.2 %, max 11 %,
+    heavy-tailed kurtosis, skew), moving by ``drift`` (a fraction) and back over the run."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
-    stats = ("rms", "std", "max", "kurt")
-    header = ["file_index", "timestamp"] + [f"Bearing{b}_ch1_{s}" for b in (1, 2) for s in stats]
+    cols = []
+    for bearing in (1, 2):
+        slow = 1.0 + drift * np.sin(np.linspace(0.0, 3 * np.pi, snapshots) + bearing)
+        ar = np.zeros(snapshots)
+        for i in range(1, snapshots):
+            ar[i] = 0.6 * ar[i - 1] + rng.normal(0.0, 0.012)
+        cols += [0.08 * slow * (1 + ar), 0.4 * slow * (1 + rng.normal(0.0, 0.11, snapshots)),
+                 0.15 + 0.1 * rng.standard_t(3, snapshots), rng.normal(0.1, 0.024, snapshots)]
+    header = ["file_index", "timestamp"] + [f"Bearing{b}_ch1_{s}" for b in (1, 2) for s in ("std", "max", "kurt", "skew")]
+    start = np.datetime64("2005-01-01T00:00:00")
     rows = [",".join(header)]
     for i in range(snapshots):
-        t = f"2005-01-0{1 + i // 144} {(i % 144) // 6:02d}:{(i % 6) * 10:02d}:00"
-        values = [abs(rng.normal(v, 0.05 * v)) for _ in (1, 2) for v in (0.08, 0.08, 0.4, 0.3)]
-        rows.append(",".join([str(i), t] + [f"{v:.5f}" for v in values]))
+        when = str(start + np.timedelta64(600 * i, "s")).replace("T", " ")
+        rows.append(",".join([str(i), when] + [f"{c[i]:.5f}" for c in cols]))
     (folder / f"{run}_raw.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -191,6 +200,16 @@ def test_every_ims_run_beside_the_shared_ones_is_evaluated_and_an_unknown_one_is
             assert b["quiet_alerts"] is None and b["before_failed_bearing"] is None
     assert r["targets_met"] == {}
     assert "test9 bearing 1 (unknown: no ground truth)" in err and "no quiet period known" in err
+
+
+def test_a_healthy_bearing_drifting_slowly_through_a_long_run_raises_no_alert(tmp_path):
+    """6,000 snapshots (42 days, as long as IMS test 3) of two healthy bearings whose levels drift 5 % and
+    back, with heavy-tailed kurtosis: the vibration default follows the slow change and raises nothing."""
+    _ims_table(tmp_path / "ims_long", "long", 6000, 7, drift=0.05)
+    rc, out, err = cli("evaluate", "ims", "--data", str(tmp_path), "--json", "--plot", str(tmp_path))
+    assert rc == 0, err
+    bearings = json.loads(out)["ims"]["long"]["bearings"]
+    assert [b["alerts"] for b in bearings.values()] == [0, 0]
 
 
 def test_recordings_replayed_in_parallel_give_what_one_process_gives():
