@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from river.base import AnomalyDetector
@@ -80,6 +81,9 @@ class Assessment:
     #: 1.0 if the watched feature moved between bands in a way never seen (``SensorModel``'s
     #: ``novelty``), 0.0 if not, NaN if nothing is watched.
     novelty: float = math.nan
+    #: The median of ``SensorModel``'s ``level_feature`` over its baseline windows (NaN while in the
+    #: baseline or when no level is kept): the sensor's commissioning level, never moved by learning.
+    baseline_level: float = math.nan
 
 
 def is_self_calibrated(detector) -> bool:
@@ -152,6 +156,11 @@ class SensorModel:
         1.0 and leads the window's explanation; a novel move of a value the detector finds
         ordinary is learned but not reported (on healthy noise a novel move is a rare hop
         between tail bands or a new extreme). ``None``: not watched (``novelty`` stays NaN).
+    level_feature
+        Keep the median of this feature over the baseline windows, reported as
+        :attr:`Assessment.baseline_level` once monitoring: a level that no learning moves,
+        for rules on the change from commissioning (the pipeline's ``iso_alert_ratio`` of
+        ``velocity_rms_mm_s``). ``""``: none.
 
     Examples
     --------
@@ -190,10 +199,14 @@ class SensorModel:
     novelty: TransitionNovelty | None = None
     novelty_feature = ""
     novelty_below_health = NOVELTY_DEFAULTS["below_health"]
+    #: The level kept from the baseline (``level_feature`` argument); snapshots from before it keep none.
+    level_feature = ""
+    baseline_level = math.nan
+    _baseline_levels: tuple = ()
 
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float | None,
                  field: str = "model.spec", sensor: str = "", params_field: str | None = None,
-                 novelty: dict | None = None):
+                 novelty: dict | None = None, level_feature: str = ""):
         self.spec = spec
         self.params = params
         self.baseline_windows = baseline_windows
@@ -235,6 +248,9 @@ class SensorModel:
         shared = getattr(self.detector, "baseline", None)
         self.baseline = shared if isinstance(shared, FeatureBaseline) else FeatureBaseline()
         self.windows_seen = 0
+        self.level_feature = level_feature
+        self.baseline_level = math.nan
+        self._baseline_levels = ()
         if novelty is not None:
             self.novelty_feature = str(novelty["feature"])
             watch = {**NOVELTY_DEFAULTS, **novelty}
@@ -247,7 +263,10 @@ class SensorModel:
 
     def assess(self, features: dict[str, float]) -> Assessment:
         x = {k: float(v) for k, v in features.items() if math.isfinite(v)}
+        in_baseline = self.in_baseline
         a = self._assess(x)
+        if self.level_feature:
+            a = self._keep_level(x, in_baseline, a)
         if self.novelty is None or self.novelty_feature not in x:
             return a
         value = x[self.novelty_feature]
@@ -256,6 +275,22 @@ class SensorModel:
                **self.novelty.explain(value, self.novelty_feature)} if novel else None
         self.novelty.learn_one(value)
         return dataclasses.replace(a, novelty=novel, explanation=[row, *a.explanation] if row else a.explanation)
+
+    def _keep_level(self, x: dict[str, float], in_baseline: bool, a: Assessment) -> Assessment:
+        """Collect ``level_feature`` over the baseline; once monitoring, report the baseline's median.
+
+        Not the detector's reference: that one rolls and follows slow change, so a level that
+        doubles over weeks can become its normal. This one is fixed when the baseline ends, like
+        the baseline an ISO 10816-3 ALERT is set from (``pipelines.steps``'s ``iso_alert_ratio``).
+        """
+        if in_baseline:
+            if self.level_feature in x:
+                self._baseline_levels = (*self._baseline_levels, x[self.level_feature])
+            return a
+        if self._baseline_levels:
+            self.baseline_level = statistics.median(self._baseline_levels)
+            self._baseline_levels = ()
+        return dataclasses.replace(a, baseline_level=self.baseline_level) if math.isfinite(self.baseline_level) else a
 
     def _assess(self, x: dict[str, float]) -> Assessment:
         if self.windows_seen == self.baseline_windows:

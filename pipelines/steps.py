@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from predmaint.features.diagnosis import diagnose
+from predmaint.features.iso10816 import zone_boundaries
 from predmaint.features.vibration import vibration_features
 from predmaint.models.alerting import AlertEvent, AlertState
 from predmaint.models.health import health_from_surprise, iso_capped, surprise_for_health
@@ -137,6 +138,14 @@ SILENCE = "silence"
 NOVELTY = "novelty"
 
 
+#: The level a sensor's champion keeps from its baseline, per kind (``SensorModel``'s ``level_feature``).
+BASELINE_LEVEL_FEATURES = {"vibration": "velocity_rms_mm_s"}
+#: The window feature a change-from-baseline rule watches (``iso_change`` in the default rules).
+ISO_ALERT_FEATURE = "iso_alert_ratio"
+#: ISO 10816-3's ALERT, from its section on setting alarms: the baseline plus 25 % of zone B's upper limit.
+ISO_ALERT_SHARE_OF_ZONE_B = 0.25
+
+
 def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | None = None,
               kind: str | None = None, sensor: str = "") -> SensorModel:
     """A fresh sensor model as ``m`` configures it for a sensor of ``kind`` (``where`` names it in errors).
@@ -152,7 +161,8 @@ def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | No
         overrides = bool(k and m.kind_params.get(k))
         return SensorModel(m.spec, m.params_for(k), bw, m.learn_min_health, field=f"{where}.spec", sensor=sensor,
                            params_field=f"{where}.kind_params.{k}" if overrides else None,
-                           novelty=m.novelty.get(k) if k else None)
+                           novelty=m.novelty.get(k) if k else None,
+                           level_feature=BASELINE_LEVEL_FEATURES.get(k, "") if k else "")
 
     model = build(kind)
     if kind is None:
@@ -420,6 +430,37 @@ def score_joint(settings: Settings, state: AssetState, aw: AssetWindowFeatures) 
     return score_sensor(models, w, champion.label if champion is not None else None)
 
 
+def with_iso_alert_ratio(settings: Settings, s: ScoredWindow) -> ScoredWindow:
+    """``s`` with the feature ``iso_alert_ratio``: how far its velocity has risen above its baseline's,
+    in units of ISO 10816-3's ALERT margin (25 % of zone B's upper limit for the asset's class).
+
+    1.0 is the ALERT the standard recommends setting from a machine's own baseline. The champion's
+    health cannot stand in for it: its reference rolls, so a level that rises slowly enough (2 %
+    a day) is learned as it goes and, after weeks, twice the baseline can look normal. This
+    ratio is measured from the champion's baseline, which nothing learns away (a re-baseline
+    after a long stop, a new normal, sets a new one). Only for vibration sensors of an asset with
+    ``iso_group`` and ``iso_foundation``, once the champion monitors.
+
+    Examples
+    --------
+    A group 2 machine on a rigid foundation (zone B ends at 2.8 mm/s): the ALERT margin is 0.7 mm/s.
+
+    >>> margin = ISO_ALERT_SHARE_OF_ZONE_B * zone_boundaries(2, "rigid")[1]
+    >>> round(margin, 3), round((2.1 - 1.4) / margin, 3)
+    (0.7, 1.0)
+    """
+    a = s.assessment
+    if a is None or s.window.kind != "vibration" or not math.isfinite(a.baseline_level):
+        return s
+    found = settings.asset(s.window.asset)
+    velocity = s.window.features.get("velocity_rms_mm_s")
+    if found is None or found.iso_group is None or found.iso_foundation is None or velocity is None:
+        return s
+    margin = ISO_ALERT_SHARE_OF_ZONE_B * zone_boundaries(found.iso_group, found.iso_foundation)[1]
+    features = {**s.window.features, ISO_ALERT_FEATURE: (velocity - a.baseline_level) / margin}
+    return dataclasses.replace(s, window=dataclasses.replace(s.window, features=features))
+
+
 def explained(s: ScoredWindow) -> list:
     """The champion's explanation of a window, led by the fault its spectrum points to (vibration)."""
     explanation = list(s.assessment.explanation) if s.assessment is not None else []
@@ -493,7 +534,7 @@ def assess(settings: Settings, suppressions, state: AssetState | None, aw: Asset
         if checked is not models:
             state.models[w.sensor] = checked
             one = ScoredWindow(w, by_model.get(one.champion) if one.champion else None, by_model, one.champion)
-        scored.append(one)
+        scored.append(with_iso_alert_ratio(settings, one))
     joint = score_joint(settings, state, aw)
     if joint is not None:
         scored.append(joint)

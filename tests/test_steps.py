@@ -210,3 +210,37 @@ def test_an_asset_health_rule_counts_the_sensors_it_watches():
     # Bonferroni: the worst of two sensors at p = 1e-4 (health 50) is p = 2e-4 for the asset.
     assert steps.asset_health(50.0, 2) == pytest.approx(100 * (1 - (4 - np.log10(2) - 2) / 4), abs=1e-3)
     assert steps.asset_health(50.0, 1) == 50.0
+
+
+def _velocity_run(rise_per_window: float, windows_n: int = 2400):
+    """A vibration sensor of pump-01 (ISO group 2, rigid: zone B ends at 2.8 mm/s, the ALERT margin is
+    0.7 mm/s) whose velocity starts at 1.0 mm/s (2 % noise) and rises by ``rise_per_window`` mm/s a window.
+
+    Returns each monitored window's (iso_alert_ratio, champion health) and the iso_change rule's events.
+    """
+    rng = np.random.default_rng(11)
+    state, rows, events = None, [], []
+    for i in range(windows_n):
+        v = (1.0 + rise_per_window * i) * (1 + 0.02 * rng.standard_normal())
+        w = windows.WindowFeatures("pump-01", "de-accel", "vibration", (i + 1) * 300_000_000_000,
+                                   {"velocity_rms_mm_s": v, "accel_rms": 0.5 * v, "kurtosis": 3.0})
+        state, scored = steps.assess(SETTINGS, None, state, windows.AssetWindowFeatures("pump-01", w.end_ns, (w,)))
+        s = scored.sensors[0]
+        if s.assessment.phase == "monitoring":
+            rows.append((s.window.features[steps.ISO_ALERT_FEATURE], s.assessment.health))
+        events += [(i, e.state) for e in scored.events if e.rule == "iso_change" and e.state in ("raised", "cleared")]
+    return rows, events
+
+
+def test_a_level_rising_too_slowly_for_the_champion_raises_iso_change_at_the_isos_alert():
+    """1.0 -> 2.2 mm/s over 2,400 windows (8 days, 15 % a day): the champion's rolling reference follows
+    it (health 100 at the end) but its baseline does not: iso_change raises once, when the velocity
+    passes the baseline plus 0.7 mm/s (ratio 1.0) for 3 windows, and stays open (reminded every 6 h, not
+    raised again). A steady sensor raises nothing."""
+    rows, events = _velocity_run(0.0005)
+    assert rows[-1][1] == 100.0 and rows[-1][0] > 1.5
+    assert [state for _, state in events] == ["raised"]
+    raised_at = events[0][0]
+    assert 1.0 + 0.0005 * raised_at == pytest.approx(1.7, abs=0.05)  # baseline 1.0 + 0.25 x 2.8
+    steady_rows, steady_events = _velocity_run(0.0, 600)
+    assert steady_events == [] and max(abs(r) for r, _ in steady_rows) < 0.2
