@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sys
@@ -30,15 +31,27 @@ from predmaint.telemetry import Reading, decode_reading, encode_reading
 log = logging.getLogger(__name__)
 
 
+#: In the recovery directory: held while its partitions are created.
+RECOVERY_INIT_LOCK = ".init.lock"
+
+
 def recovery_config(settings: Settings) -> RecoveryConfig | None:
-    """Bytewax recovery for ``settings``, creating its partitions on first use."""
+    """Bytewax recovery for ``settings``, creating its partitions on first use.
+
+    The processes of a cluster (``-i``/``-a``) that share the directory start together, and two
+    creating the partitions at once fail ("table parts already exists": one of the bench's two
+    processes died of it): the first to take the lock creates them, the others find them made.
+    """
     r = settings.recovery
     if not r.enabled:
         return None
     d = Path(r.dir)
     if not d.exists() or not any(d.glob("part-*.sqlite3")):
         d.mkdir(parents=True, exist_ok=True)
-        init_db_dir(d, r.partitions)
+        with open(d / RECOVERY_INIT_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not any(d.glob("part-*.sqlite3")):
+                init_db_dir(d, r.partitions)
     return RecoveryConfig(d, backup_interval=timedelta(seconds=r.backup_interval_s))
 
 

@@ -200,3 +200,35 @@ def test_predmaint_run_resumed_with_a_changed_model_spec_stops_with_one_line_nam
     assert len(lines) == 1 and "Traceback" not in proc.stderr and "panicked" not in proc.stderr, proc.stderr[-3000:]
     for part in ("step assess: asset ", " sensor ", repr(settings.model.label), "FeatureDeviation", "recovery.dir"):
         assert part in lines[0], (part, lines[0])
+
+
+def _open_recovery(settings, barrier, errors) -> None:
+    from predmaint.pipelines.runner import recovery_config
+
+    barrier.wait()
+    try:
+        recovery_config(settings)
+    except BaseException as exc:  # bytewax's PanicException is a BaseException
+        errors.put(repr(exc))
+
+
+def test_the_processes_of_a_cluster_starting_together_share_one_recovery_directory(tmp_path):
+    """Four processes open an empty recovery directory (of 32 partitions) at the same moment (a cluster of ``-i/-a``
+    processes started together): the partitions are created once and none of them fails."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    base = load_settings()
+    settings = base.replace(recovery=dataclasses.replace(base.recovery, dir=str(tmp_path / "recovery"),
+                                                         partitions=32))
+    barrier, errors = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_recovery, args=(settings, barrier, errors)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == [] and [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert len(list((tmp_path / "recovery").glob("part-*.sqlite3"))) == 32
