@@ -7,8 +7,10 @@ A run in a child process has its own peak RSS and CPU time, not the bench's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import queue
 import resource
 import time
 from dataclasses import dataclass, field
@@ -67,14 +69,21 @@ def run(name: str, children: list[tuple[str, dict]], services: dict[str, int], t
     before = {k: cpu_seconds(pid) for k, pid in services.items()}
     t0 = time.time()
     started = [start(target, **kwargs) for target, kwargs in children]
-    outs = []
-    for proc, results in started:
-        try:
-            outs.append(results.get(timeout=max(1.0, timeout_s - (time.time() - t0))))
-        except Exception:
-            for p, _ in started:
-                p.kill()
-            raise RuntimeError(f"bench run {name}: a process failed or timed out (exit code {proc.exitcode})")
+    outs: list[dict | None] = [None] * len(started)
+    # Polled, not awaited one by one: the processes of a cluster wait for each other, so one that
+    # died would leave the others (and the bench) waiting out the whole timeout.
+    while any(o is None for o in outs):
+        for i, (proc, results) in enumerate(started):
+            if outs[i] is None:
+                ended = proc.exitcode is not None  # before the read: a result put before the exit is read now
+                with contextlib.suppress(queue.Empty):
+                    outs[i] = results.get(timeout=1.0 if ended else 0.2)
+            if outs[i] is None and (ended or time.time() - t0 > timeout_s):
+                for p, _ in started:
+                    p.kill()
+                why = "timed out" if proc.exitcode is None else f"failed (exit code {proc.exitcode})"
+                raise RuntimeError(f"bench run {name}: process {i} of {len(started)} {why}")
+    for proc, _ in started:
         proc.join(30)
     wall = time.time() - t0
     return Run(name, wall, outs, {k: cpu_seconds(pid) - before[k] for k, pid in services.items()})

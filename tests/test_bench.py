@@ -148,3 +148,31 @@ def test_a_killed_bench_ends_the_run_it_had_started():
         time.sleep(0.1)
     os.kill(child, signal.SIGKILL)
     pytest.fail(f"the bench's child process {child} outlived it")
+
+
+def fail_now() -> None:
+    """A run's process that dies at once, as a cluster process did on a recovery panic."""
+    raise SystemExit(3)
+
+
+def test_a_run_whose_process_dies_fails_naming_it_and_stops_the_others():
+    """Two processes of one run, the second dies: the run fails naming it (it used to wait on the
+    first, which waits for its peer in a cluster, until the whole timeout, then say only 'failed or
+    timed out') and kills the first."""
+    from predmaint.pipelines import bench_runs
+
+    started = []
+    real_start = bench_runs.start
+
+    def recording_start(target, **kwargs):
+        started.append(real_start(target, **kwargs))
+        return started[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench_runs, "start", recording_start)
+        with pytest.raises(RuntimeError, match=r"bench run pair: process 1 of 2 failed \(exit code 3\)"):
+            bench_runs.run("pair", [("tests.test_bench:sleep_for", {"seconds": 120}),
+                                    ("tests.test_bench:fail_now", {})], {}, timeout_s=100)
+    sleeper = started[0][0]
+    sleeper.join(10)
+    assert sleeper.exitcode is not None  # killed, not left sleeping
