@@ -86,7 +86,8 @@ def run(name: str, children: list[tuple[str, dict]], services: dict[str, int], t
     for proc, _ in started:
         proc.join(30)
     wall = time.time() - t0
-    return Run(name, wall, outs, {k: cpu_seconds(pid) - before[k] for k, pid in services.items()})
+    return Run(name, wall, [o for o in outs if o is not None],  # every one, by now
+               {k: cpu_seconds(pid) - before[k] for k, pid in services.items()})
 
 
 def dataflow(settings: Settings, name: str, services: dict[str, int], *, workers: int = 1,
