@@ -37,12 +37,13 @@ from river.base import AnomalyDetector
 from predmaint.errors import ModelSpecError
 from predmaint.models.baseline import FeatureBaseline
 from predmaint.models.calibrated import CalibratedDetector
+from predmaint.models.daily_profile import DailyProfile
 from predmaint.models.feature_deviation import FeatureDeviation
 from predmaint.models.health import HealthCalibration, health_from_surprise, surprise_for_health
 from predmaint.models.sklearn_adapter import BaselineFitted
 from predmaint.models.spec import build_detector
 from predmaint.models.transition_novelty import TransitionNovelty
-from predmaint.settings import NOVELTY_DEFAULTS
+from predmaint.settings import DAILY_PROFILE_DEFAULTS, NOVELTY_DEFAULTS
 
 __all__ = ["DEFAULT_LEARN_MIN_HEALTH", "Assessment", "SensorModel", "is_self_calibrated", "needs_calibration"]
 
@@ -161,6 +162,14 @@ class SensorModel:
         :attr:`Assessment.baseline_level` once monitoring: a level that no learning moves,
         for rules on the change from commissioning (the pipeline's ``iso_alert_ratio`` of
         ``velocity_rms_mm_s``). ``""``: none.
+    daily_profile
+        ``{"feature": name, "days": d, "min_days": m, "repeats_at": r, "stops_at": s}``: also judge
+        that feature against the same time of day on the last days
+        (:class:`~predmaint.models.daily_profile.DailyProfile`, which needs each window's end:
+        :meth:`assess`'s ``end_ns``). While the days repeat, the window's surprise is that of the
+        more surprising of the detector's verdict and the profile's, with ``p`` doubled (Bonferroni
+        over the two), so health keeps its meaning; when the profile's is the larger, its item leads
+        the explanation. ``None``: not judged so.
 
     Examples
     --------
@@ -203,10 +212,13 @@ class SensorModel:
     level_feature = ""
     baseline_level = math.nan
     _baseline_levels: tuple = ()
+    #: The daily profile (``daily_profile`` argument); recovery snapshots from before it have none.
+    daily: DailyProfile | None = None
+    daily_feature = ""
 
     def __init__(self, spec: str, params: dict, baseline_windows: int, learn_min_health: float | None,
                  field: str = "model.spec", sensor: str = "", params_field: str | None = None,
-                 novelty: dict | None = None, level_feature: str = ""):
+                 novelty: dict | None = None, level_feature: str = "", daily_profile: dict | None = None):
         self.spec = spec
         self.params = params
         self.baseline_windows = baseline_windows
@@ -256,15 +268,25 @@ class SensorModel:
             watch = {**NOVELTY_DEFAULTS, **novelty}
             self.novelty = TransitionNovelty(bins=watch["bins"], warmup=watch["warmup_windows"])
             self.novelty_below_health = float(watch["below_health"])
+        if daily_profile is not None:
+            self.daily_feature = str(daily_profile["feature"])
+            profile = {**DAILY_PROFILE_DEFAULTS, **daily_profile}
+            self.daily = DailyProfile(days=profile["days"], min_days=profile["min_days"],
+                                      repeats_at=profile["repeats_at"], stops_at=profile["stops_at"],
+                                      learn_max_surprise=surprise_for_health(self.learn_min_health))
 
     @property
     def in_baseline(self) -> bool:
         return self.windows_seen < self.baseline_windows
 
-    def assess(self, features: dict[str, float]) -> Assessment:
+    def assess(self, features: dict[str, float], end_ns: int | None = None) -> Assessment:
+        """Score, then learn, one window's features; ``end_ns``: the window's end (the daily profile's clock)."""
         x = {k: float(v) for k, v in features.items() if math.isfinite(v)}
         in_baseline = self.in_baseline
         a = self._assess(x)
+        if self.daily is not None and end_ns is not None and self.daily_feature in x:
+            # The window's time of day is that of its last instant (a window ending on the hour lies before it).
+            a = self._judge_daily((end_ns - 1) / 1e9, x[self.daily_feature], in_baseline, a)
         if self.level_feature:
             a = self._keep_level(x, in_baseline, a)
         if self.novelty is None or self.novelty_feature not in x:
@@ -275,6 +297,24 @@ class SensorModel:
                **self.novelty.explain(value, self.novelty_feature)} if novel else None
         self.novelty.learn_one(value)
         return dataclasses.replace(a, novelty=novel, explanation=[row, *a.explanation] if row else a.explanation)
+
+    def _judge_daily(self, ts_s: float, value: float, in_baseline: bool, a: Assessment) -> Assessment:
+        """Combine the detector's verdict with the daily profile's (Bonferroni over the two), then learn."""
+        daily = self.daily
+        assert daily is not None
+        if a.phase == "monitoring" and daily.scoring:
+            # A self-calibrated detector's score is its surprise; another's health maps back to one on
+            # the same scale (an upper bound at health 100, which stays 100 once p is doubled).
+            own = float(a.raw_score) if self.calibrated else \
+                math.inf if a.health <= 0.0 else surprise_for_health(a.health)
+            departure = daily.score_one(ts_s, value)
+            surprise = max(0.0, max(own, departure) - math.log10(2))
+            explanation = [daily.explain(ts_s, value, self.daily_feature), *a.explanation] \
+                if departure > own else a.explanation
+            a = dataclasses.replace(a, health=health_from_surprise(surprise), explanation=explanation,
+                                    raw_score=surprise if self.calibrated else a.raw_score)
+        daily.learn_one(ts_s, value, healthy=in_baseline or a.health >= self.learn_min_health)
+        return a
 
     def _keep_level(self, x: dict[str, float], in_baseline: bool, a: Assessment) -> Assessment:
         """Collect ``level_feature`` over the baseline; once monitoring, report the baseline's median.

@@ -162,7 +162,8 @@ def new_model(m: ModelSettings, where: str = "model", baseline_windows: int | No
         return SensorModel(m.spec, m.params_for(k), bw, m.learn_min_health, field=f"{where}.spec", sensor=sensor,
                            params_field=f"{where}.kind_params.{k}" if overrides else None,
                            novelty=m.novelty.get(k) if k else None,
-                           level_feature=BASELINE_LEVEL_FEATURES.get(k, "") if k else "")
+                           level_feature=BASELINE_LEVEL_FEATURES.get(k, "") if k else "",
+                           daily_profile=m.daily_profile.get(k) if k else None)
 
     model = build(kind)
     if kind is None:
@@ -378,12 +379,12 @@ def restart_checked(settings: Settings, models: dict[str, SensorModel], w: Windo
             fresh[m.label] = new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
     if not fresh:
         return models, assessments
-    return {**models, **fresh}, {**assessments, **{label: assess_window(f, w.features) for label, f in fresh.items()}}
+    return {**models, **fresh}, {**assessments, **{label: assess_window(f, w.features, w.end_ns) for label, f in fresh.items()}}
 
 
-def assess_window(model: SensorModel, features: dict[str, float]) -> Assessment:
-    """Score (then learn) one window's features; in monitoring, health is capped by the ISO zone."""
-    a = model.assess({k: v for k, v in features.items() if k not in NOT_MODELLED})
+def assess_window(model: SensorModel, features: dict[str, float], end_ns: int | None = None) -> Assessment:
+    """Score (then learn) one window (ending at ``end_ns``); in monitoring, health is capped by the ISO zone."""
+    a = model.assess({k: v for k, v in features.items() if k not in NOT_MODELLED}, end_ns)
     if a.phase == "monitoring":
         a = dataclasses.replace(a, health=iso_capped(a.health, features.get("iso_zone")))
     return a
@@ -404,7 +405,7 @@ def rule_value(rule, w: WindowFeatures, champion: Assessment | None) -> float | 
 
 def score_sensor(models: dict[str, SensorModel], w: WindowFeatures, champion: str | None) -> ScoredWindow:
     """Every model scores (then learns) one sensor's window (or the asset's joined window)."""
-    assessments = {name: assess_window(model, w.features) for name, model in models.items()}
+    assessments = {name: assess_window(model, w.features, w.end_ns) for name, model in models.items()}
     return ScoredWindow(w, assessments.get(champion) if champion else None, assessments, champion)
 
 

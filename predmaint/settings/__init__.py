@@ -18,6 +18,7 @@ from predmaint.errors import SettingsError
 from predmaint.settings.loading import DEFAULT_CONFIG_NAME, default_config_text, load_settings
 from predmaint.settings.schema import (
     ASSET_SENSOR,
+    DAILY_PROFILE_DEFAULTS,
     NOVELTY_DEFAULTS,
     SENSOR_KINDS,
     AlertRuleSettings,
@@ -45,6 +46,7 @@ from predmaint.settings.targets import TARGET_KINDS, Target, build_targets
 __all__ = [
     "DEFAULT_CONFIG_NAME",
     "ASSET_SENSOR",
+    "DAILY_PROFILE_DEFAULTS",
     "NOVELTY_DEFAULTS",
     "SENSOR_KINDS",
     "TARGET_KINDS",

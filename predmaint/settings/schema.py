@@ -304,6 +304,11 @@ class ModelSettings:
     #: (:class:`~predmaint.models.transition_novelty.TransitionNovelty`), reported in windows whose
     #: health is below ``below_health``: the alert metric ``novelty``. Kinds not listed are not watched.
     novelty: dict = field(default_factory=dict)
+    #: Per sensor kind: ``{feature, days, min_days, repeats_at, stops_at}``, a feature also judged
+    #: against the same time of day on the last ``days`` days while that daily profile explains at
+    #: least ``repeats_at`` of its spread (:class:`~predmaint.models.daily_profile.DailyProfile`),
+    #: combined with the detector's verdict by Bonferroni. Kinds not listed are not judged so.
+    daily_profile: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.restart_check_windows, bool) or not isinstance(self.restart_check_windows, int) \
@@ -327,6 +332,8 @@ class ModelSettings:
                                         f"{kwargs!r}")
         for kind, watch in self.novelty.items():
             _check_novelty(kind, watch)
+        for kind, profile in self.daily_profile.items():
+            _check_daily_profile(kind, profile)
         if isinstance(self.baseline_windows, bool) or self.baseline_windows < 0:
             raise SettingsError(f"baseline_windows: must be a whole number >= 0, got {self.baseline_windows!r}")
         if self.learn_min_health is not None and not 0.0 <= self.learn_min_health <= 100.0:
@@ -348,16 +355,21 @@ class ModelSettings:
 NOVELTY_DEFAULTS = {"bins": 8, "warmup_windows": 100, "below_health": 80.0}
 
 
+def _check_feature_watch(section: str, kind: str, watch, defaults: dict) -> None:
+    """Fail naming ``<section>.<kind>`` unless ``watch`` is ``{feature: <name>, ...}`` with keys of ``defaults``."""
+    if kind not in SENSOR_KINDS:
+        raise SettingsError(f"{section}: {kind!r} is not one of {SENSOR_KINDS}")
+    if not isinstance(watch, dict) or not isinstance(watch.get("feature"), str) or not watch["feature"]:
+        shape = ", ".join(f"{k}: {v:g}" for k, v in defaults.items())
+        raise SettingsError(f"{section}.{kind}: expected {{feature: <feature name>, {shape}}}, got {watch!r}")
+    unknown = set(watch) - {"feature", *defaults}
+    if unknown:
+        raise SettingsError(f"{section}.{kind}: unknown keys {sorted(unknown)} (feature, {', '.join(defaults)})")
+
+
 def _check_novelty(kind: str, watch) -> None:
     """Fail naming ``novelty.<kind>.<key>`` where a novelty watch is not what it must be."""
-    if kind not in SENSOR_KINDS:
-        raise SettingsError(f"novelty: {kind!r} is not one of {SENSOR_KINDS}")
-    if not isinstance(watch, dict) or not isinstance(watch.get("feature"), str) or not watch["feature"]:
-        shape = ", ".join(f"{k}: {v:g}" for k, v in NOVELTY_DEFAULTS.items())
-        raise SettingsError(f"novelty.{kind}: expected {{feature: <feature name>, {shape}}}, got {watch!r}")
-    unknown = set(watch) - {"feature", *NOVELTY_DEFAULTS}
-    if unknown:
-        raise SettingsError(f"novelty.{kind}: unknown keys {sorted(unknown)} (feature, {', '.join(NOVELTY_DEFAULTS)})")
+    _check_feature_watch("novelty", kind, watch, NOVELTY_DEFAULTS)
     health = watch.get("below_health", NOVELTY_DEFAULTS["below_health"])
     if isinstance(health, bool) or not isinstance(health, (int, float)) or not 0.0 < health <= 100.0:
         raise SettingsError(f"novelty.{kind}.below_health: {health!r} (a health in (0, 100])")
@@ -366,6 +378,29 @@ def _check_novelty(kind: str, watch) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
             bound = f"{low}-{high}" if high else f">= {low}"
             raise SettingsError(f"novelty.{kind}.{key}: {value!r} (a whole number {bound})")
+
+
+#: A daily profile's keys other than ``feature``, and their values when left out (``model.daily_profile``).
+DAILY_PROFILE_DEFAULTS = {"days": 3, "min_days": 3, "repeats_at": 0.7, "stops_at": 0.6}
+
+
+def _check_daily_profile(kind: str, profile) -> None:
+    """Fail naming ``daily_profile.<kind>.<key>`` where a daily profile is not what it must be."""
+    _check_feature_watch("daily_profile", kind, profile, DAILY_PROFILE_DEFAULTS)
+    merged = {**DAILY_PROFILE_DEFAULTS, **profile}
+    for key in ("days", "min_days"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 14:
+            raise SettingsError(f"daily_profile.{kind}.{key}: {value!r} (a whole number of days, 1-14)")
+    if merged["min_days"] > merged["days"]:
+        raise SettingsError(f"daily_profile.{kind}.min_days: {merged['min_days']!r} exceeds days ({merged['days']!r})")
+    for key in ("repeats_at", "stops_at"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise SettingsError(f"daily_profile.{kind}.{key}: {value!r} (a share of the spread in (0, 1))")
+    if merged["stops_at"] > merged["repeats_at"]:
+        raise SettingsError(f"daily_profile.{kind}.stops_at: {merged['stops_at']!r} exceeds repeats_at "
+                            f"({merged['repeats_at']!r}): the profile would stop as soon as it starts")
 
 
 @dataclass(frozen=True)
