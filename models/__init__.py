@@ -15,6 +15,8 @@ from its config spec).
 Per sensor: :mod:`~predmaint.models.sensor_model` (baseline, score then learn,
 health, explanation), :mod:`~predmaint.models.transition_novelty` (``TransitionNovelty``: a
 process value's move between bands never seen before, the ``novelty`` alert metric),
+:mod:`~predmaint.models.daily_profile` (``DailyProfile``: a process value against the same time
+of day on its last days),
 :mod:`~predmaint.models.health` (what health means),
 :mod:`~predmaint.models.baseline` (running mean baselines for explanations) and
 :mod:`~predmaint.models.alerting` (raise, escalate, clear).
@@ -29,6 +31,7 @@ from predmaint._lazy import submodule_loader
 EXPORTS = {
     "AlertEvent": "alerting",
     "CalibratedDetector": "calibrated",
+    "DailyProfile": "daily_profile",
     "FeatureDeviation": "feature_deviation",
     "PCADeviation": "pca_deviation",
     "RobustDeviation": "robust_deviation",
@@ -43,6 +46,7 @@ __all__ = [
     "alerting",
     "baseline",
     "calibrated",
+    "daily_profile",
     "feature_deviation",
     "health",
     "nab_corpus",
