@@ -169,7 +169,9 @@ class SensorModel:
         :meth:`assess`'s ``end_ns``). While the days repeat, the window's surprise is that of the
         more surprising of the detector's verdict and the profile's, with ``p`` doubled (Bonferroni
         over the two), so health keeps its meaning; when the profile's is the larger, its item leads
-        the explanation. ``None``: not judged so.
+        the explanation. Only for a self-calibrated detector, whose score is a surprise on the
+        profile's scale; a baseline-calibrated one (``FeatureDeviation``, scikit-learn) keeps its
+        own health. ``None``: not judged so.
 
     Examples
     --------
@@ -268,7 +270,7 @@ class SensorModel:
             watch = {**NOVELTY_DEFAULTS, **novelty}
             self.novelty = TransitionNovelty(bins=watch["bins"], warmup=watch["warmup_windows"])
             self.novelty_below_health = float(watch["below_health"])
-        if daily_profile is not None:
+        if daily_profile is not None and self.calibrated:
             self.daily_feature = str(daily_profile["feature"])
             profile = {**DAILY_PROFILE_DEFAULTS, **daily_profile}
             self.daily = DailyProfile(days=profile["days"], min_days=profile["min_days"],
@@ -303,16 +305,13 @@ class SensorModel:
         daily = self.daily
         assert daily is not None
         if a.phase == "monitoring" and daily.scoring:
-            # A self-calibrated detector's score is its surprise; another's health maps back to one on
-            # the same scale (an upper bound at health 100, which stays 100 once p is doubled).
-            own = float(a.raw_score) if self.calibrated else \
-                math.inf if a.health <= 0.0 else surprise_for_health(a.health)
+            own = float(a.raw_score)  # a self-calibrated detector's score is its surprise
             departure = daily.score_one(ts_s, value)
             surprise = max(0.0, max(own, departure) - math.log10(2))
             explanation = [daily.explain(ts_s, value, self.daily_feature), *a.explanation] \
                 if departure > own else a.explanation
-            a = dataclasses.replace(a, health=health_from_surprise(surprise), explanation=explanation,
-                                    raw_score=surprise if self.calibrated else a.raw_score)
+            a = dataclasses.replace(a, raw_score=surprise, health=health_from_surprise(surprise),
+                                    explanation=explanation)
         daily.learn_one(ts_s, value, healthy=in_baseline or a.health >= self.learn_min_health)
         return a
 

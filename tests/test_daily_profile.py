@@ -208,6 +208,16 @@ def test_without_a_window_end_or_the_feature_the_profile_is_not_consulted():
     assert np.isnan(model.daily._values).all()
 
 
+def test_a_baseline_calibrated_champion_keeps_its_own_health():
+    """FeatureDeviation's health is not a probability: there is no surprise to combine with the profile's."""
+    m = SensorModel("FeatureDeviation", {}, baseline_windows=24, learn_min_health=100.0, daily_profile=PROFILE)
+    assert m.daily is None
+    assert SensorModel("RobustDeviation", {}, 24, 70.0, daily_profile=PROFILE).daily is not None
+    wrapped = SensorModel("MinMaxScaler | HalfSpaceTrees", {"HalfSpaceTrees": {"window_size": 24, "seed": 1}}, 24, None,
+                          daily_profile=PROFILE)
+    assert wrapped.daily is not None  # a wrapped River detector scores a calibrated surprise
+
+
 def test_a_recovered_model_from_before_the_profile_assesses_without_it():
     m = process_model()
     old = SensorModel.__new__(SensorModel)
