@@ -379,7 +379,8 @@ def restart_checked(settings: Settings, models: dict[str, SensorModel], w: Windo
             fresh[m.label] = new_model(m, where, kind=w.kind, sensor=f"{w.asset}/{w.sensor}")
     if not fresh:
         return models, assessments
-    return {**models, **fresh}, {**assessments, **{label: assess_window(f, w.features, w.end_ns) for label, f in fresh.items()}}
+    return {**models, **fresh}, {**assessments,
+                                 **{label: assess_window(f, w.features, w.end_ns) for label, f in fresh.items()}}
 
 
 def assess_window(model: SensorModel, features: dict[str, float], end_ns: int | None = None) -> Assessment:

@@ -299,3 +299,16 @@ def test_on_nab_the_daily_profile_finds_a_missing_daily_peak(nab_dir):
                                   if e.state == "raised"]
     inside = {daily: [x for x in times if start <= x[0] <= end] for daily, times in raised.items()}
     assert inside[True] and inside[True][0][1] == "time_of_day" and not inside[False], inside
+
+
+def test_through_the_dataflow_the_missing_peak_is_alerted_by_its_time_of_day(nab_dir):
+    """The same series through the real flow (10-second process windows, each window's end as its clock)."""
+    from predmaint.pipelines.evaluate import replay_recording
+
+    rec = load_nab(nab_dir, series="artificialWithAnomaly/art_daily_nojump.csv")[0]
+    start, end = (np.datetime64(t, "ms").astype("int64") for t in rec.labels.windows[0])
+    alerts = replay_recording(SETTINGS.replace(challengers=()), rec).alerts
+    inside = [a for a in alerts if a["state"] == "raised" and a["rule"] == "health_low_scalar"
+              and start <= np.datetime64(a["time"].rstrip("Z"), "ms").astype("int64") <= end]
+    assert inside and inside[0]["explanation"][0]["stat"] == "time_of_day", inside
+    assert "where the last 3 days had" in inside[0]["explanation"][0]["evidence"]
