@@ -27,7 +27,7 @@ Why each choice:
   by event time, so the cadence does not matter) and judged once residuals
   have been seen for half a day. It stops when
   the share falls under ``stops_at`` (0.6), so the switch does not chatter.
-  Measured 2026-12-07 on NAB's 47 shared series (median share per file): the
+  Measured 2026-12-08 on NAB's 47 shared series (median share per file): the
   artificial daily waves repeat (0.91-1.00); traffic, tweets, AWS metrics, ad
   exchange and the New York taxi counts (weekly and holiday changes: 0.34)
   mostly do not (README: "A process value against its time of day").
@@ -47,7 +47,7 @@ Why each choice:
 State: ``days + 1`` x slots float32 values (1.5 KB for quarter-hour slots) and
 the residual's detector (192 + 2 x 256 values): 7.1 KB pickled, which keeps a
 4-feature process sensor's models under 100 KB (98.6 KB measured with it;
-5-minute slots made it 101.6 KB). Measured 2026-12-07 on NAB's 47 shared
+5-minute slots made it 101.6 KB). Measured 2026-12-08 on NAB's 47 shared
 series through the dataflow, beside the default of the time (57.61 standard /
 44.56 low-FP): with 5-minute slots 58.56 / 45.39, with quarter-hour slots
 59.21 / 45.87 (``art_daily_nojump``'s missing peak and a ``TravelTime_451``
