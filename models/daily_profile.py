@@ -168,7 +168,9 @@ class DailyProfile:
 
     def expected(self, ts_s: float) -> float:
         """The median of this time of day on the last ``days`` days, NaN with fewer than ``min_days``."""
-        past = self._past(ts_s)
+        return self._median(self._past(ts_s))
+
+    def _median(self, past: np.ndarray) -> float:
         return float(np.median(past)) if past.size >= self.min_days else math.nan
 
     def residual(self, ts_s: float, value: float) -> float:
@@ -237,14 +239,19 @@ class DailyProfile:
         """Whether :meth:`score_one` can be above 0: the days repeat and the residual is calibrated."""
         return self.repeats and self.detector.ready
 
-    def explain(self, ts_s: float, value: float, feature: str) -> dict:
-        """An explanation item for ``value`` at ``ts_s``, in the shape of the champion's items."""
-        expected = self.expected(ts_s)
+    def explain(self, ts_s: float, value: float, feature: str, surprise: float | None = None) -> dict:
+        """An explanation item for ``value`` at ``ts_s``, in the shape of the champion's items.
+
+        ``surprise``: what :meth:`score_one` just gave for the same window (scored again if not given).
+        """
+        past = self._past(ts_s)
+        expected = self._median(past)
         x = self._residual_x(ts_s, value)
-        surprise = float(self.detector.score_one(x)) if x else 0.0
+        if surprise is None:
+            surprise = float(self.detector.score_one(x)) if x else 0.0
         z = self.detector.explain(x, top=1)[0]["z"] if x and self.detector.ready else math.nan
         clock = f"{int(ts_s % DAY_S // 3600):02d}:{int(ts_s % 3600 // 60):02d}"
         return {"feature": feature, "stat": "time_of_day", "value": value, "baseline_mean": expected, "z": z,
                 "surprise": surprise,
-                "evidence": f"{feature} {value:.3g} at {clock} UTC, where the last {self._past(ts_s).size} days "
+                "evidence": f"{feature} {value:.3g} at {clock} UTC, where the last {past.size} days "
                             f"had {expected:.3g} (median)"}

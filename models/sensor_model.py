@@ -308,7 +308,7 @@ class SensorModel:
             own = float(a.raw_score)  # a self-calibrated detector's score is its surprise
             departure = daily.score_one(ts_s, value)
             surprise = max(0.0, max(own, departure) - math.log10(2))
-            explanation = [daily.explain(ts_s, value, self.daily_feature), *a.explanation] \
+            explanation = [daily.explain(ts_s, value, self.daily_feature, departure), *a.explanation] \
                 if departure > own else a.explanation
             a = dataclasses.replace(a, raw_score=surprise, health=health_from_surprise(surprise),
                                     explanation=explanation)
